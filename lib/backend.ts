@@ -1,0 +1,133 @@
+/**
+ * Backend choice. On first use the library picks the fastest tfjs backend that actually
+ * loads, in order tfjs-node-gpu (with a visible GPU), tfjs-node, wasm, cpu, and says once,
+ * in plain words, which one runs and why. TFJS_BACKEND=tensorflow|wasm|cpu forces one.
+ *
+ * A native backend is detected by its registration (`tf.findBackend('tensorflow')`), not by a
+ * successful require: in this project's install, "@tensorflow/tfjs-node" can resolve to an
+ * alias of pure @tensorflow/tfjs (the danfojs-node override), which registers nothing.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** Names accepted by TFJS_BACKEND. */
+export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** What was chosen and why. */
+export interface BackendInfo {
+  /** tfjs backend name: "tensorflow" (tfjs-node or tfjs-node-gpu), "wasm" or "cpu". */
+  name: BackendName;
+  /** The package that provides it, e.g. "@tensorflow/tfjs-node-gpu". */
+  provider: string;
+  /** Whether a GPU does the work. */
+  gpu: boolean;
+  /** Worker threads the backend computes with (1 for wasm and cpu in this release). */
+  threads: number;
+  /** One plain sentence, e.g. "wasm: tfjs-node not installed". */
+  reason: string;
+}
+
+let chosen: Promise<BackendInfo> | undefined;
+let quiet = false;
+
+/** Silences the one-line backend message (tests, benchmarks with --json). */
+export function setBackendQuiet(value: boolean): void {
+  quiet = value;
+}
+
+/** Runs `fn` with tfjs's "Hi there, install tfjs-node" banners filtered out of the console. */
+async function withoutTfjsBanners<T>(fn: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  const log = console.log;
+  const banner = (args: unknown[]) =>
+    typeof args[0] === "string" &&
+    /(Hi there|To speed things up|tfjs-node|Platform node has already been set|was already registered)/.test(args[0]);
+  console.warn = (...args: unknown[]) => (banner(args) ? undefined : warn(...args));
+  console.log = (...args: unknown[]) => (banner(args) ? undefined : log(...args));
+  try {
+    return await fn();
+  } finally {
+    console.warn = warn;
+    console.log = log;
+  }
+}
+
+function tryRequire(name: string): string | undefined {
+  try {
+    // danfojs-node's override installs pure @tensorflow/tfjs under the name tfjs-node.
+    if (require(`${name}/package.json`).name !== name) return "not installed (only a pure-JS alias)";
+    require(name);
+    return undefined;
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0];
+    return /Cannot find module/.test(msg) ? "not installed" : `failed to load (${msg})`;
+  }
+}
+
+/** Tries the native packages; returns which one registered the "tensorflow" backend. */
+function loadNative(): { provider?: string; gpu: boolean; notes: string[] } {
+  const notes: string[] = [];
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    const err = tryRequire(pkg);
+    if (tf.findBackend("tensorflow")) {
+      // tfjs-node's backend says whether TensorFlow placed ops on a GPU.
+      const be = tf.findBackend("tensorflow") as unknown as { isUsingGpuDevice?: boolean };
+      return { provider: pkg, gpu: Boolean(be?.isUsingGpuDevice), notes };
+    }
+    notes.push(`${pkg.replace("@tensorflow/", "")} ${err ?? "installed without libtensorflow"}`);
+  }
+  return { gpu: false, notes };
+}
+
+async function choose(): Promise<BackendInfo> {
+  const forced = process.env.TFJS_BACKEND?.trim();
+  if (forced && !(BACKEND_NAMES as readonly string[]).includes(forced)) {
+    throw new Error(`TFJS_BACKEND="${forced}" is not a backend name. Use one of: ${BACKEND_NAMES.join(", ")}; or unset it.`);
+  }
+  const native = forced === undefined || forced === "" || forced === "tensorflow" ? loadNative() : { gpu: false, notes: [] as string[] };
+  let info: BackendInfo;
+  if (native.provider && (!forced || forced === "tensorflow")) {
+    await tf.setBackend("tensorflow");
+    const why = native.provider.endsWith("gpu") && !native.gpu ? ", no GPU visible: TensorFlow runs on the CPU" : "";
+    info = { name: "tensorflow", provider: native.provider, gpu: native.gpu, threads: 0, reason: `tensorflow (${native.provider})${why}` };
+  } else if (forced === "tensorflow") {
+    throw new Error(
+      `TFJS_BACKEND=tensorflow but no native backend loaded (${native.notes.join("; ")}). ` +
+        "Install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu where its libtensorflow download is reachable, or unset TFJS_BACKEND.",
+    );
+  } else if (forced !== "cpu" && (await tryWasm())) {
+    const { registerTrainingKernels } = await import("./kernels");
+    const threads = registerTrainingKernels();
+    info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, reason: forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}` };
+  } else {
+    await tf.setBackend("cpu");
+    info = { name: "cpu", provider: "@tensorflow/tfjs-backend-cpu", gpu: false, threads: 1, reason: forced === "cpu" ? "cpu: forced by TFJS_BACKEND" : "cpu: neither tfjs-node nor wasm loaded" };
+  }
+  await tf.ready();
+  return info;
+}
+
+async function tryWasm(): Promise<boolean> {
+  try {
+    require("@tensorflow/tfjs-backend-wasm");
+    return await tf.setBackend("wasm");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks and initialises the backend once per process (later calls return the same answer).
+ * Every library function that computes with tfjs awaits this first.
+ */
+export function initBackend(): Promise<BackendInfo> {
+  if (!chosen) {
+    chosen = withoutTfjsBanners(choose).then((info) => {
+      if (!quiet) console.log(`[utkface-ts] backend ${info.reason}`);
+      return info;
+    });
+  }
+  return chosen;
+}
+
+export { tf };

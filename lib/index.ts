@@ -1,0 +1,9 @@
+/**
+ * utkface-ts: age and gender estimation from UTKFace faces with tfjs.
+ * One import gives a notebook everything: `import * as ut from "../dist/lib";`
+ */
+export * from "./paths";
+export * from "./backend";
+export * from "./labels";
+export * from "./splits";
+export * from "./models";

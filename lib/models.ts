@@ -1,0 +1,192 @@
+/**
+ * Model factories. `buildModel(name, options)` returns a new, uncompiled tf.LayersModel each
+ * call, so every K-fold fold can start from fresh weights. Nothing is built at module load.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { AGE_GROUP_COUNT, IMAGE_SIZE } from "./paths";
+
+/** What a model predicts, which decides its loss, metrics and decoding. */
+export type ModelTask = "age-groups" | "age-regression" | "gender" | "age-gender";
+
+/** Options common to every factory. */
+export interface ModelOptions {
+  /** Input side in pixels (the report: 70). */
+  size?: number;
+  /** Input channels: 1 for grayscale, 3 for RGB (VGG19 needs 3). */
+  channels?: number;
+  /** Number of age groups for age-group outputs (the report: 20; seed 000: 8). */
+  ageGroups?: number;
+  /** Dropout rate after the trunk and between dense layers (the report: 0.25). */
+  dropout?: number;
+  /** Seed for weight initialisers, so a run can be repeated. */
+  seed?: number;
+}
+
+/** A registered model: its factory and what it expects. */
+export interface ModelSpec {
+  name: string;
+  task: ModelTask;
+  /** Colour mode its inputs use by default. */
+  color: "gray" | "rgb";
+  /** Input normalisation: [0,1] or ImageNet mean/std. */
+  normalize: "unit" | "imagenet";
+  description: string;
+  build: (options?: ModelOptions) => tf.LayersModel;
+}
+
+interface Resolved {
+  size: number;
+  channels: number;
+  ageGroups: number;
+  dropout: number;
+  seed: number;
+}
+
+function resolve(o: ModelOptions | undefined, channels: number): Resolved {
+  return {
+    size: o?.size ?? IMAGE_SIZE,
+    channels: o?.channels ?? channels,
+    ageGroups: o?.ageGroups ?? AGE_GROUP_COUNT,
+    dropout: o?.dropout ?? 0.25,
+    seed: o?.seed ?? 42,
+  };
+}
+
+/** Seeded initialisers: a counter per model so each layer gets its own stream. */
+function initialisers(seed: number) {
+  let n = 0;
+  return {
+    kernel: () => tf.initializers.glorotUniform({ seed: seed + n++ }),
+    heNormal: () => tf.initializers.heNormal({ seed: seed + n++ }),
+  };
+}
+
+/**
+ * The report's trunk: five 3x3 'same' ReLU conv layers with 32, 64, 128, 256 and 512 filters,
+ * each followed by 2x2 max pooling, then dropout and flatten. 70x70 -> 2x2x512.
+ */
+export function reportTrunk(input: tf.SymbolicTensor, r: Resolved, prefix = "trunk"): tf.SymbolicTensor {
+  const init = initialisers(r.seed);
+  let x = input;
+  [32, 64, 128, 256, 512].forEach((filters, i) => {
+    x = tf.layers
+      .conv2d({ filters, kernelSize: 3, padding: "same", activation: "relu", kernelInitializer: init.kernel(), name: `${prefix}_conv${i + 1}` })
+      .apply(x) as tf.SymbolicTensor;
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `${prefix}_pool${i + 1}` }).apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.dropout({ rate: r.dropout, seed: r.seed, name: `${prefix}_dropout` }).apply(x) as tf.SymbolicTensor;
+  return tf.layers.flatten({ name: `${prefix}_flatten` }).apply(x) as tf.SymbolicTensor;
+}
+
+/** A stack of ReLU dense layers, each followed by dropout (the report's heads). */
+function denseHead(x: tf.SymbolicTensor, units: number[], r: Resolved, prefix: string): tf.SymbolicTensor {
+  const init = initialisers(r.seed + 1000);
+  units.forEach((u, i) => {
+    x = tf.layers.dense({ units: u, activation: "relu", kernelInitializer: init.kernel(), name: `${prefix}_dense${i + 1}` }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.dropout({ rate: r.dropout, seed: r.seed + i, name: `${prefix}_dropout${i + 1}` }).apply(x) as tf.SymbolicTensor;
+  });
+  return x;
+}
+
+function inputOf(r: Resolved): tf.SymbolicTensor {
+  return tf.input({ shape: [r.size, r.size, r.channels], name: "image" });
+}
+
+/** The report's age model: trunk, dense 512..32, then one sigmoid per age group. */
+export function buildCnnAgeSigmoid(options?: ModelOptions): tf.LayersModel {
+  const r = resolve(options, 1);
+  const input = inputOf(r);
+  const x = denseHead(reportTrunk(input, r), [512, 256, 128, 64, 32], r, "age");
+  const out = tf.layers.dense({ units: r.ageGroups, activation: "sigmoid", name: "age" }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: "cnn_age_sigmoid" });
+}
+
+/** The report's regression variant: the same network with one ReLU output (age / 100). */
+export function buildCnnAgeRelu(options?: ModelOptions): tf.LayersModel {
+  const r = resolve(options, 1);
+  const input = inputOf(r);
+  const x = denseHead(reportTrunk(input, r), [512, 256, 128, 64, 32], r, "age");
+  const out = tf.layers.dense({ units: 1, activation: "relu", name: "age" }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: "cnn_age_relu" });
+}
+
+/** The report's gender model: trunk, dense 128..8, then one sigmoid (P(female)). */
+export function buildCnnGender(options?: ModelOptions): tf.LayersModel {
+  const r = resolve(options, 1);
+  const input = inputOf(r);
+  const x = denseHead(reportTrunk(input, r), [128, 64, 32, 16, 8], r, "gender");
+  const out = tf.layers.dense({ units: 1, activation: "sigmoid", name: "gender" }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: "cnn_gender" });
+}
+
+/**
+ * The sibling write-ups' multi-output CNN: one shared trunk, an age-group branch (softmax) and
+ * a gender branch (sigmoid). Outputs are named "age" and "gender".
+ */
+export function buildMultiOutput(options?: ModelOptions): tf.LayersModel {
+  const r = resolve(options, 1);
+  const input = inputOf(r);
+  const trunk = reportTrunk(input, r);
+  const age = tf.layers
+    .dense({ units: r.ageGroups, activation: "softmax", name: "age" })
+    .apply(denseHead(trunk, [256, 128], r, "age")) as tf.SymbolicTensor;
+  const gender = tf.layers
+    .dense({ units: 1, activation: "sigmoid", name: "gender" })
+    .apply(denseHead(trunk, [128, 64], r, "gender")) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: [age, gender], name: "cnn_multi_output" });
+}
+
+/** VGG19's 16 conv layers: two blocks of 2 convs, three blocks of 4, each block then max pooling. */
+const VGG19_BLOCKS: ReadonlyArray<readonly [filters: number, convs: number]> = [
+  [64, 2],
+  [128, 2],
+  [256, 4],
+  [512, 4],
+  [512, 4],
+];
+
+/**
+ * VGG19 on 70x70x3 (ImageNet-normalised inputs): the 16 conv layers named as Keras names them
+ * (block1_conv1 ...), so converted Keras weights load by name, then dense 512, dropout 0.5 and
+ * the age-group outputs (softmax).
+ */
+export function buildVgg19(options?: ModelOptions): tf.LayersModel {
+  const r = resolve(options, 3);
+  const init = initialisers(r.seed);
+  const input = inputOf(r);
+  let x = input;
+  VGG19_BLOCKS.forEach(([filters, convs], b) => {
+    for (let c = 0; c < convs; c++) {
+      x = tf.layers
+        .conv2d({ filters, kernelSize: 3, padding: "same", activation: "relu", kernelInitializer: init.heNormal(), name: `block${b + 1}_conv${c + 1}` })
+        .apply(x) as tf.SymbolicTensor;
+    }
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.flatten({ name: "flatten" }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dense({ units: 512, activation: "relu", kernelInitializer: init.kernel(), name: "fc1" }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: 0.5, seed: r.seed, name: "fc1_dropout" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: r.ageGroups, activation: "softmax", name: "age" }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: "vgg19" });
+}
+
+/** Every known model, by name. Experiments add entries here (one place to list them). */
+export const MODELS: Record<string, ModelSpec> = {
+  "cnn-age-sigmoid": { name: "cnn-age-sigmoid", task: "age-groups", color: "gray", normalize: "unit", description: "report CNN, 20 age groups, sigmoid outputs", build: buildCnnAgeSigmoid },
+  "cnn-age-relu": { name: "cnn-age-relu", task: "age-regression", color: "gray", normalize: "unit", description: "report CNN, one ReLU output (age/100)", build: buildCnnAgeRelu },
+  "cnn-gender": { name: "cnn-gender", task: "gender", color: "gray", normalize: "unit", description: "report CNN, gender sigmoid (1 = female)", build: buildCnnGender },
+  "cnn-multi": { name: "cnn-multi", task: "age-gender", color: "gray", normalize: "unit", description: "shared trunk, age-group and gender outputs", build: buildMultiOutput },
+  vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", build: buildVgg19 },
+};
+
+/** Looks a model up by name; an unknown name is an error listing the known ones. */
+export function modelSpec(name: string): ModelSpec {
+  const spec = MODELS[name];
+  if (!spec) throw new Error(`Unknown model "${name}". Known models: ${Object.keys(MODELS).join(", ")}.`);
+  return spec;
+}
+
+/** Builds a new, uncompiled model by name. */
+export function buildModel(name: string, options?: ModelOptions): tf.LayersModel {
+  return modelSpec(name).build(options);
+}
