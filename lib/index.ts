@@ -7,3 +7,6 @@ export * from "./backend";
 export * from "./labels";
 export * from "./splits";
 export * from "./models";
+export * from "./figures";
+export * from "./notebook";
+export * from "./export";

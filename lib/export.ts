@@ -1,0 +1,126 @@
+/**
+ * Figure export to PNG and SVG with a real browser engine: the system's Chromium driven by
+ * playwright-core (no browser download, no CDN: plotly.js is loaded from node_modules).
+ * One browser and one page serve every figure of a call; Plotly.toImage renders each.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { NamedFigure, PlotlyFigure } from "./figures";
+import { plotlyBundlePath } from "./notebook";
+import { FIGURES_DIR, writeFileAtomic } from "./paths";
+
+/** Environment variable naming the Chromium executable (default /usr/bin/chromium, Debian's). */
+export const CHROMIUM_PATH_ENV = "CHROMIUM_PATH";
+
+/** Flags for a headless, offline, throwaway Chromium (no GPU, no sync, no background traffic). */
+export const CHROMIUM_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** The Chromium to launch: $CHROMIUM_PATH, else /usr/bin/chromium. */
+export function chromiumPath(): string {
+  return process.env[CHROMIUM_PATH_ENV] || "/usr/bin/chromium";
+}
+
+/** A running headless Chromium with a fresh profile; `close()` removes the profile. */
+export interface ChromiumSession {
+  context: import("playwright-core").BrowserContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Launches headless Chromium with a fresh --user-data-dir (a temp folder removed on close).
+ * Throws a clear error naming the path when the executable is missing.
+ */
+export async function launchChromium(): Promise<ChromiumSession> {
+  const exe = chromiumPath();
+  if (!fs.existsSync(exe)) {
+    throw new Error(`Chromium not found at ${exe}. Install it (Debian: apt-get install chromium) or set ${CHROMIUM_PATH_ENV} to its executable.`);
+  }
+  const { chromium } = await import("playwright-core");
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-chromium-"));
+  // launchPersistentContext is playwright's way to pass --user-data-dir (launch() refuses it).
+  const context = await chromium.launchPersistentContext(profile, { executablePath: exe, headless: true, args: [...CHROMIUM_ARGS] });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => undefined);
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Options of `exportFigures`. */
+export interface ExportOptions {
+  /** Folder for the files (default results/figures/). */
+  dir?: string;
+  png?: boolean;
+  svg?: boolean;
+  /** PNG pixel ratio (default 2 for crisp figures in documents). */
+  scale?: number;
+  /** A browser to reuse; default: one is launched and closed by this call. */
+  browser?: ChromiumSession;
+}
+
+/**
+ * Writes each figure as `<dir>/<name>.png` and `.svg` (atomic writes) and returns the paths.
+ * Uses the figure's own layout width and height (default 800x450).
+ */
+export async function exportFigures(figures: readonly NamedFigure[], options: ExportOptions = {}): Promise<string[]> {
+  const dir = options.dir ?? FIGURES_DIR;
+  const formats = [options.png !== false ? "png" : undefined, options.svg !== false ? "svg" : undefined].filter(Boolean) as ("png" | "svg")[];
+  for (const f of figures) {
+    if (!/^[A-Za-z0-9._-]+$/.test(f.name)) throw new Error(`Figure name "${f.name}" may use only letters, digits, '.', '_' and '-' (it becomes a file name).`);
+  }
+  const browser = options.browser ?? (await launchChromium());
+  const written: string[] = [];
+  try {
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.setContent("<!doctype html><html><body></body></html>");
+    await page.addScriptTag({ path: plotlyBundlePath() });
+    for (const f of figures) {
+      for (const format of formats) {
+        const url = await renderFigure(page, f.figure, format, options.scale ?? 2);
+        if (!url) throw new Error(`Chromium returned no ${format} for figure "${f.name}"${errors.length ? `: ${errors.join("; ")}` : ""}.`);
+        const file = path.join(dir, `${f.name}.${format}`);
+        writeFileAtomic(file, decodeDataUrl(url));
+        written.push(file);
+      }
+    }
+    await page.close();
+  } finally {
+    if (!options.browser) await browser.close();
+  }
+  return written;
+}
+
+async function renderFigure(page: import("playwright-core").Page, fig: PlotlyFigure, format: "png" | "svg", scale: number): Promise<string> {
+  const width = typeof fig.layout.width === "number" ? fig.layout.width : 800;
+  const height = typeof fig.layout.height === "number" ? fig.layout.height : 450;
+  return page.evaluate(
+    async ({ fig, format, width, height, scale }) => {
+      const Plotly = (window as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
+      return Plotly.toImage({ data: fig.data, layout: fig.layout }, { format, width, height, scale: format === "png" ? scale : 1 });
+    },
+    { fig, format, width, height, scale },
+  );
+}
+
+/** Bytes of a data: URL (base64 or percent-encoded, as Plotly.toImage returns for PNG and SVG). */
+export function decodeDataUrl(url: string): Buffer {
+  const comma = url.indexOf(",");
+  if (!url.startsWith("data:") || comma < 0) throw new Error(`Not a data URL: ${url.slice(0, 40)}...`);
+  const meta = url.slice(5, comma);
+  const body = url.slice(comma + 1);
+  return meta.endsWith(";base64") ? Buffer.from(body, "base64") : Buffer.from(decodeURIComponent(body), "utf8");
+}

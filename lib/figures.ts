@@ -1,0 +1,423 @@
+/**
+ * The report's figures as Plotly specs, built from plain data (load reports, run files).
+ * Pure functions: no browser, no tfjs. `show()` in lib/notebook.ts draws them inline and
+ * `exportFigures()` in lib/export.ts writes them as PNG and SVG.
+ *
+ * Every title says what is plotted and on which images (split, count, profile), because a
+ * figure copied out of its notebook loses that context otherwise.
+ */
+import type { FaceRecord, GroupCount } from "./data";
+import { GENDER_LABELS } from "./labels";
+import type { BandError, ConfusionMatrix, EpochRecord, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics } from "./runs";
+
+/** A Plotly figure: traces and layout, as `Plotly.newPlot(div, data, layout)` takes them. */
+export interface PlotlyFigure {
+  data: Record<string, unknown>[];
+  layout: Record<string, unknown>;
+}
+
+/** A figure with the file name it is exported under (no extension). */
+export interface NamedFigure {
+  name: string;
+  figure: PlotlyFigure;
+}
+
+/** What a figure is computed on, for its subtitle. */
+export interface FigureContext {
+  /** Model name, e.g. "cnn-age-sigmoid". */
+  model?: string;
+  /** Which images: "test", "validation", "all", "10-fold". */
+  split?: string;
+  /** Number of images the figure is computed on. */
+  images?: number;
+  /** "quick" or "full". */
+  profile?: string;
+  /** Data directory name, e.g. "sample" or "crop_part1". */
+  dataset?: string;
+}
+
+/** UTKFace race codes 0..4, as documented with the data set. */
+export const RACE_LABELS: readonly string[] = ["White", "Black", "Asian", "Indian", "Others"];
+
+const MALE_COLOR = "#1f77b4";
+const FEMALE_COLOR = "#d62728";
+const TRAIN_COLOR = "#1f77b4";
+const VALIDATION_COLOR = "#ff7f0e";
+
+/** "cnn-gender · test split · 80 images · quick profile" (only the parts that are known). */
+export function contextLine(ctx: FigureContext = {}): string {
+  const parts: string[] = [];
+  if (ctx.model) parts.push(ctx.model);
+  if (ctx.split) parts.push(/split|fold/.test(ctx.split) ? ctx.split : `${ctx.split} split`);
+  if (ctx.images !== undefined) parts.push(`${ctx.images} images`);
+  if (ctx.dataset) parts.push(`data: ${ctx.dataset}`);
+  if (ctx.profile) parts.push(`${ctx.profile} profile`);
+  return parts.join(" · ");
+}
+
+/** A title with the context as a smaller second line (plain <br><sup>, which every Plotly version renders). */
+function title(what: string, ctx?: FigureContext): Record<string, unknown> {
+  const line = contextLine(ctx);
+  return { text: line ? `${what}<br><sup>${line}</sup>` : what, x: 0.02, xanchor: "left" };
+}
+
+function baseLayout(what: string, ctx: FigureContext | undefined, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    title: title(what, ctx),
+    margin: { t: 80, l: 70, r: 30, b: 70 },
+    height: 450,
+    width: 800,
+    legend: { orientation: "h", y: -0.2 },
+    ...extra,
+  };
+}
+
+function axis(text: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { title: { text }, automargin: true, ...extra };
+}
+
+/** The report's Figure 7: number of faces per age group, male and female side by side. */
+export function groupGenderCountsFigure(counts: readonly GroupCount[], ctx?: FigureContext): PlotlyFigure {
+  if (counts.length === 0) throw new Error("groupGenderCountsFigure: no age groups given (is the load report empty?).");
+  const groups = counts.map((c) => c.group);
+  return {
+    data: [
+      { type: "bar", name: "Male", x: groups, y: counts.map((c) => c.male), marker: { color: MALE_COLOR } },
+      { type: "bar", name: "Female", x: groups, y: counts.map((c) => c.female), marker: { color: FEMALE_COLOR } },
+    ],
+    layout: baseLayout("Faces per age group and gender", ctx, {
+      barmode: "group",
+      xaxis: axis("age group (years)", { type: "category", tickangle: -45 }),
+      yaxis: axis("number of faces"),
+    }),
+  };
+}
+
+/** Distribution of real ages, one bar per year. */
+export function ageHistogramFigure(ages: readonly number[], ctx?: FigureContext): PlotlyFigure {
+  if (ages.length === 0) throw new Error("ageHistogramFigure: no ages given.");
+  const max = Math.max(...ages);
+  const counts = new Array<number>(Math.floor(max) + 1).fill(0);
+  for (const a of ages) counts[Math.floor(a)]++;
+  return {
+    data: [{ type: "bar", name: "faces", x: counts.map((_, i) => i), y: counts, marker: { color: MALE_COLOR }, showlegend: false }],
+    layout: baseLayout("Age distribution (one bar per year)", ctx, { bargap: 0.05, xaxis: axis("age (years)"), yaxis: axis("number of faces") }),
+  };
+}
+
+/** Shares of gender and race as two pie charts. */
+export function sharesFigure(records: readonly Pick<FaceRecord, "gender" | "race">[], ctx?: FigureContext): PlotlyFigure {
+  if (records.length === 0) throw new Error("sharesFigure: no records given.");
+  const gender = [0, 0];
+  const race = new Array<number>(RACE_LABELS.length).fill(0);
+  for (const r of records) {
+    gender[r.gender]++;
+    if (r.race >= 0 && r.race < race.length) race[r.race]++;
+  }
+  return {
+    data: [
+      { type: "pie", name: "gender", title: { text: "gender" }, labels: [...GENDER_LABELS], values: gender, domain: { x: [0, 0.46] }, marker: { colors: [MALE_COLOR, FEMALE_COLOR] }, textinfo: "label+percent", sort: false },
+      { type: "pie", name: "race", title: { text: "race" }, labels: [...RACE_LABELS], values: race, domain: { x: [0.54, 1] }, textinfo: "label+percent", sort: false },
+    ],
+    layout: baseLayout("Gender and race shares", ctx, { showlegend: true }),
+  };
+}
+
+/**
+ * Histogram of pixel values after the input transform (e.g. 70x70 grayscale scaled to [0,1]).
+ * Counts are binned here, so the figure stays small whatever the number of pixels.
+ */
+export function pixelHistogramFigure(values: ArrayLike<number>, ctx?: FigureContext & { transform?: string; bins?: number }): PlotlyFigure {
+  if (values.length === 0) throw new Error("pixelHistogramFigure: no pixel values given.");
+  const bins = ctx?.bins ?? 50;
+  let lo = Infinity;
+  let hi = -Infinity;
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    sum += v;
+  }
+  const width = hi > lo ? (hi - lo) / bins : 1;
+  const counts = new Array<number>(bins).fill(0);
+  for (let i = 0; i < values.length; i++) counts[Math.min(bins - 1, Math.floor((values[i] - lo) / width))]++;
+  const centers = counts.map((_, i) => lo + (i + 0.5) * width);
+  const mean = sum / values.length;
+  return {
+    data: [
+      { type: "bar", name: "pixels", x: centers, y: counts, width: width * 0.95, marker: { color: "#7f7f7f" } },
+      { type: "scatter", mode: "lines", name: `mean ${mean.toFixed(3)}`, x: [mean, mean], y: [0, Math.max(...counts)], line: { color: FEMALE_COLOR, dash: "dash" } },
+    ],
+    layout: baseLayout(`Pixel values after ${ctx?.transform ?? "the input transform"}`, ctx, { xaxis: axis("pixel value"), yaxis: axis("number of pixels") }),
+  };
+}
+
+/** Metric names in a history, in first-seen order. */
+function metricNames(history: readonly EpochRecord[]): string[] {
+  const names = new Set<string>();
+  for (const h of history) for (const k of Object.keys(h.metrics)) names.add(k);
+  return [...names];
+}
+
+/** x positions: the epoch, or for K-fold histories a running epoch count across folds. */
+function epochAxis(history: readonly EpochRecord[]): { x: number[]; label: string } {
+  const kfold = history.some((h) => h.fold !== undefined);
+  return kfold ? { x: history.map((_, i) => i + 1), label: "epoch (all folds in order)" } : { x: history.map((h) => h.epoch), label: "epoch" };
+}
+
+/**
+ * Training curves: loss and each metric, training and validation, one panel each side by side.
+ * Validation lines appear only where the run held images back for validation.
+ */
+export function trainingCurvesFigure(history: readonly EpochRecord[], ctx?: FigureContext): PlotlyFigure {
+  if (history.length === 0) throw new Error("trainingCurvesFigure: the history is empty (did the run train at least one epoch?).");
+  const { x, label } = epochAxis(history);
+  const panels = ["loss", ...metricNames(history)];
+  const data: Record<string, unknown>[] = [];
+  const layoutAxes: Record<string, unknown> = {};
+  const gap = 0.08;
+  const w = (1 - gap * (panels.length - 1)) / panels.length;
+  panels.forEach((panel, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    const train = history.map((h) => (panel === "loss" ? h.loss : h.metrics[panel] ?? null));
+    const val = history.map((h) => (panel === "loss" ? h.valLoss ?? null : h.valMetrics?.[panel] ?? null));
+    const common = { type: "scatter", mode: "lines+markers", x, xaxis: `x${suffix}`, yaxis: `y${suffix}`, legendgroup: panel };
+    data.push({ ...common, name: `${panel} (train)`, y: train, line: { color: TRAIN_COLOR } });
+    if (val.some((v) => v !== null)) data.push({ ...common, name: `${panel} (validation)`, y: val, line: { color: VALIDATION_COLOR, dash: "dot" } });
+    layoutAxes[`xaxis${suffix}`] = axis(label, { domain: [i * (w + gap), i * (w + gap) + w], anchor: `y${suffix}`, ...(x.length <= 20 ? { dtick: 1 } : {}) });
+    layoutAxes[`yaxis${suffix}`] = axis(panel, { anchor: `x${suffix}` });
+  });
+  return { data, layout: baseLayout("Training curves", ctx, { ...layoutAxes, width: Math.max(800, 420 * panels.length) }) };
+}
+
+/** A confusion matrix as a heatmap: rows the real class, columns the predicted one, counts written in. */
+export function confusionMatrixFigure(cm: ConfusionMatrix, what: string, ctx?: FigureContext): PlotlyFigure {
+  const n = cm.labels.length;
+  if (cm.matrix.length !== n || cm.matrix.some((row) => row.length !== n)) {
+    throw new Error(`confusionMatrixFigure: a ${n}-label confusion matrix must be ${n}x${n}, got ${cm.matrix.length} rows.`);
+  }
+  return {
+    data: [
+      {
+        type: "heatmap",
+        name: what,
+        x: cm.labels,
+        y: cm.labels,
+        z: cm.matrix,
+        text: cm.matrix.map((row) => row.map((v) => (v ? String(v) : ""))),
+        texttemplate: "%{text}",
+        colorscale: "Blues",
+        colorbar: { title: { text: "images" } },
+        hovertemplate: "real %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+      },
+    ],
+    layout: baseLayout(`${what} confusion matrix`, ctx, {
+      xaxis: axis("predicted", { type: "category", tickangle: -45 }),
+      yaxis: axis("real", { type: "category", autorange: "reversed" }),
+      width: n > 4 ? 820 : 520,
+      height: n > 4 ? 760 : 460,
+    }),
+  };
+}
+
+/** Predicted against real age for every held-out image, with the line of perfect prediction. */
+export function predictedVsRealFigure(rows: readonly PredictionRow[], ctx?: FigureContext): PlotlyFigure {
+  const usable = rows.filter((r) => r.predAge !== undefined);
+  if (usable.length === 0) throw new Error("predictedVsRealFigure: no prediction has a predicted age (is this a gender-only run?).");
+  const top = Math.max(...usable.map((r) => Math.max(r.age, r.predAge as number)));
+  return {
+    data: [
+      { type: "scatter", mode: "markers", name: "held-out image", x: usable.map((r) => r.age), y: usable.map((r) => r.predAge), text: usable.map((r) => r.file), marker: { size: 6, opacity: 0.6, color: TRAIN_COLOR } },
+      { type: "scatter", mode: "lines", name: "predicted = real", x: [0, top], y: [0, top], line: { color: "#444", dash: "dash" } },
+    ],
+    layout: baseLayout("Predicted vs real age", ctx, { xaxis: axis("real age (years)"), yaxis: axis("predicted age (years)") }),
+  };
+}
+
+/** The report's comparison of predicted and real mean and variance, two panels (mean, variance). */
+export function meanVarianceFigure(mv: MeanVariance, what: string, ctx?: FigureContext): PlotlyFigure {
+  const common = { type: "bar", x: ["real", "predicted"] };
+  return {
+    data: [
+      { ...common, name: "mean", y: [mv.realMean, mv.predictedMean], marker: { color: TRAIN_COLOR }, xaxis: "x", yaxis: "y", text: [mv.realMean, mv.predictedMean].map((v) => v.toFixed(2)), textposition: "auto" },
+      { ...common, name: "variance", y: [mv.realVariance, mv.predictedVariance], marker: { color: VALIDATION_COLOR }, xaxis: "x2", yaxis: "y2", text: [mv.realVariance, mv.predictedVariance].map((v) => v.toFixed(2)), textposition: "auto" },
+    ],
+    layout: baseLayout(`Mean and variance of ${what}, predicted vs real`, ctx, {
+      xaxis: axis("", { domain: [0, 0.45], anchor: "y" }),
+      yaxis: axis(`mean ${what}`, { anchor: "x" }),
+      xaxis2: axis("", { domain: [0.55, 1], anchor: "y2" }),
+      yaxis2: axis(`variance of ${what}`, { anchor: "x2" }),
+    }),
+  };
+}
+
+/** Mean absolute age error per real-age band; the image count of each band is written on its bar. */
+export function maeByBandFigure(bands: readonly BandError[], ctx?: FigureContext): PlotlyFigure {
+  if (bands.length === 0) throw new Error("maeByBandFigure: no bands given.");
+  return {
+    data: [
+      {
+        type: "bar",
+        name: "MAE",
+        x: bands.map((b) => b.band),
+        y: bands.map((b) => b.mae),
+        text: bands.map((b) => `n=${b.images}`),
+        textposition: "outside",
+        marker: { color: TRAIN_COLOR },
+        showlegend: false,
+      },
+    ],
+    layout: baseLayout("Mean absolute age error by real-age band", ctx, { xaxis: axis("real age band (years)", { type: "category", tickangle: -45 }), yaxis: axis("MAE (years)") }),
+  };
+}
+
+/** Accuracy-like metric names of a history: "ageAccuracy", "genderAccuracy", or "accuracy". */
+function accuracyKey(history: readonly EpochRecord[], which: "age" | "gender"): string | undefined {
+  const names = metricNames(history);
+  return names.find((n) => n.toLowerCase() === `${which}accuracy`) ?? names.find((n) => new RegExp(`^${which}.*acc`, "i").test(n)) ?? names.find((n) => /^acc(uracy)?$/i.test(n));
+}
+
+/**
+ * The report's K-fold figure: accuracy per fold, training (last epoch of the fold) and
+ * validation (the fold's held-out images), for age and for gender when the task has them.
+ */
+export function foldAccuracyFigure(summary: KFoldSummary, history: readonly EpochRecord[], ctx?: FigureContext): PlotlyFigure {
+  if (summary.folds.length === 0) throw new Error("foldAccuracyFigure: the K-fold summary has no finished fold yet.");
+  const folds = summary.completed.length === summary.folds.length ? summary.completed : summary.folds.map((_, i) => i);
+  const labels = folds.map((f) => `fold ${f + 1}`);
+  const data: Record<string, unknown>[] = [];
+  const tasks: { which: "age" | "gender"; val: (m: RunMetrics) => number | undefined }[] = [
+    { which: "age", val: (m) => m.ageAccuracy },
+    { which: "gender", val: (m) => m.genderAccuracy },
+  ];
+  const present = tasks.filter((t) => summary.folds.some((m) => t.val(m) !== undefined));
+  present.forEach((t, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    const key = accuracyKey(history, t.which);
+    const train = folds.map((f) => {
+      const last = history.filter((h) => h.fold === f).pop();
+      return key && last ? last.metrics[key] ?? null : null;
+    });
+    data.push({ type: "bar", name: `${t.which} train`, x: labels, y: train, marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    data.push({ type: "bar", name: `${t.which} validation`, x: labels, y: summary.folds.map((m) => t.val(m) ?? null), marker: { color: VALIDATION_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+  });
+  const layout: Record<string, unknown> = baseLayout(`Accuracy per fold (${summary.k}-fold)`, ctx, { barmode: "group", width: 900 });
+  present.forEach((t, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    const w = present.length === 1 ? 1 : 0.45;
+    layout[`xaxis${suffix}`] = axis("fold", { domain: [i * 0.55, i * 0.55 + w], anchor: `y${suffix}`, type: "category" });
+    layout[`yaxis${suffix}`] = axis(`${t.which} accuracy`, { anchor: `x${suffix}`, range: [0, 1] });
+  });
+  return { data, layout };
+}
+
+/** One model's figures on the shared held-out split (06-comparison). */
+export interface ComparisonRow {
+  model: string;
+  ageAccuracy?: number;
+  ageAccuracyWithin1?: number;
+  mae?: number;
+  genderAccuracy?: number;
+  trainSeconds?: number;
+  /** Trainable parameters, for the complexity table. */
+  parameters?: number;
+}
+
+/** A figure someone else published: the report or a sibling write-up. Always shown as a claim. */
+export interface ClaimedFigure {
+  /** Who claims it, e.g. "report" or "seed 000 write-up". */
+  source: string;
+  model: string;
+  metric: keyof Omit<ComparisonRow, "model">;
+  value: number;
+  /** Where in the source, e.g. "Table 3". */
+  where?: string;
+}
+
+/** The comparison table's metrics and how they read. */
+export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "model">; label: string }[] = [
+  { key: "ageAccuracy", label: "age-group accuracy" },
+  { key: "ageAccuracyWithin1", label: "age accuracy ±1 group" },
+  { key: "genderAccuracy", label: "gender accuracy" },
+  { key: "mae", label: "MAE (years)" },
+  { key: "trainSeconds", label: "training time (s)" },
+];
+
+/** A run's held-out figures as a comparison row. */
+export function comparisonRow(run: LoadedRun, parameters?: number): ComparisonRow {
+  const m = run.kind === "kfold" ? foldMeans(run.summary) : run.metrics;
+  return {
+    model: run.config.model,
+    ageAccuracy: m.ageAccuracy,
+    ageAccuracyWithin1: m.ageAccuracyWithin1,
+    mae: m.mae,
+    genderAccuracy: m.genderAccuracy,
+    trainSeconds: run.kind === "kfold" ? run.summary.trainSeconds : run.metrics.trainSeconds,
+    parameters,
+  };
+}
+
+function foldMeans(s: KFoldSummary): Partial<RunMetrics> {
+  const mean = (k: string) => s.summary[k]?.mean;
+  return { ageAccuracy: mean("ageAccuracy"), ageAccuracyWithin1: mean("ageAccuracyWithin1"), mae: mean("mae"), genderAccuracy: mean("genderAccuracy") };
+}
+
+/**
+ * Every model side by side, one panel per metric: measured here (solid) next to what the
+ * report and sibling write-ups claim (hatched, labelled "claimed by <source>").
+ */
+export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonly ClaimedFigure[], ctx?: FigureContext): PlotlyFigure {
+  if (rows.length === 0) throw new Error("comparisonFigure: no model rows given (run the experiments first).");
+  const metrics = COMPARISON_METRICS.filter((m) => rows.some((r) => r[m.key] !== undefined) || claims.some((c) => c.metric === m.key));
+  const models = [...new Set([...rows.map((r) => r.model), ...claims.map((c) => c.model)])];
+  const sources = [...new Set(claims.map((c) => c.source))];
+  const data: Record<string, unknown>[] = [];
+  const layout: Record<string, unknown> = baseLayout("Models compared", ctx, { barmode: "group", width: 420 * metrics.length, height: 520 });
+  const gap = 0.06;
+  const w = (1 - gap * (metrics.length - 1)) / metrics.length;
+  metrics.forEach((m, i) => {
+    const suffix = i === 0 ? "" : String(i + 1);
+    data.push({ type: "bar", name: "measured here", legendgroup: "measured", showlegend: i === 0, x: models, y: models.map((name) => rows.find((r) => r.model === name)?.[m.key] ?? null), marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    sources.forEach((src, s) => {
+      data.push({
+        type: "bar",
+        name: `claimed by ${src}`,
+        legendgroup: src,
+        showlegend: i === 0,
+        x: models,
+        y: models.map((name) => claims.find((c) => c.source === src && c.model === name && c.metric === m.key)?.value ?? null),
+        marker: { color: ["#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"][s % 4], pattern: { shape: "/" } },
+        xaxis: `x${suffix}`,
+        yaxis: `y${suffix}`,
+      });
+    });
+    layout[`xaxis${suffix}`] = axis("model", { domain: [i * (w + gap), i * (w + gap) + w], anchor: `y${suffix}`, type: "category", tickangle: -30 });
+    layout[`yaxis${suffix}`] = axis(m.label, { anchor: `x${suffix}` });
+  });
+  return { data, layout };
+}
+
+/** Every figure a saved run supports, named for export (`<experiment>-<figure>`). */
+export function runFigures(run: LoadedRun): NamedFigure[] {
+  const prefix = run.config.experiment;
+  const out: NamedFigure[] = [];
+  const add = (name: string, make: () => PlotlyFigure) => out.push({ name: `${prefix}-${name}`, figure: make() });
+  const base: FigureContext = { model: run.config.model, profile: run.config.profile };
+  if (run.history.length > 0) add("training-curves", () => trainingCurvesFigure(run.history, { ...base, split: "train", images: run.config.split?.train.length }));
+  if (run.kind === "kfold") {
+    const ctx = { ...base, split: `${run.summary.k}-fold`, images: run.config.data.used };
+    if (run.summary.folds.length > 0) add("fold-accuracy", () => foldAccuracyFigure(run.summary, run.history, ctx));
+    if (run.predictions.some((p) => p.predAge !== undefined)) add("predicted-vs-real", () => predictedVsRealFigure(run.predictions, { ...ctx, split: "validation folds" }));
+    return out;
+  }
+  const m = run.metrics;
+  const ctx: FigureContext = { ...base, split: m.split, images: m.images };
+  if (m.ageConfusion) add("age-confusion", () => confusionMatrixFigure(m.ageConfusion as ConfusionMatrix, "Age-group", ctx));
+  if (m.genderConfusion) add("gender-confusion", () => confusionMatrixFigure(m.genderConfusion as ConfusionMatrix, "Gender", ctx));
+  if (run.predictions.some((p) => p.predAge !== undefined)) add("predicted-vs-real", () => predictedVsRealFigure(run.predictions, ctx));
+  if (m.ageMeanVariance) add("age-mean-variance", () => meanVarianceFigure(m.ageMeanVariance as MeanVariance, "age (years)", ctx));
+  if (m.genderMeanVariance) add("gender-mean-variance", () => meanVarianceFigure(m.genderMeanVariance as MeanVariance, "gender (P(female) vs code)", ctx));
+  if (m.maeByBand && m.maeByBand.length > 0) add("mae-by-band", () => maeByBandFigure(m.maeByBand as BandError[], ctx));
+  return out;
+}
