@@ -8,7 +8,7 @@
  */
 import type { FaceRecord, GroupCount } from "./data";
 import { GENDER_LABELS } from "./labels";
-import type { BandError, ConfusionMatrix, EpochRecord, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics } from "./runs";
+import type { BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "./runs";
 
 /** A Plotly figure: traces and layout, as `Plotly.newPlot(div, data, layout)` takes them. */
 export interface PlotlyFigure {
@@ -312,6 +312,13 @@ export function foldAccuracyFigure(summary: KFoldSummary, history: readonly Epoc
   return { data, layout };
 }
 
+/**
+ * Figures the report and sibling write-ups publish, shown next to ours as their claims.
+ * Empty until someone copies them from the sources, each with `source` and `where`: this
+ * project prints no number it has not measured or read in a cited source.
+ */
+export const PUBLISHED_CLAIMS: ClaimedFigure[] = [];
+
 /** One model's figures on the shared held-out split (06-comparison). */
 export interface ComparisonRow {
   model: string;
@@ -344,8 +351,19 @@ export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "mode
   { key: "trainSeconds", label: "training time (s)" },
 ];
 
+/** A run as returned by `runExperiment` / `runKFold` or read back by `loadRun` / `latestRun`. */
+export type AnyRun = LoadedRun | RunResult | KFoldResult;
+
+/** The loaded form of any run (adds `kind` and, for K-fold, `metrics`). */
+export function asLoadedRun(run: AnyRun): LoadedRun {
+  if ("kind" in run) return run;
+  if ("summary" in run) return { ...run, kind: "kfold", metrics: run.summary, summary: run.summary };
+  return { ...run, kind: run.config.kind === "fold" ? "fold" : "split" };
+}
+
 /** A run's held-out figures as a comparison row. */
-export function comparisonRow(run: LoadedRun, parameters?: number): ComparisonRow {
+export function comparisonRow(anyRun: AnyRun, parameters?: number): ComparisonRow {
+  const run = asLoadedRun(anyRun);
   const m = run.kind === "kfold" ? foldMeans(run.summary) : run.metrics;
   return {
     model: run.config.model,
@@ -399,7 +417,8 @@ export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonl
 }
 
 /** Every figure a saved run supports, named for export (`<experiment>-<figure>`). */
-export function runFigures(run: LoadedRun): NamedFigure[] {
+export function runFigures(anyRun: AnyRun): NamedFigure[] {
+  const run = asLoadedRun(anyRun);
   const prefix = run.config.experiment;
   const out: NamedFigure[] = [];
   const add = (name: string, make: () => PlotlyFigure) => out.push({ name: `${prefix}-${name}`, figure: make() });

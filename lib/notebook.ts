@@ -14,7 +14,14 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import type { FaceDataset } from "./data";
-import type { NamedFigure, PlotlyFigure } from "./figures";
+import type { AnyRun, NamedFigure, PlotlyFigure } from "./figures";
+import { asLoadedRun, runFigures } from "./figures";
+import { ageDivision, decodeAgeGroup, decodeGender, GENDER_LABELS, predictionCaption } from "./labels";
+import { buildModel, modelSpec, type ModelOptions } from "./models";
+import { permutation } from "./splits";
+import { runExperiment, type ExperimentConfig } from "./experiment";
+import { profileSettings } from "./profile";
+import { listRuns, loadRun, portablePath } from "./runs";
 import { CACHE_DIR } from "./paths";
 
 /** The plotly.js bundle installed with the project (plotly.js-dist). */
@@ -239,4 +246,93 @@ export function showTable(table: Tabular, options: { title?: string; digits?: nu
 /** Shows markdown in the notebook (prints it elsewhere). */
 export function showMarkdown(md: string): void {
   displayBundle({ "text/markdown": md, "text/plain": md });
+}
+
+/** Shows every figure a run supports (training curves, confusion matrices, ...) and returns them for export. */
+export function showRunFigures(run: AnyRun): NamedFigure[] {
+  const figures = runFigures(run);
+  figures.forEach((f) => show(f));
+  return figures;
+}
+
+/** Shows a run's held-out figures as a one-row table (K-fold: mean ± std over folds). */
+export function showMetrics(anyRun: AnyRun): void {
+  const run = asLoadedRun(anyRun);
+  const row: Record<string, unknown> = { model: run.config.model, run: run.config.runId, profile: run.config.profile };
+  if (run.kind === "kfold") {
+    row.split = `${run.summary.k}-fold (${run.summary.completed.length} done)`;
+    for (const [k, s] of Object.entries(run.summary.summary)) row[k] = `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)}`;
+    row.trainSeconds = run.summary.trainSeconds;
+  } else {
+    const m = run.metrics;
+    row.split = m.split;
+    row.images = m.images;
+    for (const k of ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy", "loss", "trainSeconds", "imagesPerSecond"] as const) {
+      if (m[k] !== undefined) row[k] = m[k];
+    }
+  }
+  showTable([row], { title: `Held-out figures of ${run.config.experiment}` });
+}
+
+/**
+ * Sample held-out predictions with their faces and the report's captions ("Predicted Gender:
+ * Female  Predicted Age: 60 - 64"), joining the age and gender runs by file name. Faces are
+ * taken from `faces` (the dataset the runs were trained from), chosen at random with `seed`.
+ */
+export async function showPredictions(faces: FaceDataset, runs: readonly AnyRun[], options: { count?: number; seed?: number; columns?: number } = {}): Promise<void> {
+  const byFile = new Map<string, { age?: string; gender?: string; real: string }>();
+  for (const anyRun of runs) {
+    const run = asLoadedRun(anyRun);
+    for (const p of run.predictions) {
+      const entry = byFile.get(p.file) ?? { real: `Real: ${GENDER_LABELS[p.gender]}, ${p.age}` };
+      if (p.predGroup !== undefined && p.predGroup >= 0) entry.age = decodeAgeGroup(p.predGroup, ageDivision(run.config.hyper.ageDivision));
+      else if (p.predAge !== undefined) entry.age = String(Math.round(p.predAge));
+      if (p.pFemale !== undefined) entry.gender = decodeGender(p.pFemale);
+      byFile.set(p.file, entry);
+    }
+  }
+  const indexOf = new Map(faces.records.map((r, i) => [r.file, i]));
+  const files = [...byFile.keys()].filter((f) => indexOf.has(f));
+  if (files.length === 0) throw new Error(`showPredictions: none of the runs' predicted files is in the dataset loaded from ${faces.dir}; pass the dataset the runs were trained on.`);
+  const order = permutation(files.length, options.seed ?? 7).slice(0, options.count ?? 10);
+  const chosen = order.map((i) => files[i]);
+  const captions = chosen.map((f) => {
+    const e = byFile.get(f)!;
+    return `${predictionCaption({ gender: e.gender, ageGroup: e.age })}\n${e.real}`;
+  });
+  await showFaces(faces, chosen.map((f) => indexOf.get(f)!), { captions, columns: options.columns ?? 5, width: 150, title: "Sample held-out predictions" });
+}
+
+/** Builds a model by name, shows its layers and parameter count, and frees it; returns the count. */
+export function describeModel(name: string, options: ModelOptions = {}): number {
+  const model = buildModel(name, options);
+  try {
+    const rows = model.layers.map((l) => ({ layer: l.name, type: l.getClassName(), output: JSON.stringify(l.outputShape), parameters: l.countParams() }));
+    const total = model.countParams();
+    showTable(rows, { title: `${name}: ${modelSpec(name).description} — ${total.toLocaleString("en")} parameters` });
+    return total;
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * The newest finished run of `config.experiment` trained like `config` (same model, profile,
+ * data folder and image count, size, colour, seed), or a new run when there is none. This is
+ * what lets 06-comparison reuse the runs of 02–04 instead of training every model again.
+ */
+export async function reuseOrRun(config: ExperimentConfig & { experiment: string; data: FaceDataset }): Promise<AnyRun> {
+  const settings = profileSettings(config.profile);
+  const seed = config.seed ?? settings.seed;
+  const color = config.data.channels === 3 ? "rgb" : "gray";
+  const candidates = listRuns(config.experiment).filter((r) => r.finished && r.kind === "split" && r.model === config.model);
+  for (const entry of candidates.reverse()) {
+    const run = loadRun(entry.runDir);
+    const c = run.config;
+    if (c.profile === settings.profile && c.size === config.data.size && c.color === color && c.seed === seed && c.data.dir === portablePath(config.data.dir) && c.data.usable === config.data.records.length) {
+      console.log(`reusing ${portablePath(run.runDir)} (${config.model}, trained ${c.createdAt})`);
+      return run;
+    }
+  }
+  return runExperiment(config);
 }

@@ -1,0 +1,340 @@
+/**
+ * Writes notebooks/*.ipynb from the cell lists below, outputs cleared (the committed form).
+ * Edit the cells here and run `npx tsx scripts/make-notebooks.ts`, or edit a notebook in
+ * JupyterLab and clear its outputs before committing; both give the same file format.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { REPO_ROOT } from "../lib/paths";
+
+type Cell = { cell_type: "markdown" | "code"; source: string };
+const md = (s: string): Cell => ({ cell_type: "markdown", source: s.trim() });
+const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
+
+/** The header: what the notebook reproduces and how long it takes. */
+function header(title: string, reproduces: string, quick: string, full: string): Cell {
+  return md(`# ${title}
+
+${reproduces}
+
+| profile | what runs | time on 2 CPU cores |
+|---|---|---|
+| quick (default, \`EXPERIMENT_PROFILE=quick\`) | capped images, 32x32 inputs, few epochs | ${quick} |
+| full (\`EXPERIMENT_PROFILE=full\`) | the report's protocol: all images, 70x70, 15 epochs | ${full} |
+
+Data: \`UTKFACE_DIR\` if set, else \`data/UTKFace\`, else the shipped sample \`data/sample\`.
+Every cell can be rerun, and the whole notebook can be run again in the same kernel.`);
+}
+
+const SETUP = code(`
+import * as ut from "../dist/lib";
+ut.initNotebookPlotly();
+const profile = ut.profileSettings();
+const dataDir = ut.resolveDataDir();
+const backend = await ut.initBackend();
+ut.showTable([{ profile: profile.profile, size: profile.size, epochs: profile.epochs, maxImages: profile.maxImages ?? "all", data: ut.portablePath(dataDir), backend: backend.reason }], { title: "Configuration" });
+`);
+
+const MEMORY = code(`
+// Live tensors now: rerunning the notebook in this kernel must not make this grow.
+console.log(\`live tensors: \${ut.tf.memory().numTensors}\`);
+`);
+
+const NOTEBOOKS: Record<string, Cell[]> = {
+  "01-data-exploration": [
+    header(
+      "01 · Data exploration",
+      "Reproduces the report's look at UTKFace: the load report, faces per age group and gender (the report's **Figure 7**), the age histogram, race and gender shares, sample faces with their labels, danfo.js summary tables, and pixel statistics after the 70x70 grayscale transform.",
+      "about 20 s on the sample (first load decodes and caches; later runs read the cache)",
+      "about 1 min for 8,819 faces on the first load, seconds afterwards",
+    ),
+    md("## Setup"),
+    SETUP,
+    md("## Data\nLoad every usable face at the report's input: 70x70 grayscale. Malformed file names are skipped and listed, not fatal."),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: ut.IMAGE_SIZE, color: "gray" });
+const report = faces.report;
+ut.showTable([{ directory: ut.portablePath(report.dir), files: report.files, usable: report.usable, skipped: report.skipped.length, seconds: report.seconds, cacheUsed: report.cacheUsed }], { title: "Load report" });
+if (report.skipped.length > 0) ut.showTable(report.skipped, { title: "Skipped files and why" });
+`),
+    code(`
+const frame = ut.recordsFrame(faces.records);
+ut.showTable(frame.describe(), { title: "danfo.js: age, gender and race summary" });
+ut.showTable(report.countsByGroupGender, { title: "Faces per age group and gender (the report's Figure 7, as a table)" });
+`),
+    md("## Model\nNone: this notebook looks at the data only. The models come in 02–04."),
+    md("## Train\nNothing to train here."),
+    md("## Evaluate\nPixel statistics of the model input: the 70x70 grayscale faces scaled to [0, 1], exactly as `imagesTensor` feeds them to the CNN."),
+    code(`
+const statsCount = Math.min(200, faces.records.length);
+const pixelStats = ut.tf.tidy(() => {
+  const x = ut.imagesTensor(faces, Array.from({ length: statsCount }, (_, i) => i), "unit");
+  const { mean, variance } = ut.tf.moments(x);
+  return { shape: JSON.stringify(x.shape), min: x.min().dataSync()[0], max: x.max().dataSync()[0], mean: mean.dataSync()[0], std: Math.sqrt(variance.dataSync()[0]) };
+});
+ut.showTable([pixelStats], { title: \`Pixel statistics of \${statsCount} faces after the transform\` });
+const pixelValues = ut.normalizePixels(faces.pixels.subarray(0, statsCount * faces.size * faces.size * faces.channels), faces.channels, "unit");
+`),
+    md("## Figures"),
+    code(`
+const ctx = { split: "all", images: faces.records.length, dataset: ut.portablePath(dataDir), profile: profile.profile };
+const dataFigures = [
+  { name: "01-faces-per-group-gender", figure: ut.groupGenderCountsFigure(report.countsByGroupGender, ctx) },
+  { name: "01-age-histogram", figure: ut.ageHistogramFigure(faces.records.map((r) => r.age), ctx) },
+  { name: "01-gender-race-shares", figure: ut.sharesFigure(faces.records, ctx) },
+  { name: "01-pixel-histogram", figure: ut.pixelHistogramFigure(pixelValues, { ...ctx, images: statsCount, transform: "70x70 grayscale, scaled to [0,1]" }) },
+];
+dataFigures.forEach((f) => ut.show(f));
+`),
+    code(`
+const sampleFaces = ut.permutation(faces.records.length, 42).slice(0, 15);
+await ut.showFaces(faces, sampleFaces, { title: "Sample faces (70x70 grayscale) with their labels", columns: 5 });
+`),
+    code(`
+const written = await ut.exportFigures(dataFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+
+  "02-sigmoid-age-model": [
+    header(
+      "02 · Sigmoid age model and gender model",
+      "Reproduces the report's 20-group age model (sigmoid outputs, one per five-year group) and its gender model: training curves, test accuracy, accuracy within ±1 group, predicted vs real age, confusion matrices, predicted and real mean and variance, and sample predictions with their faces (\"Predicted Gender: Female  Predicted Age: 60 - 64\"). Both are evaluated on the held-out test split only.",
+      "about 1–2 min on the sample",
+      "about 1–2 h on 8,819 faces",
+    ),
+    md("## Setup"),
+    SETUP,
+    md("## Data\nLoaded once at the profile's size, grayscale; both models use the same faces and the same seeded train/test split."),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
+console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size}\`);
+`),
+    md("## Model"),
+    code(`
+ut.describeModel("cnn-age-sigmoid", { size: profile.size, channels: 1 });
+ut.describeModel("cnn-gender", { size: profile.size, channels: 1 });
+`),
+    md("## Train\nEach call trains on the train split, evaluates on the test split and writes `results/<experiment>/<run-id>/`."),
+    code(`
+const ageRun = await ut.runExperiment({ model: "cnn-age-sigmoid", experiment: "02-sigmoid-age", data: faces });
+`),
+    code(`
+const genderRun = await ut.runExperiment({ model: "cnn-gender", experiment: "02-gender", data: faces });
+`),
+    md("## Evaluate"),
+    code(`
+ut.showMetrics(ageRun);
+ut.showMetrics(genderRun);
+ut.showTable([
+  { output: "age (years)", ...ageRun.metrics.ageMeanVariance },
+  { output: "gender (P(female) vs code)", ...genderRun.metrics.genderMeanVariance },
+], { title: "Predicted and real mean and variance (test split)" });
+await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
+`),
+    md("## Figures"),
+    code(`
+const runFigures = [...ut.showRunFigures(ageRun), ...ut.showRunFigures(genderRun)];
+const written = await ut.exportFigures(runFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+
+  "03-relu-age-model": [
+    header(
+      "03 · ReLU regression age model",
+      "Reproduces the report's regression model: one ReLU output predicting age/100. The same analyses as 02 (training curves, test accuracy of the decoded age group, ±1 group, predicted vs real age, confusion matrix, mean and variance, sample predictions), plus the mean absolute error by age band.",
+      "about 1 min on the sample",
+      "about 1 h on 8,819 faces",
+    ),
+    md("## Setup"),
+    SETUP,
+    md("## Data"),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
+console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size}\`);
+`),
+    md("## Model"),
+    code(`ut.describeModel("cnn-age-relu", { size: profile.size, channels: 1 });`),
+    md("## Train"),
+    code(`
+const reluRun = await ut.runExperiment({ model: "cnn-age-relu", experiment: "03-relu-age", data: faces });
+`),
+    md("## Evaluate"),
+    code(`
+ut.showMetrics(reluRun);
+ut.showTable(reluRun.metrics.maeByBand ?? [], { title: "Mean absolute error by real-age band (test split)" });
+ut.showTable([{ output: "age (years)", ...reluRun.metrics.ageMeanVariance }], { title: "Predicted and real mean and variance (test split)" });
+await ut.showPredictions(faces, [reluRun], { count: 10 });
+`),
+    md("## Figures"),
+    code(`
+const runFigures = ut.showRunFigures(reluRun);
+const written = await ut.exportFigures(runFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+
+  "04-vgg19": [
+    header(
+      "04 · VGG19",
+      "Reproduces the report's VGG19 experiment on 70x70 RGB faces with ImageNet normalisation, predicting the 20 age groups. It trains from scratch by default; set `VGG19_WEIGHTS` to a tfjs layers `model.json` converted from Keras VGG19 (layers named block1_conv1 ...) to start from pretrained weights.",
+      "about 2 min on the sample",
+      "several hours on 8,819 faces (VGG19 is ~40x the report CNN's work per image)",
+    ),
+    md("## Setup"),
+    SETUP,
+    code(`
+// Pretrained weights only when the user provides them; nothing is downloaded.
+const vggWeights = process.env.VGG19_WEIGHTS || undefined;
+const vggModel = vggWeights ? "vgg19-pretrained" : "vgg19";
+console.log(vggWeights ? \`VGG19 from pretrained weights \${vggWeights}\` : "VGG19 from scratch (set VGG19_WEIGHTS for pretrained weights)");
+`),
+    md("## Data\nRGB this time: VGG19 takes three channels."),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb" });
+console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size} RGB\`);
+`),
+    md("## Model"),
+    code(`ut.describeModel("vgg19", { size: profile.size, channels: 3 });`),
+    md("## Train"),
+    code(`
+const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19", data: faces, color: "rgb", pretrainedWeights: vggWeights });
+`),
+    md("## Evaluate"),
+    code(`
+ut.showMetrics(vggRun);
+await ut.showPredictions(faces, [vggRun], { count: 10 });
+`),
+    md("## Figures"),
+    code(`
+const runFigures = ut.showRunFigures(vggRun);
+const written = await ut.exportFigures(runFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+
+  "05-kfold": [
+    header(
+      "05 · K-fold protocol",
+      "Reproduces the report's 10-fold protocol (seed 42, shuffled, batch 25, 15 epochs for the first fold and fewer for later ones) with the multi-output CNN, so every fold gives age and gender accuracy, on its training images and on its validation fold. The run is resumable: rerunning the training cell after an interruption continues from the last checkpoint, and finished folds are not redone.",
+      "about 2 min on the sample (3 folds, 1–2 epochs each)",
+      "several hours on 8,819 faces (10 folds)",
+    ),
+    md("## Setup"),
+    SETUP,
+    md(`## Data
+
+Folds can also run in parallel processes, one per fold, then be merged:
+
+\`\`\`sh
+npm run cli -- kfold --model cnn-multi --fold 0 --run results/05-kfold/<run-id> &
+npm run cli -- kfold --model cnn-multi --fold 1 --run results/05-kfold/<run-id> &
+wait; npm run cli -- kfold --merge results/05-kfold/<run-id>
+\`\`\`
+
+This notebook runs the folds one after another in its kernel.`),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
+console.log(\`\${faces.records.length} faces, \${profile.folds} folds\`);
+`),
+    md("## Model"),
+    code(`ut.describeModel("cnn-multi", { size: profile.size, channels: 1 });`),
+    md("## Train"),
+    code(`
+const kfoldRun = await ut.runKFold({ model: "cnn-multi", experiment: "05-kfold", data: faces });
+`),
+    md("## Evaluate"),
+    code(`
+ut.showMetrics(kfoldRun);
+ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.images, ageAccuracy: m.ageAccuracy, ageAccuracyWithin1: m.ageAccuracyWithin1, genderAccuracy: m.genderAccuracy, trainSeconds: m.trainSeconds })), { title: "Validation figures per fold" });
+`),
+    md("## Figures"),
+    code(`
+const runFigures = ut.showRunFigures(kfoldRun);
+const written = await ut.exportFigures(runFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+
+  "06-comparison": [
+    header(
+      "06 · Every model side by side",
+      "Reproduces the report's comparison and complexity table: every model on the same held-out test split (same faces, same seed), with age-group accuracy, ±1 group accuracy, MAE, gender accuracy, parameters and training time, next to the figures the report and sibling write-ups claim, labelled as their claims. Runs from 02–04 are reused when they match this data and profile; missing ones are trained here.",
+      "about 1 min after 02–04 (only cnn-multi trains), about 6 min alone",
+      "hours (every model at the report's protocol) unless 02–04 ran first",
+    ),
+    md("## Setup"),
+    SETUP,
+    md("## Data"),
+    code(`
+const grayFaces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
+const rgbFaces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb" });
+`),
+    md("## Model"),
+    code(`
+const contenders = [
+  { model: "cnn-age-sigmoid", experiment: "02-sigmoid-age", faces: grayFaces },
+  { model: "cnn-gender", experiment: "02-gender", faces: grayFaces },
+  { model: "cnn-age-relu", experiment: "03-relu-age", faces: grayFaces },
+  { model: "cnn-multi", experiment: "06-cnn-multi", faces: grayFaces },
+  { model: "vgg19", experiment: "04-vgg19", faces: rgbFaces },
+];
+const parameters = Object.fromEntries(contenders.map((c) => [c.model, ut.describeModel(c.model, { size: profile.size, channels: c.faces.channels })]));
+`),
+    md("## Train\nA matching saved run (same model, profile, data, size, seed) is reused; otherwise the model trains now."),
+    code(`
+const compared = [];
+for (const c of contenders) compared.push(await ut.reuseOrRun({ model: c.model, experiment: c.experiment, data: c.faces, color: c.faces.channels === 3 ? "rgb" : "gray" }));
+`),
+    md("## Evaluate"),
+    code(`
+const rows = compared.map((run) => ut.comparisonRow(run, parameters[run.config.model]));
+ut.showTable(rows, { title: "Measured here: every model on the same held-out test split" });
+ut.showTable(ut.PUBLISHED_CLAIMS.length ? ut.PUBLISHED_CLAIMS : [{ note: "no published figure recorded yet (lib/figures.ts PUBLISHED_CLAIMS)" }], { title: "Claimed by the report and sibling write-ups (their numbers, not measured here)" });
+`),
+    md("## Figures"),
+    code(`
+const ctx = { split: "test", images: ut.asLoadedRun(compared[0]).metrics.images, profile: profile.profile };
+const comparisonFigures = [{ name: "06-models-compared", figure: ut.comparisonFigure(rows, ut.PUBLISHED_CLAIMS, ctx) }];
+comparisonFigures.forEach((f) => ut.show(f));
+const written = await ut.exportFigures(comparisonFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
+};
+
+/** The notebook JSON (nbformat 4.5), outputs cleared, execution counts reset. */
+export function notebookJson(cells: Cell[]): string {
+  const nb = {
+    cells: cells.map((c, i) => ({
+      cell_type: c.cell_type,
+      id: `cell-${String(i).padStart(2, "0")}`,
+      metadata: {},
+      source: c.source.split(/(?<=\n)/),
+      ...(c.cell_type === "code" ? { execution_count: null, outputs: [] } : {}),
+    })),
+    metadata: {
+      kernelspec: { name: "tslab", display_name: "TypeScript (tslab)", language: "typescript" },
+      language_info: { name: "typescript", file_extension: ".ts", mimetype: "text/typescript", version: "5.0" },
+    },
+    nbformat: 4,
+    nbformat_minor: 5,
+  };
+  return JSON.stringify(nb, null, 1) + "\n";
+}
+
+if (require.main === module) {
+  const dir = path.join(REPO_ROOT, "notebooks");
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, cells] of Object.entries(NOTEBOOKS)) {
+    fs.writeFileSync(path.join(dir, `${name}.ipynb`), notebookJson(cells));
+    console.log(`notebooks/${name}.ipynb (${cells.length} cells)`);
+  }
+}
