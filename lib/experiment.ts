@@ -1,10 +1,23 @@
 /**
  * Train/test experiments: train one model on the train split, evaluate it on the held-out test
  * split (never on training images) and write results/<experiment>/<run-id>/ (lib/runs.ts).
+ * The data preparation here is shared with K-fold runs (lib/kfold.ts).
  */
-import type { TrainingCallback, ProgressOptions } from "./callbacks";
-import type { ColorMode, FaceDataset } from "./data";
-import type { ExperimentProfile, RunResult } from "./runs";
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { BackendInfo, initBackend } from "./backend";
+import { TrainingCallback, ProgressOptions, earlyStopping, progressCallback } from "./callbacks";
+import { ColorMode, FaceDataset, Normalization, loadFaces } from "./data";
+import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "./labels";
+import { computeMetrics } from "./metrics";
+import { ModelSpec, buildModel, modelSpec } from "./models";
+import { writeJsonAtomic } from "./paths";
+import { loadTrainedModel, predictionRows } from "./predict";
+import { ProfileSettings, profileSettings } from "./profile";
+import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";
+import { permutation, trainTestSplit } from "./splits";
+import { lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
 export interface ExperimentConfig {
@@ -43,7 +56,262 @@ export interface ExperimentConfig {
   pretrainedWeights?: string;
 }
 
-/** Trains, evaluates on the held-out test split and writes the run folder. */
-export async function runExperiment(_config: ExperimentConfig): Promise<RunResult> {
-  throw new Error("runExperiment: implementation in progress");
+/** The report's Adam learning rate (Keras default). */
+export const DEFAULT_LEARNING_RATE = 1e-3;
+/** Share of the training images watched as validation during a train/test run. */
+export const DEFAULT_VALIDATION_FRACTION = 0.1;
+
+/** Everything resolved before training: settings, data, the images used. */
+export interface PreparedExperiment {
+  spec: ModelSpec;
+  settings: ProfileSettings;
+  division: AgeDivision;
+  data: FaceDataset;
+  /** Indices into data.records of the images this run uses (sorted). */
+  used: number[];
+  droppedByDivision: number;
+  hyper: HyperParameters;
+  size: number;
+  color: ColorMode;
+  normalize: Normalization;
+  seed: number;
+  backend: BackendInfo;
+}
+
+/**
+ * Resolves profile and model defaults, loads (or checks) the data, drops ages outside the
+ * model's division and applies the image cap (a seeded sample, so the cap is repeatable).
+ */
+export async function prepareExperiment(config: ExperimentConfig, epochs?: number): Promise<PreparedExperiment> {
+  const backend = await initBackend();
+  const spec = modelSpec(config.model);
+  const settings = profileSettings(config.profile);
+  const division = ageDivision(spec.ageDivision ?? "report20");
+  const size = config.size ?? config.data?.size ?? settings.size;
+  const color = config.color ?? spec.color;
+  if (spec.color === "rgb" && color !== "rgb") throw new Error(`Model ${spec.name} needs RGB inputs; got color "${color}".`);
+  const data = config.data ?? (await loadFaces({ dir: config.dir, size, color }));
+  if (data.size !== size) throw new Error(`The preloaded data are ${data.size}x${data.size} but the run asks for size ${size}: load with size ${size} or drop the size option.`);
+  if ((color === "rgb" ? 3 : 1) !== data.channels) throw new Error(`The preloaded data have ${data.channels} channel(s) but the run uses color "${color}": load with color "${color}".`);
+  const seed = config.seed ?? settings.seed;
+  const hasGroups = spec.task === "age-groups" || spec.task === "age-gender";
+  const eligible = data.records.map((_, i) => i).filter((i) => !hasGroups || ageGroupOf(data.records[i].age, division) >= 0);
+  const droppedByDivision = data.records.length - eligible.length;
+  const cap = config.maxImages ?? settings.maxImages;
+  const used = cap !== undefined && cap < eligible.length ? permutation(eligible.length, seed).slice(0, cap).map((i) => eligible[i]).sort((a, b) => a - b) : eligible;
+  if (used.length < 4) throw new Error(`Only ${used.length} usable image(s) in ${data.dir} for ${spec.name}: need at least 4 (check the directory and the model's age division).`);
+  const probe = buildModel(spec.name, modelOptions(config, spec, size, color, division, seed));
+  const hyper: HyperParameters = {
+    epochs: epochs ?? config.epochs ?? settings.epochs,
+    batchSize: config.batchSize ?? settings.batchSize,
+    learningRate: config.learningRate ?? DEFAULT_LEARNING_RATE,
+    optimizer: "adam",
+    loss: lossesFor(spec.task, probe),
+    dropout: config.dropout ?? 0.25,
+    ageDivision: division.name,
+    validationFraction: config.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
+    patience: config.patience ?? 0,
+  };
+  probe.dispose();
+  return { spec, settings, division, data, used, droppedByDivision, hyper, size, color, normalize: spec.normalize, seed, backend };
+}
+
+/** The factory options of a run. */
+export function modelOptions(config: ExperimentConfig, spec: ModelSpec, size: number, color: ColorMode, division: AgeDivision, seed: number) {
+  return {
+    size,
+    channels: color === "rgb" ? 3 : 1,
+    ageGroups: groupCount(division),
+    dropout: config.dropout,
+    seed,
+    pretrainedWeights: config.pretrainedWeights,
+  };
+}
+
+/** The parts of config.json every kind of run shares. */
+export function baseRunConfig(p: PreparedExperiment, config: ExperimentConfig, experiment: string, runId: string, kind: RunConfig["kind"]): RunConfig {
+  return {
+    experiment,
+    runId,
+    kind,
+    model: p.spec.name,
+    task: p.spec.task,
+    hyper: p.hyper,
+    seed: p.seed,
+    backend: p.backend,
+    data: {
+      dir: portablePath(p.data.dir),
+      files: p.data.report?.files ?? p.data.records.length,
+      usable: p.data.records.length,
+      used: p.used.length,
+      droppedByDivision: p.droppedByDivision,
+      ...(config.maxImages ?? p.settings.maxImages ? { maxImages: config.maxImages ?? p.settings.maxImages } : {}),
+    },
+    size: p.size,
+    color: p.color,
+    normalize: p.normalize,
+    profile: p.settings.profile,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** The callbacks of a run: progress (unless off), early stopping (if patience), then the caller's. */
+export function runCallbacks(config: ExperimentConfig, hyper: HyperParameters): TrainingCallback[] {
+  const cbs: TrainingCallback[] = [];
+  if (config.progress !== false) cbs.push(progressCallback({ mode: config.progress ?? "auto" }));
+  if (hyper.patience > 0) cbs.push(earlyStopping({ patience: hyper.patience }));
+  return [...cbs, ...(config.callbacks ?? [])];
+}
+
+/**
+ * Predicts held-out samples and computes every figure of the task, including the mean loss.
+ */
+export async function evaluateHeldOut(o: {
+  model: tf.LayersModel;
+  p: Pick<PreparedExperiment, "spec" | "data" | "division" | "normalize" | "settings">;
+  indices: readonly number[];
+  split: string;
+  trainSeconds: number;
+  imagesPerSecond: number;
+}): Promise<{ metrics: RunMetrics; predictions: PredictionRow[] }> {
+  const { spec, data, division, normalize } = o.p;
+  const outputs = await predictOutputs(o.model, data, o.indices, normalize);
+  const predictions = predictionRows(data.records, o.indices, spec.task, outputs, division);
+  const units = outputs.map((a) => a.length / Math.max(o.indices.length, 1));
+  const loss = tf.tidy(() => {
+    const preds = outputs.map((a, k) => tf.tensor2d(a, [o.indices.length, units[k]]));
+    return lossAndMetrics(spec.task, lossesFor(spec.task, o.model), preds, targetTensors(data.records, o.indices, spec.task, division)).loss.dataSync()[0];
+  });
+  const metrics = computeMetrics(predictions, {
+    task: spec.task,
+    model: spec.name,
+    split: o.split,
+    profile: o.p.settings.profile,
+    division,
+    trainSeconds: o.trainSeconds,
+    imagesPerSecond: o.imagesPerSecond,
+    loss,
+  });
+  return { metrics, predictions };
+}
+
+/** Metadata stored in model.json so a bare model folder can still be used by `predictFiles`. */
+export function modelMetadata(p: PreparedExperiment) {
+  return { model: p.spec.name, task: p.spec.task, size: p.size, color: p.color, normalize: p.normalize, ageDivision: p.division.name };
+}
+
+/**
+ * Trains on the train split, evaluates on the held-out test split and writes the run folder
+ * (config.json first, so an interrupted run is still identifiable; metrics.json last).
+ */
+export async function runExperiment(config: ExperimentConfig): Promise<RunResult> {
+  const p = await prepareExperiment(config);
+  const testFraction = config.testFraction ?? 0.2;
+  const split = trainTestSplit(p.used.length, { testFraction, seed: p.seed });
+  const train = split.train.map((i) => p.used[i]);
+  const test = split.test.map((i) => p.used[i]);
+  // Validation comes out of the training part, so the test split stays untouched until the end.
+  const nVal = p.hyper.validationFraction > 0 ? Math.max(1, Math.round(train.length * p.hyper.validationFraction)) : 0;
+  const valOrder = permutation(train.length, p.seed + 1);
+  const validation = valOrder.slice(0, nVal).map((i) => train[i]).sort((a, b) => a - b);
+  const inVal = new Set(validation);
+  const fit = train.filter((i) => !inVal.has(i));
+
+  const experiment = config.experiment ?? p.spec.name;
+  const { runId, runDir } = createRunDir(experiment, config.resultsRoot);
+  const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test } };
+  writeJsonAtomic(path.join(runDir, RUN_FILES.config), runConfig);
+
+  const model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
+  try {
+    const checkpointDir = path.join(runDir, RUN_FILES.checkpoint);
+    const trained = await trainModel({
+      model,
+      modelName: p.spec.name,
+      task: p.spec.task,
+      data: p.data,
+      trainIndices: fit,
+      validationIndices: validation,
+      division: p.division,
+      normalize: p.normalize,
+      epochs: p.hyper.epochs,
+      batchSize: p.hyper.batchSize,
+      learningRate: p.hyper.learningRate,
+      seed: p.seed,
+      callbacks: runCallbacks(config, p.hyper),
+      checkpointDir,
+    });
+    writeJsonAtomic(path.join(runDir, RUN_FILES.history), trained.history);
+    await saveModel(model, path.join(runDir, RUN_FILES.model), modelMetadata(p));
+    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+    writeJsonAtomic(path.join(runDir, RUN_FILES.predictions), predictions);
+    writeJsonAtomic(path.join(runDir, RUN_FILES.metrics), metrics);
+    // The final model is saved; the per-epoch checkpoint only served resuming.
+    fs.rmSync(checkpointDir, { recursive: true, force: true });
+    return { runDir, config: runConfig, history: trained.history, metrics, predictions };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Options of `evaluateRun`. */
+export interface EvaluateOptions {
+  /** Images to evaluate on (default: the run's own data folder, test split only). */
+  dir?: string;
+  /** Preloaded faces instead of `dir`. */
+  data?: FaceDataset;
+}
+
+/** What `evaluateRun` returns; it also writes evaluations/<time>.json in the run folder. */
+export interface Evaluation {
+  metrics: RunMetrics;
+  predictions: PredictionRow[];
+  /** Where the evaluation was written. */
+  file: string;
+}
+
+/**
+ * Evaluates a saved run's model on held-out images. On the run's own data folder it uses the
+ * run's test split (never training images); on another folder it uses every usable image but
+ * leaves out files whose names were in the run's training split.
+ */
+export async function evaluateRun(runDir: string, options: EvaluateOptions = {}): Promise<Evaluation> {
+  const run = loadRun(runDir);
+  if (run.kind === "kfold") throw new Error(`${runDir} is a K-fold run: evaluate one fold's folder (e.g. ${path.join(runDir, "fold-01")}).`);
+  const tm = await loadTrainedModel(run.runDir);
+  const cfg = run.config;
+  const ownDir = resolveStoredPath(cfg.data.dir);
+  const dir = options.data?.dir ?? (options.dir ? path.resolve(options.dir) : ownDir);
+  const data = options.data ?? (await loadFaces({ dir, size: cfg.size, color: cfg.color }));
+  const spec = modelSpec(cfg.model);
+  const division = ageDivision(cfg.hyper.ageDivision);
+  // Held-out files: the run's test (or fold validation) files; the training files never count.
+  const heldOut = new Set(run.predictions.map((r) => r.file));
+  const sameData = path.resolve(dir) === path.resolve(ownDir);
+  const trainedOn = new Set<string>();
+  if (!sameData && cfg.split) {
+    const own = await loadFaces({ dir: ownDir, size: cfg.size, color: cfg.color }).catch(() => undefined);
+    if (own) for (const i of cfg.split.train) if (own.records[i]) trainedOn.add(own.records[i].file);
+  }
+  const hasGroups = spec.task === "age-groups" || spec.task === "age-gender";
+  const indices = data.records
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => (sameData ? heldOut.has(r.file) : !trainedOn.has(r.file)))
+    .filter(({ r }) => !hasGroups || ageGroupOf(r.age, division) >= 0)
+    .map(({ i }) => i);
+  if (indices.length === 0) throw new Error(`No held-out images to evaluate ${runDir} on in ${dir}.`);
+  const settings = { ...profileSettings(cfg.profile) };
+  const { metrics, predictions } = await evaluateHeldOut({
+    model: tm.model,
+    p: { spec, data, division, normalize: cfg.normalize, settings },
+    indices,
+    split: sameData ? (cfg.kind === "fold" ? "validation" : "test") : `held-out:${portablePath(dir)}`,
+    trainSeconds: run.metrics.trainSeconds,
+    imagesPerSecond: run.metrics.imagesPerSecond,
+  });
+  tm.model.dispose();
+  const stamp = new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15);
+  const file = path.join(run.runDir, "evaluations", `${stamp}-${process.pid}.json`);
+  writeJsonAtomic(file, { dir: portablePath(dir), metrics, predictions });
+  return { metrics, predictions, file };
 }

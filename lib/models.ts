@@ -2,7 +2,10 @@
  * Model factories. `buildModel(name, options)` returns a new, uncompiled tf.LayersModel each
  * call, so every K-fold fold can start from fresh weights. Nothing is built at module load.
  */
+import * as fs from "fs";
+import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
+import { EIGHT_AGE_RANGES, groupCount } from "./labels";
 import { AGE_GROUP_COUNT, IMAGE_SIZE } from "./paths";
 
 /** What a model predicts, which decides its loss, metrics and decoding. */
@@ -20,6 +23,10 @@ export interface ModelOptions {
   dropout?: number;
   /** Seed for weight initialisers, so a run can be repeated. */
   seed?: number;
+  /** vgg19-pretrained: a tfjs layers model.json converted from Keras VGG19 (layers block1_conv1 ...). */
+  pretrainedWeights?: string;
+  /** vgg19-pretrained: keep the loaded conv layers frozen (default true: train the head only). */
+  freezePretrained?: boolean;
 }
 
 /** A registered model: its factory and what it expects. */
@@ -31,6 +38,10 @@ export interface ModelSpec {
   /** Input normalisation: [0,1] or ImageNet mean/std. */
   normalize: "unit" | "imagenet";
   description: string;
+  /** Age division of its age-group output (lib/labels.ts AGE_DIVISIONS); default "report20". */
+  ageDivision?: string;
+  /** Whether the factory needs `pretrainedWeights`. */
+  needsPretrained?: boolean;
   build: (options?: ModelOptions) => tf.LayersModel;
 }
 
@@ -170,6 +181,111 @@ export function buildVgg19(options?: ModelOptions): tf.LayersModel {
   return tf.model({ inputs: input, outputs: out, name: "vgg19" });
 }
 
+/** L2 factor of seed 000's conv and dense kernels. */
+const SEED000_L2 = 1e-4;
+
+/**
+ * The seed 000 write-up's variant: four blocks of two stacked 3x3 convs, each conv followed by
+ * BatchNorm and ReLU, then 2x2 max pooling; L2 on every kernel; dense 256, dropout and a
+ * softmax over its eight age ranges (EIGHT_AGE_RANGES: ages outside 8..80 are dropped).
+ */
+export function buildCnnSeed000(options?: ModelOptions): tf.LayersModel {
+  const r = resolve({ ageGroups: groupCount(EIGHT_AGE_RANGES), ...options }, 1);
+  const init = initialisers(r.seed);
+  const l2 = () => tf.regularizers.l2({ l2: SEED000_L2 });
+  const input = inputOf(r);
+  let x = input;
+  [32, 64, 128, 256].forEach((filters, b) => {
+    for (let c = 0; c < 2; c++) {
+      const name = `block${b + 1}_conv${c + 1}`;
+      x = tf.layers.conv2d({ filters, kernelSize: 3, padding: "same", useBias: false, kernelInitializer: init.heNormal(), kernelRegularizer: l2(), name }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.activation({ activation: "relu", name: `${name}_relu` }).apply(x) as tf.SymbolicTensor;
+    }
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.globalAveragePooling2d({ name: "gap" }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dense({ units: 256, activation: "relu", kernelInitializer: init.kernel(), kernelRegularizer: l2(), name: "fc1" }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: r.dropout, seed: r.seed, name: "fc1_dropout" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: r.ageGroups, activation: "softmax", kernelInitializer: init.kernel(), name: "age" }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: "cnn_seed000" });
+}
+
+/** Reads a tfjs layers model.json and its weight files into tensors keyed by weight name. */
+export function readLayersWeights(modelJson: string): Map<string, tf.Tensor> {
+  if (!fs.existsSync(modelJson)) {
+    throw new Error(`Pretrained weights ${modelJson} do not exist. Convert Keras VGG19 with tensorflowjs_converter --input_format keras and pass its model.json.`);
+  }
+  let json: { weightsManifest?: tf.io.WeightsManifestConfig };
+  try {
+    json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
+  } catch (e) {
+    throw new Error(`${modelJson} is not JSON (${(e as Error).message}); expected a tfjs layers model.json.`);
+  }
+  if (!Array.isArray(json.weightsManifest)) throw new Error(`${modelJson} has no weightsManifest: expected a tfjs layers model.json with weight files.`);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: Buffer[] = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) {
+      const f = path.join(path.dirname(modelJson), p);
+      if (!fs.existsSync(f)) throw new Error(`${modelJson} lists weight file ${p}, missing next to it.`);
+      parts.push(fs.readFileSync(f));
+    }
+  }
+  const all = Buffer.concat(parts);
+  const map = tf.io.decodeWeights(all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength), specs);
+  return new Map(Object.entries(map));
+}
+
+/**
+ * Copies weights into the layers of `model` that have the same name as in the file (Keras
+ * names: "block1_conv1/kernel", "block1_conv1/bias", in the layer's weight order). Every layer in `layers`
+ * must be found with the right shapes; otherwise a clear error names the layer and both shapes.
+ */
+export function loadWeightsByLayerName(model: tf.LayersModel, weights: Map<string, tf.Tensor>, layers: readonly string[], source: string): void {
+  const byLayer = new Map<string, tf.Tensor[]>();
+  for (const [name, t] of weights) {
+    const [layer, ...rest] = name.split("/");
+    if (rest.length === 0) continue;
+    if (!byLayer.has(layer)) byLayer.set(layer, []);
+    byLayer.get(layer)!.push(t);
+  }
+  for (const layerName of layers) {
+    const layer = model.getLayer(layerName);
+    const found = byLayer.get(layerName);
+    if (!found) throw new Error(`${source} has no weights for layer "${layerName}" (found: ${[...byLayer.keys()].slice(0, 8).join(", ")}...). Is it a converted Keras VGG19?`);
+    const expected = layer.getWeights();
+    if (found.length !== expected.length) throw new Error(`${source}: layer "${layerName}" has ${found.length} weight tensors, the model expects ${expected.length}.`);
+    expected.forEach((e, i) => {
+      if (e.shape.join("x") !== found[i].shape.join("x")) {
+        throw new Error(`${source}: layer "${layerName}" weight ${i} has shape [${found[i].shape}], the model expects [${e.shape}]. Were the weights converted from a different network or channel count?`);
+      }
+    });
+    layer.setWeights(found);
+  }
+}
+
+/**
+ * VGG19 with the 16 conv layers loaded from user-supplied converted Keras weights
+ * (options.pretrainedWeights); the conv layers are frozen unless freezePretrained is false.
+ */
+export function buildVgg19Pretrained(options?: ModelOptions): tf.LayersModel {
+  if (!options?.pretrainedWeights) {
+    throw new Error("vgg19-pretrained needs pretrainedWeights: the model.json of Keras VGG19 converted to tfjs layers (tensorflowjs_converter --input_format keras).");
+  }
+  const model = buildVgg19(options);
+  const weights = readLayersWeights(options.pretrainedWeights);
+  const convs = model.layers.filter((l) => /^block\d+_conv\d+$/.test(l.name)).map((l) => l.name);
+  try {
+    loadWeightsByLayerName(model, weights, convs, options.pretrainedWeights);
+  } finally {
+    weights.forEach((t) => t.dispose());
+  }
+  if (options.freezePretrained ?? true) for (const name of convs) model.getLayer(name).trainable = false;
+  return model;
+}
+
 /** Every known model, by name. Experiments add entries here (one place to list them). */
 export const MODELS: Record<string, ModelSpec> = {
   "cnn-age-sigmoid": { name: "cnn-age-sigmoid", task: "age-groups", color: "gray", normalize: "unit", description: "report CNN, 20 age groups, sigmoid outputs", build: buildCnnAgeSigmoid },
@@ -177,6 +293,8 @@ export const MODELS: Record<string, ModelSpec> = {
   "cnn-gender": { name: "cnn-gender", task: "gender", color: "gray", normalize: "unit", description: "report CNN, gender sigmoid (1 = female)", build: buildCnnGender },
   "cnn-multi": { name: "cnn-multi", task: "age-gender", color: "gray", normalize: "unit", description: "shared trunk, age-group and gender outputs", build: buildMultiOutput },
   vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", build: buildVgg19 },
+  "vgg19-pretrained": { name: "vgg19-pretrained", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 with user-supplied Keras ImageNet weights, conv layers frozen", needsPretrained: true, build: buildVgg19Pretrained },
+  "cnn-seed000": { name: "cnn-seed000", task: "age-groups", color: "gray", normalize: "unit", description: "seed 000: stacked convs, BatchNorm, L2, eight age ranges", ageDivision: "ranges8", build: buildCnnSeed000 },
 };
 
 /** Looks a model up by name; an unknown name is an error listing the known ones. */

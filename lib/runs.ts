@@ -66,7 +66,7 @@ export interface KFoldPlan {
   carryWeights: boolean;
   /** The report's second pass over the folds (same schedule again on the carried weights). */
   secondPass: boolean;
-  /** Validation indices of each fold (into the used records, sorted by file name). */
+  /** Validation indices of each fold (into the dataset's records, in loadFaces order). */
   validation: number[][];
 }
 
@@ -79,7 +79,7 @@ export interface RunConfig {
   task: ModelTask;
   hyper: HyperParameters;
   seed: number;
-  /** Train/test split (indices into the used records, sorted by file name). */
+  /** Train/test split (indices into the dataset's records, in loadFaces order). */
   split?: { testFraction: number; train: number[]; test: number[] };
   /** K-fold plan (kind "kfold", and "fold" for a fold subfolder). */
   kfold?: KFoldPlan;
@@ -99,6 +99,8 @@ export interface RunConfig {
 export interface EpochRecord {
   /** Fold number (0-based) in K-fold runs. */
   fold?: number;
+  /** Pass over the folds (1 or 2) when the report's second pass is on. */
+  pass?: number;
   /** 1-based epoch within the fold or run. */
   epoch: number;
   /** Mean training loss over the epoch's batches. */

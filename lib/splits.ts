@@ -98,9 +98,14 @@ export function kFold(n: number, k = 10, seed = 42): Fold[] {
 }
 
 /**
- * The report's epoch schedule: the first fold trains `firstEpochs` epochs and each later fold
- * one fewer, never below `minEpochs` (report: 15 first, 2 last over 10 folds... clamped).
+ * The report's epoch schedule: `firstEpochs` on the first fold down to `lastEpochs` on the last,
+ * decreasing evenly and by at least one epoch a fold (then held at `lastEpochs`). The report's
+ * "15, one fewer each fold" and "2 on the last fold" cannot both hold over 10 folds; this keeps
+ * both ends: 10 folds -> [15, 14, 12, 11, 9, 8, 6, 5, 3, 2].
  */
-export function epochSchedule(folds: number, firstEpochs = 15, minEpochs = 2): number[] {
-  return Array.from({ length: folds }, (_, f) => Math.max(minEpochs, firstEpochs - f));
+export function epochSchedule(folds: number, firstEpochs = 15, lastEpochs = 2): number[] {
+  if (!Number.isInteger(folds) || folds < 1) throw new Error(`epochSchedule needs at least one fold, got ${folds}.`);
+  if (!(firstEpochs >= lastEpochs && lastEpochs >= 1)) throw new Error(`epochSchedule needs firstEpochs >= lastEpochs >= 1, got ${firstEpochs} and ${lastEpochs}.`);
+  const step = folds > 1 ? Math.max(1, (firstEpochs - lastEpochs) / (folds - 1)) : 0;
+  return Array.from({ length: folds }, (_, f) => Math.max(lastEpochs, Math.round(firstEpochs - f * step)));
 }

@@ -1,0 +1,263 @@
+/**
+ * The report's K-fold protocol: 10 shuffled folds (seed 42), batch 25, a decreasing epoch
+ * schedule, resumable after a kill, one fold per process if wanted, and a merge step.
+ *
+ * Layout: results/<experiment>/<run-id>/config.json (the plan), fold-01/ ... fold-10/ (each a
+ * run folder of kind "fold", plus checkpoint/ while it trains), and, once merged, the summary
+ * files history.json, metrics.json (KFoldSummary) and predictions.json at the top. Processes
+ * working on different folds write only inside their own fold folder, so two can run at once.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { baseRunConfig, evaluateHeldOut, ExperimentConfig, modelMetadata, modelOptions, prepareExperiment, runCallbacks } from "./experiment";
+import { headlineFigures } from "./metrics";
+import { buildModel } from "./models";
+import { RESULTS_DIR, writeJsonAtomic } from "./paths";
+import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
+import { epochSchedule, kFold } from "./splits";
+import { loadCheckpoint, saveModel, trainModel } from "./train";
+
+/** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
+export interface KFoldConfig extends ExperimentConfig {
+  /** Number of folds (profile: quick 3, full 10). */
+  folds?: number;
+  /** Run this fold only (0-based); others may run in other processes on the same run folder. */
+  fold?: number;
+  /** Run folder to create or continue (default: a new one, or with `resume` the newest unfinished one). */
+  runDir?: string;
+  /** Continue the newest unfinished K-fold run of this experiment and model. */
+  resume?: boolean;
+  /** Epochs of the first fold and of the last (see foldSchedule). */
+  firstEpochs?: number;
+  lastEpochs?: number;
+  /** Start each fold from the previous fold's weights, as the report did (default false: fresh). */
+  carryWeights?: boolean;
+  /** The report's second pass over the folds with carried weights (implies carryWeights). */
+  secondPass?: boolean;
+  /** Merge the fold folders into the top-level summary when all folds are done (default: when this call ran every fold). */
+  merge?: boolean;
+}
+
+/**
+ * Epochs per fold. The report says "15 epochs, one fewer each fold" and "2 epochs on the last
+ * fold", which cannot both hold over 10 folds (15 - 9 = 6). We keep both ends and decrease
+ * evenly, by at least one epoch a fold: 10 folds -> 15 14 12 11 9 8 6 5 3 2.
+ */
+export function foldSchedule(folds: number, firstEpochs = 15, lastEpochs = 2): number[] {
+  return epochSchedule(folds, firstEpochs, lastEpochs);
+}
+
+/** One training step of the plan: a fold of a pass. */
+interface Step {
+  pass: number;
+  fold: number;
+  dir: string;
+}
+
+function stepsOf(k: number, secondPass: boolean): Step[] {
+  const steps: Step[] = [];
+  for (let pass = 1; pass <= (secondPass ? 2 : 1); pass++) {
+    for (let f = 0; f < k; f++) steps.push({ pass, fold: f, dir: (pass === 2 ? "pass2-" : "") + foldDirName(f) });
+  }
+  return steps;
+}
+
+/** Writes a file only if it does not exist yet (atomic and exclusive); returns whether it did. */
+function writeJsonExclusive(file: string, value: unknown): boolean {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Finds or creates the run folder of a K-fold call. */
+function resolveKFoldDir(config: KFoldConfig, experiment: string): { runDir: string; runId: string } {
+  if (config.runDir) {
+    const runDir = path.resolve(config.runDir);
+    fs.mkdirSync(runDir, { recursive: true });
+    return { runDir, runId: path.basename(runDir) };
+  }
+  if (config.resume) {
+    const root = config.resultsRoot ?? RESULTS_DIR;
+    const candidates = listRuns(experiment)
+      .filter((r) => r.kind === "kfold" && r.model === config.model && !r.finished)
+      .filter((r) => path.dirname(path.dirname(r.runDir)) === path.resolve(root));
+    if (candidates.length === 0) throw new Error(`--resume: no unfinished K-fold run of ${config.model} under ${portablePath(path.join(root, experiment))}. Start one without --resume.`);
+    const last = candidates[candidates.length - 1];
+    return { runDir: last.runDir, runId: last.runId };
+  }
+  return createRunDir(experiment, config.resultsRoot);
+}
+
+/** Whether a fold folder holds finished results. */
+function foldDone(runDir: string, step: Step): boolean {
+  return fs.existsSync(path.join(runDir, step.dir, RUN_FILES.metrics));
+}
+
+/**
+ * Runs the K-fold protocol (or one fold of it). Finished folds are skipped; an interrupted fold
+ * continues from its last checkpointed epoch, with the same batches, weights and Adam state as
+ * an uninterrupted run.
+ */
+export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
+  const settings0 = (await import("./profile")).profileSettings(config.profile);
+  const k = config.folds ?? settings0.folds;
+  const schedule = foldSchedule(k, config.firstEpochs ?? settings0.firstEpochs, config.lastEpochs ?? settings0.minEpochs);
+  const p = await prepareExperiment({ ...config, validationFraction: 0 }, schedule[0]);
+  const experiment = config.experiment ?? `${p.spec.name}-kfold`;
+  const secondPass = Boolean(config.secondPass);
+  const carry = Boolean(config.carryWeights) || secondPass;
+  if (config.fold !== undefined && (!Number.isInteger(config.fold) || config.fold < 0 || config.fold >= k)) {
+    throw new Error(`Fold ${config.fold} does not exist: folds are numbered 0..${k - 1} (k=${k}).`);
+  }
+  const folds = kFold(p.used.length, k, p.seed).map((f) => ({ fold: f.fold, train: f.train.map((i) => p.used[i]), validation: f.validation.map((i) => p.used[i]) }));
+  const { runDir, runId } = resolveKFoldDir(config, experiment);
+  const plan = { k, seed: p.seed, schedule, carryWeights: carry, secondPass, validation: folds.map((f) => f.validation) };
+  const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "kfold"), kfold: plan };
+  const cfgFile = path.join(runDir, RUN_FILES.config);
+  if (!writeJsonExclusive(cfgFile, runConfig)) {
+    // Another process (or an earlier call) created the run: continue it only if it is the same plan.
+    const existing = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as RunConfig;
+    const same = existing.model === runConfig.model && existing.kfold?.k === k && existing.seed === p.seed && existing.size === p.size && existing.data.used === p.used.length && JSON.stringify(existing.kfold?.schedule) === JSON.stringify(schedule);
+    if (!same) {
+      throw new Error(`${portablePath(runDir)} holds a different K-fold run (model ${existing.model}, k=${existing.kfold?.k}, seed ${existing.seed}, size ${existing.size}, ${existing.data.used} images). Use a new --run folder or the same options.`);
+    }
+  }
+
+  const steps = stepsOf(k, secondPass);
+  const todo = config.fold !== undefined ? steps.filter((s) => s.fold === config.fold) : steps;
+  let carried: { model: tf.LayersModel; optimizer: tf.Optimizer } | undefined;
+  for (const step of todo) {
+    if (foldDone(runDir, step)) continue;
+    const stepIndex = steps.indexOf(step);
+    const previous = stepIndex > 0 ? steps[stepIndex - 1] : undefined;
+    const foldDir = path.join(runDir, step.dir);
+    const f = folds[step.fold];
+    const epochs = schedule[step.fold];
+    fs.mkdirSync(foldDir, { recursive: true });
+    const foldConfig: RunConfig = { ...runConfig, kind: "fold", fold: step.fold, hyper: { ...runConfig.hyper, epochs }, createdAt: new Date().toISOString() };
+    writeJsonExclusive(path.join(foldDir, RUN_FILES.config), foldConfig);
+
+    let model: tf.LayersModel;
+    let optimizer: tf.Optimizer | undefined;
+    const checkpointDir = path.join(foldDir, RUN_FILES.checkpoint);
+    if (carry && carried) {
+      ({ model, optimizer } = carried);
+    } else {
+      model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
+      optimizer = tf.train.adam(p.hyper.learningRate);
+      if (carry && previous && !fs.existsSync(path.join(checkpointDir, "state.json"))) {
+        // Carrying weights across processes or a resume: start from the previous fold's final state.
+        const prevCheckpoint = path.join(runDir, previous.dir, RUN_FILES.checkpoint);
+        if (!foldDone(runDir, previous) || !(await loadCheckpoint(prevCheckpoint, model, optimizer))) {
+          throw new Error(`Fold ${step.dir} carries the weights of ${previous.dir}, which is not finished yet: run the folds in order (or without --carry-weights).`);
+        }
+      }
+    }
+    const trained = await trainModel({
+      model,
+      modelName: p.spec.name,
+      task: p.spec.task,
+      data: p.data,
+      trainIndices: f.train,
+      division: p.division,
+      normalize: p.normalize,
+      epochs,
+      batchSize: p.hyper.batchSize,
+      learningRate: p.hyper.learningRate,
+      seed: p.seed + (step.pass - 1) * 1000,
+      fold: step.fold,
+      optimizer,
+      callbacks: runCallbacks(config, p.hyper),
+      checkpointDir,
+    });
+    writeJsonAtomic(path.join(foldDir, RUN_FILES.history), trained.history);
+    await saveModel(model, path.join(foldDir, RUN_FILES.model), modelMetadata(p));
+    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: f.validation, split: "validation", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+    writeJsonAtomic(path.join(foldDir, RUN_FILES.predictions), predictions);
+    writeJsonAtomic(path.join(foldDir, RUN_FILES.metrics), metrics);
+    if (carry) {
+      carried = { model, optimizer: trained.optimizer };
+    } else {
+      // The next fold starts fresh; the saved model/ is what remains of this one.
+      fs.rmSync(checkpointDir, { recursive: true, force: true });
+      model.dispose();
+      trained.optimizer.dispose();
+    }
+  }
+  if (carried) {
+    carried.model.dispose();
+    carried.optimizer.dispose();
+  }
+  const allDone = steps.every((s) => foldDone(runDir, s));
+  if (allDone && (config.merge ?? config.fold === undefined)) return mergeKFold(runDir);
+  return readKFold(runDir);
+}
+
+/** Mean and (population) standard deviation. */
+function stat(values: number[]): FoldStat {
+  const mean = values.reduce((a, b) => a + b, 0) / Math.max(values.length, 1);
+  const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(values.length, 1));
+  return { mean, std, values };
+}
+
+/** Reads the fold folders of a K-fold run into a result (without writing anything). */
+export function readKFold(runDir: string): KFoldResult {
+  const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), "utf8")) as RunConfig;
+  if (config.kind !== "kfold" || !config.kfold) throw new Error(`${portablePath(runDir)} is not a K-fold run folder (config.json kind "${config.kind}").`);
+  const steps = stepsOf(config.kfold.k, config.kfold.secondPass);
+  // The last pass's results are the ones reported for each fold.
+  const lastPass = config.kfold.secondPass ? 2 : 1;
+  const history: EpochRecord[] = [];
+  const foldMetrics: RunMetrics[] = [];
+  const completed: number[] = [];
+  const predictions: (PredictionRow & { fold: number })[] = [];
+  for (const s of steps) {
+    const dir = path.join(runDir, s.dir);
+    if (!fs.existsSync(path.join(dir, RUN_FILES.metrics))) continue;
+    const h = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.history), "utf8")) as EpochRecord[];
+    history.push(...h.map((r) => ({ ...r, fold: s.fold, ...(config.kfold!.secondPass ? { pass: s.pass } : {}) })));
+    if (s.pass !== lastPass) continue;
+    completed.push(s.fold);
+    foldMetrics.push(JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.metrics), "utf8")));
+    const rows = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.predictions), "utf8")) as PredictionRow[];
+    predictions.push(...rows.map((r) => ({ ...r, fold: s.fold })));
+  }
+  const figures = foldMetrics.map(headlineFigures);
+  const keys = [...new Set(figures.flatMap((f) => Object.keys(f)))];
+  const summary: KFoldSummary = {
+    split: "kfold",
+    k: config.kfold.k,
+    completed,
+    profile: config.profile,
+    task: config.task,
+    model: config.model,
+    folds: foldMetrics,
+    summary: Object.fromEntries(keys.map((key) => [key, stat(figures.map((f) => f[key]).filter((v) => v !== undefined))])),
+    trainSeconds: history.reduce((a, r) => a + r.seconds, 0),
+  };
+  return { runDir, config, history, summary, predictions };
+}
+
+/**
+ * Gathers the fold folders into the run's top-level history.json, predictions.json and
+ * metrics.json (KFoldSummary). Safe to call again; call it once the folds run separately are done.
+ */
+export function mergeKFold(runDir: string): KFoldResult {
+  const abs = path.resolve(runDir);
+  const result = readKFold(abs);
+  const missing = stepsOf(result.config.kfold!.k, result.config.kfold!.secondPass).filter((s) => !foldDone(abs, s));
+  if (missing.length > 0) throw new Error(`Cannot merge ${portablePath(abs)}: ${missing.map((s) => s.dir).join(", ")} not finished yet. Run them (kfold --run <dir> --fold k) first.`);
+  writeJsonAtomic(path.join(abs, RUN_FILES.history), result.history);
+  writeJsonAtomic(path.join(abs, RUN_FILES.predictions), result.predictions);
+  writeJsonAtomic(path.join(abs, RUN_FILES.metrics), result.summary);
+  return result;
+}

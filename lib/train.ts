@@ -1,0 +1,435 @@
+/**
+ * The one training loop, for every model: batches are built one at a time from the uint8
+ * pixels (imagesTensor), each step runs inside tf.tidy, the optimizer is Adam, and progress,
+ * early stopping and history plug in as callbacks. With a checkpoint folder the loop saves
+ * weights, Adam's moments and the epoch after every epoch, and resumes from them, with batch
+ * order drawn from a seed per (fold, epoch) so a resumed run repeats an uninterrupted one.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
+import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "./data";
+import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageGroupOf, groupCount, oneHot } from "./labels";
+import type { ModelTask } from "./models";
+import { writeFileAtomic, writeJsonAtomic } from "./paths";
+import type { EpochRecord } from "./runs";
+import { permutation } from "./splits";
+
+/** Loss name per output ("age", "gender") for a model of a task. */
+export function lossesFor(task: ModelTask, model: tf.LayersModel): Record<string, string> {
+  const activation = (name: string): string | undefined => {
+    try {
+      return (model.getLayer(name).getConfig() as { activation?: string }).activation;
+    } catch {
+      return undefined;
+    }
+  };
+  // Independent sigmoids per group (the report's age model) are binary problems; softmax is one choice among groups.
+  const ageGroupsLoss = () => (activation("age") === "sigmoid" ? "binaryCrossentropy" : "categoricalCrossentropy");
+  switch (task) {
+    case "age-groups":
+      return { age: ageGroupsLoss() };
+    case "age-regression":
+      return { age: "meanSquaredError" };
+    case "gender":
+      return { gender: "binaryCrossentropy" };
+    case "age-gender":
+      return { age: ageGroupsLoss(), gender: "binaryCrossentropy" };
+  }
+}
+
+/** Output names of a task, in the model's output order. */
+export function outputsOf(task: ModelTask): ("age" | "gender")[] {
+  return task === "gender" ? ["gender"] : task === "age-gender" ? ["age", "gender"] : ["age"];
+}
+
+/**
+ * Target tensors of the given samples, one per output: one-hot groups, age / 100, or the gender
+ * code (1 = female). A sample outside the division is an error: filter with the division first.
+ */
+export function targetTensors(records: readonly FaceRecord[], indices: readonly number[], task: ModelTask, division: AgeDivision = REPORT_AGE_GROUPS): tf.Tensor[] {
+  return outputsOf(task).map((out) => {
+    if (out === "gender") return tf.tensor2d(indices.map((i) => records[i].gender), [indices.length, 1]);
+    if (task === "age-regression") return tf.tensor2d(indices.map((i) => records[i].age / AGE_SCALE), [indices.length, 1]);
+    const groups = indices.map((i) => {
+      const g = ageGroupOf(records[i].age, division);
+      if (g < 0) throw new Error(`${records[i].file}: age ${records[i].age} is outside the "${division.name}" division; filter the data with filterByDivision first.`);
+      return g;
+    });
+    return tf.tensor2d(oneHot(groups, groupCount(division)), [indices.length, groupCount(division)]);
+  });
+}
+
+function lossFn(name: string): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
+  switch (name) {
+    case "binaryCrossentropy":
+      return tf.metrics.binaryCrossentropy;
+    case "categoricalCrossentropy":
+      return tf.metrics.categoricalCrossentropy;
+    case "meanSquaredError":
+      return tf.metrics.meanSquaredError;
+    default:
+      throw new Error(`Unknown loss "${name}".`);
+  }
+}
+
+/**
+ * Loss (sum over outputs of each output's mean loss) and metric scalars of predictions against
+ * targets. Used for training batches and for validation, so both report the same figures.
+ */
+export function lossAndMetrics(task: ModelTask, losses: Record<string, string>, preds: tf.Tensor[], ys: tf.Tensor[]): { loss: tf.Scalar; metrics: Record<string, tf.Scalar> } {
+  const names = outputsOf(task);
+  let loss = tf.scalar(0);
+  const metrics: Record<string, tf.Scalar> = {};
+  names.forEach((out, i) => {
+    loss = tf.add(loss, tf.mean(lossFn(losses[out])(ys[i], preds[i]))) as tf.Scalar;
+    if (out === "gender") metrics.genderAccuracy = tf.mean(tf.metrics.binaryAccuracy(ys[i], preds[i])) as tf.Scalar;
+    else if (task === "age-regression") metrics.maeYears = tf.mul(tf.mean(tf.abs(tf.sub(ys[i], preds[i]))), AGE_SCALE) as tf.Scalar;
+    else metrics.ageAccuracy = tf.mean(tf.metrics.categoricalAccuracy(ys[i], preds[i])) as tf.Scalar;
+  });
+  return { loss, metrics };
+}
+
+/** Options of `trainModel`. */
+export interface TrainOptions {
+  model: tf.LayersModel;
+  /** Name shown by progress callbacks. */
+  modelName: string;
+  task: ModelTask;
+  data: FaceDataset;
+  trainIndices: readonly number[];
+  /** Watched after each epoch (validation loss and metrics); never trained on. */
+  validationIndices?: readonly number[];
+  division?: AgeDivision;
+  normalize?: Normalization;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Seeds the batch order of every epoch (with the fold number). */
+  seed: number;
+  fold?: number;
+  /** An optimizer to continue with (K-fold carrying weights); default a new Adam. */
+  optimizer?: tf.Optimizer;
+  callbacks?: TrainingCallback[];
+  /** Save weights + optimizer state + epoch here after every epoch, and resume from it. */
+  checkpointDir?: string;
+}
+
+/** What `trainModel` returns. */
+export interface TrainResult {
+  history: EpochRecord[];
+  /** Seconds spent training in this call plus any resumed epochs' recorded seconds. */
+  seconds: number;
+  imagesPerSecond: number;
+  stoppedEarly: boolean;
+  /** Epoch the loop resumed after (0 when it started fresh). */
+  resumedFrom: number;
+  optimizer: tf.Optimizer;
+}
+
+/** Seed of the batch order of one epoch of one fold: distinct, and repeatable after a resume. */
+export function epochSeed(seed: number, fold: number | undefined, epoch: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [(fold ?? -1) + 1, epoch]) {
+    h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;
+    h = (h ^ (h >>> 13)) >>> 0;
+  }
+  return h;
+}
+
+/** Model outputs of a batch as an array (single-output models return one tensor). */
+function asArray(t: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+  return Array.isArray(t) ? t : [t];
+}
+
+/** Trains a model with the one loop; returns the history. See the module comment. */
+export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  const division = o.division ?? REPORT_AGE_GROUPS;
+  const normalize = o.normalize ?? "unit";
+  const callbacks = o.callbacks ?? [];
+  const losses = lossesFor(o.task, o.model);
+  const n = o.trainIndices.length;
+  if (n === 0) throw new Error(`No training images for ${o.modelName}: the split left the training set empty.`);
+  if (!(o.batchSize >= 1)) throw new Error(`Batch size must be at least 1, got ${o.batchSize}.`);
+  const optimizer = o.optimizer ?? tf.train.adam(o.learningRate);
+  const batches = Math.ceil(n / o.batchSize);
+  const vars = o.model.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read());
+
+  let history: EpochRecord[] = [];
+  let startEpoch = 1;
+  if (o.checkpointDir) {
+    const resumed = await loadCheckpoint(o.checkpointDir, o.model, optimizer);
+    if (resumed) {
+      history = resumed.history;
+      startEpoch = resumed.epoch + 1;
+    }
+  }
+  const info: TrainBeginInfo = { fold: o.fold, startEpoch, epochs: o.epochs, batchesPerEpoch: batches, trainImages: n, model: o.modelName };
+  for (const cb of callbacks) await cb.onTrainBegin?.(info);
+
+  let stoppedEarly = false;
+  for (let epoch = startEpoch; epoch <= o.epochs && !stoppedEarly; epoch++) {
+    for (const cb of callbacks) await cb.onEpochBegin?.(epoch, info);
+    const order = permutation(n, epochSeed(o.seed, o.fold, epoch)).map((i) => o.trainIndices[i]);
+    const t0 = Date.now();
+    let lossSum = 0;
+    const metricSums: Record<string, number> = {};
+    let seen = 0;
+    for (let b = 0; b < batches; b++) {
+      const idx = order.slice(b * o.batchSize, (b + 1) * o.batchSize);
+      let batchMetrics: Record<string, tf.Scalar> = {};
+      const cost = tf.tidy(() => {
+        const x = imagesTensor(o.data, idx, normalize);
+        const ys = targetTensors(o.data.records, idx, o.task, division);
+        return optimizer.minimize(
+          () => {
+            const preds = asArray(o.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[]);
+            const { loss, metrics } = lossAndMetrics(o.task, losses, preds, ys);
+            batchMetrics = metrics;
+            Object.values(metrics).forEach((m) => tf.keep(m));
+            // Regularisers (seed 000's L2) add their penalties to the loss, as Keras does.
+            const penalties = o.model.calculateLosses();
+            return penalties.length ? (tf.addN([loss, ...penalties]) as tf.Scalar) : loss;
+          },
+          true,
+          vars,
+        ) as tf.Scalar;
+      });
+      const lossValue = (await cost.data())[0];
+      cost.dispose();
+      const values: Record<string, number> = {};
+      for (const [k, t] of Object.entries(batchMetrics)) {
+        values[k] = (await t.data())[0];
+        t.dispose();
+      }
+      if (!Number.isFinite(lossValue)) {
+        throw new Error(
+          `Training ${o.modelName}${o.fold !== undefined ? ` fold ${o.fold + 1}` : ""} stopped: loss became ${lossValue} at epoch ${epoch}, batch ${b + 1}/${batches}. ` +
+            `Lower the learning rate (now ${o.learningRate}) or check the inputs' normalisation.`,
+        );
+      }
+      lossSum += lossValue * idx.length;
+      for (const [k, v] of Object.entries(values)) metricSums[k] = (metricSums[k] ?? 0) + v * idx.length;
+      seen += idx.length;
+      const seconds = (Date.now() - t0) / 1000;
+      const bi: BatchEndInfo = {
+        fold: o.fold,
+        epoch,
+        batch: b + 1,
+        batchesPerEpoch: batches,
+        loss: lossSum / seen,
+        metrics: Object.fromEntries(Object.entries(metricSums).map(([k, v]) => [k, v / seen])),
+        imagesPerSecond: seen / Math.max(seconds, 1e-9),
+        seconds,
+      };
+      for (const cb of callbacks) await cb.onBatchEnd?.(bi);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const record: EpochRecord = {
+      ...(o.fold !== undefined ? { fold: o.fold } : {}),
+      epoch,
+      loss: lossSum / seen,
+      metrics: Object.fromEntries(Object.entries(metricSums).map(([k, v]) => [k, v / seen])),
+      seconds,
+      imagesPerSecond: seen / Math.max(seconds, 1e-9),
+    };
+    if (o.validationIndices && o.validationIndices.length > 0) {
+      const v = await evaluateLoss({ ...o, indices: o.validationIndices, division, normalize, losses });
+      record.valLoss = v.loss;
+      record.valMetrics = v.metrics;
+    }
+    history.push(record);
+    if (o.checkpointDir) await saveCheckpoint(o.checkpointDir, o.model, optimizer, epoch, history);
+    for (const cb of callbacks) {
+      const action = await cb.onEpochEnd?.(record, info);
+      if (action && action.stop) stoppedEarly = true;
+    }
+  }
+  for (const cb of callbacks) await cb.onTrainEnd?.(history, info);
+  const seconds = history.reduce((a, r) => a + r.seconds, 0);
+  const images = history.length * n;
+  return { history, seconds, imagesPerSecond: images / Math.max(seconds, 1e-9), stoppedEarly, resumedFrom: startEpoch - 1, optimizer };
+}
+
+/**
+ * Raw model outputs for samples, computed in batches (bounded memory): one Float32Array per
+ * output, row-major (n * units).
+ */
+export async function predictOutputs(model: tf.LayersModel, data: FaceDataset, indices: readonly number[], normalize: Normalization = "unit", batchSize = 64): Promise<Float32Array[]> {
+  const parts: Float32Array[][] = [];
+  for (let s = 0; s < indices.length; s += batchSize) {
+    const idx = indices.slice(s, s + batchSize);
+    const outs = tf.tidy(() => asArray(model.predict(imagesTensor(data, idx, normalize)) as tf.Tensor | tf.Tensor[]));
+    parts.push(await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array)));
+    outs.forEach((t) => t.dispose());
+  }
+  const outputs = model.outputs.length;
+  return Array.from({ length: outputs }, (_, k) => {
+    const total = parts.reduce((a, p) => a + p[k].length, 0);
+    const out = new Float32Array(total);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p[k], off);
+      off += p[k].length;
+    }
+    return out;
+  });
+}
+
+/** Mean loss and metrics of a model on samples (no training), in batches. */
+export async function evaluateLoss(o: {
+  model: tf.LayersModel;
+  task: ModelTask;
+  data: FaceDataset;
+  indices: readonly number[];
+  division?: AgeDivision;
+  normalize?: Normalization;
+  losses?: Record<string, string>;
+  batchSize?: number;
+}): Promise<{ loss: number; metrics: Record<string, number> }> {
+  const losses = o.losses ?? lossesFor(o.task, o.model);
+  const bs = Math.max(o.batchSize ?? 64, 1);
+  let lossSum = 0;
+  const sums: Record<string, number> = {};
+  for (let s = 0; s < o.indices.length; s += bs) {
+    const idx = o.indices.slice(s, s + bs);
+    const figures = tf.tidy(() => {
+      const preds = asArray(o.model.predict(imagesTensor(o.data, idx, o.normalize ?? "unit")) as tf.Tensor | tf.Tensor[]);
+      const { loss, metrics } = lossAndMetrics(o.task, losses, preds, targetTensors(o.data.records, idx, o.task, o.division));
+      return [loss, ...Object.values(metrics)];
+    });
+    const names = ["loss", ...Object.keys(lossAndMetricNames(o.task))];
+    const values = await Promise.all(figures.map(async (t) => (await t.data())[0]));
+    figures.forEach((t) => t.dispose());
+    values.forEach((v, k) => {
+      if (k === 0) lossSum += v * idx.length;
+      else sums[names[k]] = (sums[names[k]] ?? 0) + v * idx.length;
+    });
+  }
+  const n = Math.max(o.indices.length, 1);
+  return { loss: lossSum / n, metrics: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])) };
+}
+
+/** Metric names a task reports, in `lossAndMetrics` order. */
+function lossAndMetricNames(task: ModelTask): Record<string, true> {
+  const out: Record<string, true> = {};
+  for (const o of outputsOf(task)) {
+    if (o === "gender") out.genderAccuracy = true;
+    else if (task === "age-regression") out.maeYears = true;
+    else out.ageAccuracy = true;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saving: models in the tfjs layers format; checkpoints as weights + Adam state + epoch.
+
+/** Writes tensors as a tfjs weights manifest (JSON) and one binary file. */
+async function writeTensors(dir: string, base: string, named: { name: string; tensor: tf.Tensor }[]): Promise<void> {
+  const { data, specs } = await tf.io.encodeWeights(named);
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, `${base}.bin`), new Uint8Array(data as ArrayBuffer));
+  writeJsonAtomic(path.join(dir, `${base}.json`), specs);
+}
+
+/** Reads tensors written by `writeTensors`, in their saved order. */
+function readTensors(dir: string, base: string): tf.Tensor[] {
+  const specs = JSON.parse(fs.readFileSync(path.join(dir, `${base}.json`), "utf8")) as tf.io.WeightsManifestEntry[];
+  const buf = fs.readFileSync(path.join(dir, `${base}.bin`));
+  const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
+  return specs.map((s) => map[s.name]);
+}
+
+interface CheckpointState {
+  epoch: number;
+  /** Folder of the newest complete checkpoint, relative to the checkpoint folder. */
+  dir: string;
+  history: EpochRecord[];
+  savedAt: string;
+}
+
+const CHECKPOINT_STATE = "state.json";
+
+/**
+ * Saves weights, optimizer state (Adam's step and moments) and the epoch. The state file is
+ * written last and atomically, so a kill at any moment leaves the previous complete checkpoint.
+ */
+export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer, epoch: number, history: EpochRecord[]): Promise<void> {
+  const sub = `epoch-${String(epoch).padStart(3, "0")}`;
+  const target = path.join(dir, sub);
+  fs.rmSync(target, { recursive: true, force: true });
+  await writeTensors(target, "weights", model.weights.map((w, i) => ({ name: `w${i}_${w.name}`, tensor: w.read() })));
+  const optWeights = await optimizer.getWeights();
+  await writeTensors(target, "optimizer", optWeights.map((w, i) => ({ name: `o${i}_${w.name}`, tensor: w.tensor })));
+  optWeights.forEach((w) => w.tensor.dispose());
+  const state: CheckpointState = { epoch, dir: sub, history, savedAt: new Date().toISOString() };
+  writeJsonAtomic(path.join(dir, CHECKPOINT_STATE), state);
+  for (const old of fs.readdirSync(dir)) {
+    if (old.startsWith("epoch-") && old !== sub) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+  }
+}
+
+/** Restores a checkpoint into a freshly built model and optimizer; undefined when there is none. */
+export async function loadCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer): Promise<{ epoch: number; history: EpochRecord[] } | undefined> {
+  const stateFile = path.join(dir, CHECKPOINT_STATE);
+  if (!fs.existsSync(stateFile)) return undefined;
+  const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as CheckpointState;
+  const sub = path.join(dir, state.dir);
+  const weights = readTensors(sub, "weights");
+  if (weights.length !== model.weights.length) {
+    throw new Error(`Checkpoint ${sub} holds ${weights.length} weight tensors but the model has ${model.weights.length}: it was saved from a different model or size. Delete it or start a new run.`);
+  }
+  model.setWeights(weights);
+  weights.forEach((t) => t.dispose());
+  const opt = readTensors(sub, "optimizer");
+  const specs = JSON.parse(fs.readFileSync(path.join(sub, "optimizer.json"), "utf8")) as tf.io.WeightsManifestEntry[];
+  // Names were prefixed with their position to keep them unique; the optimizer only needs order.
+  await optimizer.setWeights(opt.map((tensor, i) => ({ name: specs[i].name.replace(/^o\d+_/, ""), tensor })));
+  return { epoch: state.epoch, history: state.history };
+}
+
+/**
+ * Saves a model in the tfjs layers format (model.json + weights.bin) into `dir`, replacing
+ * what is there; files appear atomically.
+ */
+export async function saveModel(model: tf.LayersModel, dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      fs.mkdirSync(dir, { recursive: true });
+      const weightData = artifacts.weightData as ArrayBuffer;
+      writeFileAtomic(path.join(dir, "weights.bin"), new Uint8Array(weightData));
+      writeJsonAtomic(path.join(dir, "model.json"), {
+        modelTopology: artifacts.modelTopology,
+        format: "layers-model",
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+        convertedBy: null,
+        weightsManifest: [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }],
+        userDefinedMetadata: extra,
+      });
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+    }),
+  );
+}
+
+/** Loads a model saved by `saveModel` (or any tfjs layers model.json with its weight files). */
+export async function loadModelFile(modelJson: string): Promise<tf.LayersModel> {
+  if (!fs.existsSync(modelJson)) throw new Error(`${modelJson} does not exist: expected a tfjs layers model.json.`);
+  const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
+  if (!json.modelTopology || !json.weightsManifest) throw new Error(`${modelJson} is not a tfjs layers model (no modelTopology/weightsManifest).`);
+  const dir = path.dirname(modelJson);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  for (const group of json.weightsManifest as tf.io.WeightsManifestConfig) {
+    specs.push(...group.weights);
+    for (const p of group.paths) {
+      const f = path.join(dir, p);
+      if (!fs.existsSync(f)) throw new Error(`${modelJson} names weight file ${p}, which is missing next to it.`);
+      buffers.push(fs.readFileSync(f));
+    }
+  }
+  const all = Buffer.concat(buffers);
+  return tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) }),
+  );
+}
