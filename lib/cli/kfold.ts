@@ -1,7 +1,93 @@
-/** `npm run cli -- kfold`: not implemented yet. */
-export const help = "Usage: npm run cli -- kfold (not implemented yet)";
+/** `npm run cli -- kfold`: the report's K-fold protocol, resumable, one fold per process if wanted. */
+import { parseArgs } from "util";
+import { mergeKFold, runKFold } from "../kfold";
+import { MODELS } from "../models";
+import { portablePath } from "../runs";
+import { colorOption, intOption, numberOption } from "./options";
+
+export const help = `Usage: npm run cli -- kfold --model <name> [options]
+       npm run cli -- kfold --merge <run-dir>
+
+Runs K-fold cross-validation: shuffled folds (seed 42), batch 25, epochs from --first-epochs on
+the first fold down to --last-epochs on the last (full profile: 15 ... 2 over 10 folds). Each fold
+checkpoints after every epoch; rerun the same command with --resume (or --run <dir>) after a kill
+to continue from the last completed epoch. Finished folds are never redone.
+
+Options:
+  --model <name>        one of: ${Object.keys(MODELS).join(", ")}
+  --folds K             number of folds (profile: quick 3, full 10)
+  --fold k              run fold k only (0-based); use with --run so processes share the run
+  --run <dir>           run folder to create or continue
+  --resume              continue the newest unfinished K-fold run of this model
+  --merge <dir>         gather finished fold folders into the run's summary and exit
+  --first-epochs N      epochs of the first fold (profile: quick 2, full 15)
+  --last-epochs N       epochs of the last fold (profile: quick 1, full 2)
+  --carry-weights       each fold starts from the previous fold's weights (the report; default fresh)
+  --second-pass         the report's second pass over the folds (implies --carry-weights)
+  --size N, --color gray|rgb, --dir D, --batch N, --lr X, --seed N, --max-images N,
+  --experiment NAME, --profile quick|full   as for train`;
 
 /** Runs the command. */
-export async function run(_argv: string[]): Promise<number> {
-  throw new Error("'kfold' is not implemented yet.");
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" },
+      folds: { type: "string" },
+      fold: { type: "string" },
+      run: { type: "string" },
+      resume: { type: "boolean" },
+      merge: { type: "string" },
+      "first-epochs": { type: "string" },
+      "last-epochs": { type: "string" },
+      "carry-weights": { type: "boolean" },
+      "second-pass": { type: "boolean" },
+      size: { type: "string" },
+      color: { type: "string" },
+      dir: { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      seed: { type: "string" },
+      "max-images": { type: "string" },
+      experiment: { type: "string" },
+      profile: { type: "string" },
+    },
+    strict: true,
+  });
+  if (values.merge) {
+    const r = mergeKFold(values.merge);
+    printSummary(r.runDir, r.summary.summary, r.summary.completed.length, r.summary.k);
+    return 0;
+  }
+  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
+  const result = await runKFold({
+    model: values.model,
+    folds: intOption("folds", values.folds, 2),
+    fold: intOption("fold", values.fold, 0),
+    runDir: values.run,
+    resume: values.resume,
+    firstEpochs: intOption("first-epochs", values["first-epochs"]),
+    lastEpochs: intOption("last-epochs", values["last-epochs"]),
+    carryWeights: values["carry-weights"],
+    secondPass: values["second-pass"],
+    size: intOption("size", values.size),
+    color: colorOption(values.color),
+    dir: values.dir,
+    batchSize: intOption("batch", values.batch),
+    learningRate: numberOption("lr", values.lr),
+    seed: intOption("seed", values.seed, 0),
+    maxImages: intOption("max-images", values["max-images"]),
+    experiment: values.experiment,
+    profile: values.profile as "quick" | "full" | undefined,
+  });
+  printSummary(result.runDir, result.summary.summary, result.summary.completed.length, result.summary.k);
+  if (result.summary.completed.length === result.summary.k && values.fold !== undefined) {
+    console.log(`all folds done: merge with  npm run cli -- kfold --merge ${portablePath(result.runDir)}`);
+  }
+  return 0;
+}
+
+function printSummary(runDir: string, summary: Record<string, { mean: number; std: number }>, done: number, k: number): void {
+  console.log(`run folder: ${portablePath(runDir)}  (${done}/${k} folds done)`);
+  for (const [key, s] of Object.entries(summary)) console.log(`  ${key.padEnd(20)} mean ${s.mean.toFixed(4)}  std ${s.std.toFixed(4)}`);
 }

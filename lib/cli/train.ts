@@ -1,7 +1,74 @@
-/** `npm run cli -- train`: not implemented yet. */
-export const help = "Usage: npm run cli -- train (not implemented yet)";
+/** `npm run cli -- train`: train one model on a train/test split and write its run folder. */
+import { parseArgs } from "util";
+import { runExperiment } from "../experiment";
+import { MODELS } from "../models";
+import { portablePath } from "../runs";
+import { intOption, numberOption, colorOption, printMetrics } from "./options";
+
+export const help = `Usage: npm run cli -- train --model <name> [options]
+
+Trains one model on the train split and evaluates it on the held-out test split, writing
+results/<experiment>/<run-id>/ (config.json, history.json, metrics.json, predictions.json, model/).
+
+Options:
+  --model <name>          one of: ${Object.keys(MODELS).join(", ")}
+  --epochs N              epochs (profile: quick 2, full 15)
+  --size N                input side in pixels (profile: quick 32, full 70)
+  --color gray|rgb        colour mode (default: the model's)
+  --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
+  --batch N               batch size (default 25)
+  --lr X                  Adam learning rate (default 0.001)
+  --seed N                seed of splits, batches and weights (default 42)
+  --test-fraction X       held-out share (default 0.2)
+  --validation-fraction X share of training images watched each epoch (default 0.1)
+  --patience N            early stopping patience (default 0 = off)
+  --max-images N          cap on images (profile: quick 240, full all)
+  --experiment NAME       folder under results/ (default: the model name)
+  --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
+  --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)`;
 
 /** Runs the command. */
-export async function run(_argv: string[]): Promise<number> {
-  throw new Error("'train' is not implemented yet.");
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" },
+      epochs: { type: "string" },
+      size: { type: "string" },
+      color: { type: "string" },
+      dir: { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      seed: { type: "string" },
+      "test-fraction": { type: "string" },
+      "validation-fraction": { type: "string" },
+      patience: { type: "string" },
+      "max-images": { type: "string" },
+      experiment: { type: "string" },
+      pretrained: { type: "string" },
+      profile: { type: "string" },
+    },
+    strict: true,
+  });
+  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
+  const result = await runExperiment({
+    model: values.model,
+    epochs: intOption("epochs", values.epochs),
+    size: intOption("size", values.size),
+    color: colorOption(values.color),
+    dir: values.dir,
+    batchSize: intOption("batch", values.batch),
+    learningRate: numberOption("lr", values.lr),
+    seed: intOption("seed", values.seed, 0),
+    testFraction: numberOption("test-fraction", values["test-fraction"]),
+    validationFraction: numberOption("validation-fraction", values["validation-fraction"], 0),
+    patience: intOption("patience", values.patience, 0),
+    maxImages: intOption("max-images", values["max-images"]),
+    experiment: values.experiment,
+    pretrainedWeights: values.pretrained,
+    profile: values.profile as "quick" | "full" | undefined,
+  });
+  console.log(`run folder: ${portablePath(result.runDir)}`);
+  printMetrics(result.metrics);
+  return 0;
 }
