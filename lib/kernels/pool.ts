@@ -32,27 +32,30 @@ export function makeMaxPoolGrad(): tf.KernelFunc {
     const x = wasm.typedArrayFromHeap(input) as Float32Array;
     const g = wasm.typedArrayFromHeap(dy) as Float32Array;
     out.fill(0); // cells that are not a window's maximum (and rows/cols past the last window) get 0
+    // Channels innermost: every read walks memory forward. Taps in row-major order with a
+    // strict '>' keep the first maximum, as the cpu kernel does.
+    const best = new Float32Array(C);
+    const at = new Int32Array(C);
     for (let n = 0; n < N; n++) {
       for (let p = 0; p < oH; p++) {
         for (let q = 0; q < oW; q++) {
-          const gBase = ((n * oH + p) * oW + q) * C;
-          for (let c = 0; c < C; c++) {
-            let best = -Infinity;
-            let at = -1;
-            for (let i = 0; i < fH; i++) {
-              const row = (n * H + p * sH + i) * W;
-              for (let j = 0; j < fW; j++) {
-                const k = (row + q * sW + j) * C + c;
-                const v = x[k];
-                if (v > best) {
-                  best = v;
-                  at = k;
+          best.fill(-Infinity);
+          at.fill(-1);
+          for (let i = 0; i < fH; i++) {
+            for (let j = 0; j < fW; j++) {
+              const base = ((n * H + p * sH + i) * W + q * sW + j) * C;
+              for (let c = 0; c < C; c++) {
+                const v = x[base + c];
+                if (v > best[c]) {
+                  best[c] = v;
+                  at[c] = base + c;
                 }
               }
             }
-            // A window of only NaN or -Infinity has no maximum; the cpu kernel passes no gradient.
-            if (at >= 0) out[at] += g[gBase + c];
           }
+          const gBase = ((n * oH + p) * oW + q) * C;
+          // A window of only NaN or -Infinity has no maximum; the cpu kernel passes no gradient.
+          for (let c = 0; c < C; c++) if (at[c] >= 0) out[at[c]] = g[gBase + c];
         }
       }
     }
