@@ -48,8 +48,10 @@ const VALIDATION_COLOR = "#ff7f0e";
 export function contextLine(ctx: FigureContext = {}): string {
   const parts: string[] = [];
   if (ctx.model) parts.push(ctx.model);
-  if (ctx.split) parts.push(/split|fold/.test(ctx.split) ? ctx.split : `${ctx.split} split`);
-  if (ctx.images !== undefined) parts.push(`${ctx.images} images`);
+  // "all" means no split: say "all N images" rather than "all split".
+  if (ctx.split === "all") parts.push(ctx.images !== undefined ? `all ${ctx.images} images` : "all images");
+  else if (ctx.split) parts.push(/split|fold/.test(ctx.split) ? ctx.split : `${ctx.split} split`);
+  if (ctx.images !== undefined && ctx.split !== "all") parts.push(`${ctx.images} images`);
   if (ctx.dataset) parts.push(`data: ${ctx.dataset}`);
   if (ctx.profile) parts.push(`${ctx.profile} profile`);
   return parts.join(" · ");

@@ -34,6 +34,20 @@ export function installKernelSpec(home: string = KERNEL_HOME): string {
   return dir;
 }
 
+/**
+ * nbconvert HTML options that keep the page offline: Debian's nbconvert points require.js and
+ * MathJax at /usr/share/javascript (packages libjs-requirejs, libjs-mathjax), upstream at a CDN.
+ * Where the local files are missing, an empty data: script stands in (MathJax is optional in
+ * the template; require.js is not needed by our figures), so the page logs no load errors.
+ */
+export function htmlExporterArgs(): string[] {
+  const local = (file: string) => (fs.existsSync(file) ? `file://${file}` : "data:text/javascript,");
+  return [
+    `--HTMLExporter.require_js_url=${local("/usr/share/javascript/requirejs/require.min.js")}`,
+    `--HTMLExporter.mathjax_url=${local("/usr/share/javascript/mathjax/MathJax.js")}`,
+  ];
+}
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
   const r = spawnSync(cmd, args, { stdio: "inherit", env, cwd: REPO_ROOT });
   if (r.error) throw new Error(`Could not run ${cmd}: ${r.error.message}`);
@@ -80,7 +94,7 @@ function main(argv: string[]): number {
     const seconds = (Date.now() - t0) / 1000;
     const executed = path.join(OUT_DIR, nb);
     // An executed copy exists only when every cell ran; export HTML from it (figures inline, offline).
-    const ok = code === 0 && fs.existsSync(executed) && run(jupyter, ["nbconvert", "--to", "html", "--output-dir", OUT_DIR, executed], env) === 0;
+    const ok = code === 0 && fs.existsSync(executed) && run(jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--output-dir", OUT_DIR, executed], env) === 0;
     summary.push({ notebook: name, ok, seconds: Math.round(seconds * 10) / 10 });
     console.log(`[notebooks] ${name}: ${ok ? "ok" : "FAILED"} in ${seconds.toFixed(1)} s`);
   }

@@ -1,0 +1,110 @@
+/**
+ * Plotly figures render offline in a real browser: a page built from the library's inline
+ * bundle, and the nbconvert HTML of a notebook executed with the tslab kernel, both opened in
+ * headless Chromium; each must contain Plotly's SVG and log no console error. Screenshots go to
+ * results/browser-test/ for a human to look at.
+ */
+import { spawnSync } from "child_process";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { test } from "node:test";
+import { chromiumPath, launchChromium } from "../lib/export";
+import { confusionMatrixFigure, groupGenderCountsFigure } from "../lib/figures";
+import { figureHtml, plotlyInitHtml } from "../lib/notebook";
+import { REPO_ROOT, RESULTS_DIR } from "../lib/paths";
+import { htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { notebookJson } from "../scripts/make-notebooks";
+
+const OUT = path.join(RESULTS_DIR, "browser-test");
+const haveChromium = fs.existsSync(chromiumPath());
+const jupyter = process.env.JUPYTER || "jupyter";
+const haveNbconvert = spawnSync(jupyter, ["nbconvert", "--version"]).status === 0;
+
+/** Opens a local HTML file, waits for Plotly's SVGs, screenshots it; returns counts and console errors. */
+async function openInChromium(file: string, screenshot: string): Promise<{ plots: number; errors: string[] }> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("requestfailed", (r) => errors.push(`failed to load ${r.url()}`));
+    // Any request leaving file:// would be a CDN dependency: count it as an error.
+    page.on("request", (r) => {
+      if (!r.url().startsWith("file:") && !r.url().startsWith("data:")) errors.push(`network request to ${r.url()}`);
+    });
+    await page.goto(`file://${file}`);
+    await page.waitForSelector("svg.main-svg", { timeout: 30000 });
+    const plots = await page.locator(".js-plotly-plot").count();
+    fs.mkdirSync(path.dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    return { plots, errors };
+  } finally {
+    await browser.close();
+  }
+}
+
+test("an HTML page with the inline Plotly bundle renders two charts in Chromium", { skip: haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)` }, async () => {
+  const counts = groupGenderCountsFigure(
+    [
+      { group: "0 - 4", male: 3, female: 4 },
+      { group: "5 - 9", male: 2, female: 1 },
+    ],
+    { split: "all", images: 10 },
+  );
+  const cm = confusionMatrixFigure({ labels: ["Male", "Female"], matrix: [[5, 1], [2, 4]] }, "Gender", { split: "test", images: 12 });
+  // Figures placed before the bundle must wait for it (the queue), as in a reopened notebook.
+  const html = `<!doctype html><html><body>${figureHtml(counts)}${plotlyInitHtml()}${figureHtml(cm)}</body></html>`;
+  const file = path.join(OUT, "inline-plotly.html");
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(file, html);
+  const { plots, errors } = await openInChromium(file, path.join(OUT, "inline-plotly.png"));
+  assert.deepEqual(errors, []);
+  assert.equal(plots, 2);
+});
+
+test(
+  "a notebook executed with the tslab kernel exports HTML whose Plotly charts render offline",
+  { skip: !haveChromium ? `no Chromium at ${chromiumPath()}` : !haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !fs.existsSync(path.join(REPO_ROOT, "dist", "lib", "index.js")) ? "dist/ not built (npm run build)" : false, timeout: 180000 },
+  async () => {
+    const dir = fs.mkdtempSync(path.join(REPO_ROOT, "notebooks", ".browser-test-"));
+    try {
+      const nb = path.join(dir, "plot.ipynb");
+      // Two cells, the second run twice, so the figure shows after a rerun too.
+      const cells = [
+        { cell_type: "code" as const, source: 'import * as ut from "../../dist/lib";\nut.initNotebookPlotly();' },
+        { cell_type: "code" as const, source: 'const fig = ut.groupGenderCountsFigure([{ group: "0 - 4", male: 3, female: 4 }], { split: "all", images: 7 });\nut.show(fig);' },
+        { cell_type: "code" as const, source: 'const fig = ut.groupGenderCountsFigure([{ group: "0 - 4", male: 3, female: 4 }], { split: "all", images: 7 });\nut.show(fig);' },
+      ];
+      fs.writeFileSync(nb, notebookJson(cells));
+      installKernelSpec();
+      const env = { ...process.env, JUPYTER_PATH: KERNEL_HOME, PYDEVD_DISABLE_FILE_VALIDATION: "1" };
+      const exec = spawnSync(jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--execute", "--ExecutePreprocessor.kernel_name=tslab", "--output-dir", dir, nb], { env, encoding: "utf8" });
+      assert.equal(exec.status, 0, `nbconvert failed:\n${exec.stderr}`);
+      const html = path.join(dir, "plot.html");
+      const { plots, errors } = await openInChromium(html, path.join(OUT, "notebook-html.png"));
+      assert.deepEqual(errors, []);
+      assert.equal(plots, 2);
+      // One copy of the bundle, not one per figure.
+      const text = fs.readFileSync(html, "utf8");
+      assert.equal(text.split("plotly.js loaded inline").length - 1, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test("launchChromium names the missing executable", async () => {
+  const saved = process.env.CHROMIUM_PATH;
+  process.env.CHROMIUM_PATH = path.join(os.tmpdir(), "no-such-chromium");
+  try {
+    await assert.rejects(launchChromium(), /no-such-chromium.*CHROMIUM_PATH/);
+  } finally {
+    if (saved === undefined) delete process.env.CHROMIUM_PATH;
+    else process.env.CHROMIUM_PATH = saved;
+  }
+});
