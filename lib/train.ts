@@ -362,7 +362,8 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimiz
   await writeTensors(target, "weights", model.weights.map((w, i) => ({ name: `w${i}_${w.name}`, tensor: w.read() })));
   const optWeights = await optimizer.getWeights();
   await writeTensors(target, "optimizer", optWeights.map((w, i) => ({ name: `o${i}_${w.name}`, tensor: w.tensor })));
-  optWeights.forEach((w) => w.tensor.dispose());
+  // Only the step counter is a fresh tensor; the moments are the optimizer's live variables.
+  optWeights[0]?.tensor.dispose();
   const state: CheckpointState = { epoch, dir: sub, history, savedAt: new Date().toISOString() };
   writeJsonAtomic(path.join(dir, CHECKPOINT_STATE), state);
   for (const old of fs.readdirSync(dir)) {
@@ -386,6 +387,8 @@ export async function loadCheckpoint(dir: string, model: tf.LayersModel, optimiz
   const specs = JSON.parse(fs.readFileSync(path.join(sub, "optimizer.json"), "utf8")) as tf.io.WeightsManifestEntry[];
   // Names were prefixed with their position to keep them unique; the optimizer only needs order.
   await optimizer.setWeights(opt.map((tensor, i) => ({ name: specs[i].name.replace(/^o\d+_/, ""), tensor })));
+  // setWeights made variables sharing these tensors' data; our handles are no longer needed.
+  opt.forEach((t) => t.dispose());
   return { epoch: state.epoch, history: state.history };
 }
 

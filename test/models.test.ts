@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, setBackendQuiet } from "../lib/backend";
+import { EIGHT_AGE_RANGES, groupCount } from "../lib/labels";
+import { MODELS, buildModel } from "../lib/models";
+import { saveModel } from "../lib/train";
+
+setBackendQuiet(true);
+const SIZE = 32;
+
+test("every model builds with the output shape its task needs", async () => {
+  await initBackend();
+  const expected: Record<string, number[][]> = {
+    "cnn-age-sigmoid": [[2, 20]],
+    "cnn-age-relu": [[2, 1]],
+    "cnn-gender": [[2, 1]],
+    "cnn-multi": [[2, 20], [2, 1]],
+    vgg19: [[2, 20]],
+    "cnn-seed000": [[2, groupCount(EIGHT_AGE_RANGES)]],
+  };
+  for (const [name, spec] of Object.entries(MODELS)) {
+    if (spec.needsPretrained) continue;
+    const channels = spec.color === "rgb" ? 3 : 1;
+    const model = buildModel(name, { size: SIZE, channels });
+    const out = tf.tidy(() => {
+      const y = model.predict(tf.zeros([2, SIZE, SIZE, channels]));
+      return (Array.isArray(y) ? y : [y]).map((t) => t.shape);
+    });
+    assert.deepEqual(out, expected[name], name);
+    model.dispose();
+  }
+});
+
+test("an unknown model name lists the known ones", () => {
+  assert.throws(() => buildModel("resnet"), /Unknown model "resnet". Known models: cnn-age-sigmoid/);
+});
+
+test("vgg19-pretrained loads conv weights by layer name and rejects wrong shapes", async () => {
+  await initBackend();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vgg-"));
+  try {
+    // Fake "Keras" weights: our own VGG19 at a small size, saved in the tfjs layers format.
+    const source = buildModel("vgg19", { size: SIZE, seed: 7 });
+    await saveModel(source, path.join(tmp, "good"));
+    const loaded = buildModel("vgg19-pretrained", { size: SIZE, seed: 1, pretrainedWeights: path.join(tmp, "good", "model.json") });
+    const a = source.getLayer("block3_conv2").getWeights()[0];
+    const b = loaded.getLayer("block3_conv2").getWeights()[0];
+    assert.equal(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0], 0);
+    assert.equal(loaded.getLayer("block1_conv1").trainable, false);
+    assert.equal(loaded.getLayer("fc1").trainable, true);
+
+    const gray = buildModel("vgg19", { size: SIZE, channels: 1 });
+    await saveModel(gray, path.join(tmp, "gray"));
+    assert.throws(
+      () => buildModel("vgg19-pretrained", { size: SIZE, pretrainedWeights: path.join(tmp, "gray", "model.json") }),
+      /layer "block1_conv1" weight 0 has shape \[3,3,1,64\], the model expects \[3,3,3,64\]/,
+    );
+    assert.throws(() => buildModel("vgg19-pretrained", { size: SIZE }), /needs pretrainedWeights/);
+    assert.throws(() => buildModel("vgg19-pretrained", { size: SIZE, pretrainedWeights: path.join(tmp, "none.json") }), /do not exist/);
+    [source, loaded, gray].forEach((m) => m.dispose());
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
