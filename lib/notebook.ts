@@ -211,14 +211,15 @@ export async function showFaces(ds: FaceDataset, indices: readonly number[], opt
 }
 
 /** Something with columns and rows: plain row objects, or a danfo.js DataFrame. */
-export type Tabular = readonly Record<string, unknown>[] | { columns: string[]; values: unknown[][] };
+export type Tabular = readonly object[] | { columns: string[]; values: readonly unknown[] };
 
 function tableRows(table: Tabular): { columns: string[]; rows: unknown[][] } {
   if (Array.isArray(table)) {
-    const columns = [...new Set(table.flatMap((r) => Object.keys(r)))];
-    return { columns, rows: table.map((r) => columns.map((c) => r[c])) };
+    const rows = table as readonly Record<string, unknown>[];
+    const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    return { columns, rows: rows.map((r) => columns.map((c) => r[c])) };
   }
-  const df = table as { columns: string[]; values: unknown[][]; index?: unknown[] };
+  const df = table as { columns: string[]; values: readonly unknown[]; index?: unknown[] };
   const values = df.values.map((v) => (Array.isArray(v) ? v : [v]));
   if (df.index && df.index.length === values.length && !df.index.every((v, i) => v === i)) {
     return { columns: ["", ...df.columns], rows: values.map((row, i) => [df.index![i], ...row]) };

@@ -52,14 +52,15 @@ const NOTEBOOKS: Record<string, Cell[]> = {
     SETUP,
     md("## Data\nLoad every usable face at the report's input: 70x70 grayscale. Malformed file names are skipped and listed, not fatal."),
     code(`
+import * as dfd from "danfojs-node";
 const faces = await ut.loadFaces({ dir: dataDir, size: ut.IMAGE_SIZE, color: "gray" });
 const report = faces.report;
-ut.showTable([{ directory: ut.portablePath(report.dir), files: report.files, usable: report.usable, skipped: report.skipped.length, seconds: report.seconds, cacheUsed: report.cacheUsed }], { title: "Load report" });
+ut.showTable([{ directory: report.dir, files: report.files, usable: report.usable, skipped: report.skipped.length, seconds: report.seconds, cacheUsed: report.cacheUsed }], { title: "Load report" });
 if (report.skipped.length > 0) ut.showTable(report.skipped, { title: "Skipped files and why" });
 `),
     code(`
-const frame = ut.recordsFrame(faces.records);
-ut.showTable(frame.describe(), { title: "danfo.js: age, gender and race summary" });
+const frame = new dfd.DataFrame(faces.records.map((r) => ({ age: r.age, gender: r.gender, race: r.race })));
+ut.showTable(frame.describe(), { title: "danfo.js: age, gender (1 = female) and race summary" });
 ut.showTable(report.countsByGroupGender, { title: "Faces per age group and gender (the report's Figure 7, as a table)" });
 `),
     md("## Model\nNone: this notebook looks at the data only. The models come in 02–04."),
