@@ -1,9 +1,22 @@
 /**
  * UTKFace data: labels from file names, decoding with sharp, a decoded-pixel cache and the
- * load report. (Interface fixed; implementation in progress.)
+ * load report.
+ *
+ * Pixels stay uint8 HWC in memory (70x70 gray: 4.9 KB a face, 43 MB for 8,818 faces); float
+ * tensors are built per batch by `imagesTensor`, so a full RGB 200x200 set (1 GB of uint8)
+ * never exists as float32 (4 GB).
+ *
+ * Loading needs neither tfjs nor danfo: the CLI's `data --json` and the cache stay fast and quiet.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as zlib from "zlib";
+import type * as tf from "@tensorflow/tfjs";
 import type { Gender } from "./labels";
+import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
+import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "./paths";
 
 /** Colour mode of decoded images: 1 channel (the report's CNN) or 3 (VGG19). */
 export type ColorMode = "gray" | "rgb";
@@ -34,13 +47,18 @@ export interface GroupCount {
 
 /** What a load did: usable images, skipped files with reasons, time, cache use. */
 export interface LoadReport {
+  /** The data directory, relative to the repository root (portable in configs and logs). */
   dir: string;
   /** Files seen in the directory (images and not). */
   files: number;
   usable: number;
   skipped: SkippedFile[];
+  /** Files not considered at all: hidden files and names without an image extension (e.g. README.md). */
+  ignored: string[];
   seconds: number;
   cacheUsed: boolean;
+  /** The cache file read or written, relative to the repository root; null with `cache: false`. */
+  cacheFile: string | null;
   size: number;
   color: ColorMode;
   countsByGroupGender: GroupCount[];
@@ -53,9 +71,15 @@ export interface LoadOptions {
   /** Side in pixels (default 70). */
   size?: number;
   color?: ColorMode;
-  /** Use and fill the on-disk pixel cache (default true). */
+  /** Use and fill the on-disk pixel cache (default true). `false` times a first (uncached) load. */
   cache?: boolean;
-  /** Parallel decodes (default: number of cores). */
+  /** Where cache files live (default data/.cache). Tests and benchmarks pass a temporary folder. */
+  cacheDir?: string;
+  /**
+   * Decodes in flight at once (default: 2 per core, at least 4). Each holds one file and one
+   * decoded frame, so memory stays bounded; sharp runs them on libuv's threadpool, which has
+   * 4 threads unless UV_THREADPOOL_SIZE is set before node starts.
+   */
   concurrency?: number;
 }
 
@@ -69,17 +93,471 @@ export interface FaceDataset {
   report: LoadReport;
 }
 
+/** Files with these endings are decoded; anything else in the directory is ignored. */
+const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+/** Race codes documented by UTKFace: 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others. */
+const MAX_RACE = 4;
+/** Bumped whenever decoding changes, so older cache files are rebuilt rather than reused. */
+const CACHE_FORMAT = "utkface-pixels-v1";
+const CACHE_MAGIC = Buffer.from("UTKPX001", "ascii");
+
+const HOW_TO_GET_UTKFACE =
+  `Get UTKFace: unpack the official download (https://susanqq.github.io/UTKFace/) or Kaggle's "UTKFace" ` +
+  `into ${path.relative(REPO_ROOT, DEFAULT_DATA_DIR)}, or set ${DATA_DIR_ENV} to the folder holding the .jpg.chip.jpg files.`;
+
 /** Parses a UTKFace file name; returns the record or the reason it does not parse. */
-export declare function parseFileName(file: string): FaceRecord | { error: string };
+export function parseFileName(file: string): FaceRecord | { error: string } {
+  const name = path.basename(file);
+  // Everything before the first dot: "AGE_GENDER_RACE_DATETIME" of "...jpg.chip.jpg".
+  const stem = name.split(".")[0];
+  const fields = stem.split("_");
+  if (fields.length !== 4) {
+    return { error: `expected AGE_GENDER_RACE_DATETIME (4 fields separated by "_"), found ${fields.length} in "${stem}"` };
+  }
+  const [ageText, genderText, raceText, datetime] = fields;
+  const isInt = (s: string) => /^\d+$/.test(s);
+  if (!isInt(ageText)) return { error: `age "${ageText}" is not a whole number` };
+  const age = Number(ageText);
+  if (age > MAX_AGE) return { error: `age ${age} is outside 0..${MAX_AGE}` };
+  if (genderText !== "0" && genderText !== "1") return { error: `gender "${genderText}" is not 0 (male) or 1 (female)` };
+  if (!isInt(raceText) || Number(raceText) > MAX_RACE) return { error: `race "${raceText}" is not a code 0..${MAX_RACE}` };
+  if (!isInt(datetime)) return { error: `date-time "${datetime}" is not a digit string` };
+  return { file: name, age, gender: Number(genderText) as Gender, race: Number(raceText), datetime };
+}
 
-/** Loads, decodes and caches every usable face of a directory. */
-export declare function loadFaces(options?: LoadOptions): Promise<FaceDataset>;
+/** True when a parse result is a record rather than an error. */
+export function isFaceRecord(parsed: FaceRecord | { error: string }): parsed is FaceRecord {
+  return !("error" in parsed);
+}
 
-/** A float tensor [n, size, size, channels] of the given samples, normalised. */
-export declare function imagesTensor(ds: FaceDataset, indices: readonly number[], normalize?: Normalization): tf.Tensor4D;
+/** Channels of a colour mode. */
+export function channelsOf(color: ColorMode): 1 | 3 {
+  if (color !== "gray" && color !== "rgb") throw new Error(`Colour mode "${color}" is not "gray" or "rgb".`);
+  return color === "gray" ? 1 : 3;
+}
+
+function checkSize(size: number): void {
+  if (!Number.isInteger(size) || size < 1 || size > 4096) {
+    throw new Error(`Image size ${size} is not a whole number of pixels in 1..4096 (the report uses ${IMAGE_SIZE}).`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+let sharpModule: typeof import("sharp") | undefined;
+function sharpLib(): typeof import("sharp") {
+  // Loaded on first decode: a cache hit never pays for libvips.
+  if (!sharpModule) sharpModule = require("sharp") as typeof import("sharp");
+  return sharpModule;
+}
+
+/**
+ * Source-to-target taps of a 1-D resampling: area averaging when shrinking (like OpenCV's
+ * INTER_AREA, no aliasing on 200 -> 70) and bilinear when enlarging.
+ */
+interface Taps {
+  start: Int32Array;
+  count: Int32Array;
+  index: Int32Array;
+  weight: Float32Array;
+}
+
+const tapsCache = new Map<string, Taps>();
+
+function resampleTaps(inLen: number, outLen: number): Taps {
+  const key = `${inLen}>${outLen}`;
+  const hit = tapsCache.get(key);
+  if (hit) return hit;
+  const idx: number[] = [];
+  const wts: number[] = [];
+  const start = new Int32Array(outLen);
+  const count = new Int32Array(outLen);
+  const scale = inLen / outLen;
+  for (let o = 0; o < outLen; o++) {
+    start[o] = idx.length;
+    if (scale >= 1) {
+      const lo = o * scale;
+      const hi = (o + 1) * scale;
+      for (let i = Math.floor(lo); i < Math.min(inLen, Math.ceil(hi)); i++) {
+        const w = Math.min(hi, i + 1) - Math.max(lo, i);
+        if (w > 1e-9) {
+          idx.push(i);
+          wts.push(w / scale);
+        }
+      }
+    } else {
+      const c = Math.min(Math.max((o + 0.5) * scale - 0.5, 0), inLen - 1);
+      const i0 = Math.floor(c);
+      const i1 = Math.min(i0 + 1, inLen - 1);
+      const f = c - i0;
+      idx.push(i0, i1);
+      wts.push(1 - f, f);
+    }
+    count[o] = idx.length - start[o];
+  }
+  const taps = { start, count, index: Int32Array.from(idx), weight: Float32Array.from(wts) };
+  tapsCache.set(key, taps);
+  return taps;
+}
+
+// Float scratch planes reused across calls: decoding 8,818 faces would otherwise allocate 2 GB
+// of short-lived arrays. Safe because toFrame is synchronous and JS runs it on one thread.
+let planeScratch = new Float32Array(0);
+let columnScratch = new Float32Array(0);
+
+/**
+ * Converts decoded pixels (1 to 4 channels, any size) to `size` x `size` x channels uint8 and
+ * writes them at `out[offset..]`. Done in JS because each extra libvips operation (resize,
+ * colour space) costs more per 200x200 face than the JPEG decode itself.
+ */
+function toFrame(src: Uint8Array, w: number, h: number, srcChannels: number, size: number, color: ColorMode, out: Uint8Array, offset: number): void {
+  const ch = channelsOf(color);
+  const n = w * h;
+  if (planeScratch.length < n * ch) planeScratch = new Float32Array(n * ch);
+  if (columnScratch.length < size * w * ch) columnScratch = new Float32Array(size * w * ch);
+  const plane = planeScratch;
+  // Colour first, on the source grid (alpha, if any, is ignored). Gray is ITU-R 601 luma, as
+  // PIL's "L" and OpenCV's cvtColor compute it.
+  if (srcChannels <= 2) {
+    for (let p = 0; p < n; p++) {
+      const v = src[p * srcChannels];
+      for (let c = 0; c < ch; c++) plane[p * ch + c] = v;
+    }
+  } else if (ch === 1) {
+    for (let p = 0, q = 0; p < n; p++, q += srcChannels) plane[p] = 0.299 * src[q] + 0.587 * src[q + 1] + 0.114 * src[q + 2];
+  } else {
+    for (let p = 0, q = 0; p < n * 3; p += 3, q += srcChannels) {
+      plane[p] = src[q];
+      plane[p + 1] = src[q + 1];
+      plane[p + 2] = src[q + 2];
+    }
+  }
+  // Vertical pass first: its inner loop runs over whole contiguous source rows, the fast
+  // direction for the JIT; the horizontal pass then works on the already shortened image.
+  const ty = resampleTaps(h, size);
+  const tx = resampleTaps(w, size);
+  const rowLen = w * ch;
+  const cols = columnScratch;
+  for (let oy = 0; oy < size; oy++) {
+    const o = oy * rowLen;
+    cols.fill(0, o, o + rowLen);
+    for (let t = ty.start[oy], e = t + ty.count[oy]; t < e; t++) {
+      const wt = ty.weight[t];
+      const r = ty.index[t] * rowLen;
+      for (let k = 0; k < rowLen; k++) cols[o + k] += plane[r + k] * wt;
+    }
+  }
+  for (let oy = 0; oy < size; oy++) {
+    const r = oy * rowLen;
+    const o = offset + oy * size * ch;
+    for (let ox = 0; ox < size; ox++) {
+      const s = tx.start[ox];
+      const e = s + tx.count[ox];
+      for (let c = 0; c < ch; c++) {
+        let acc = 0.5; // rounds half up when truncated below
+        for (let t = s; t < e; t++) acc += cols[r + tx.index[t] * ch + c] * tx.weight[t];
+        out[o + ox * ch + c] = acc >= 255 ? 255 : acc <= 0 ? 0 : acc;
+      }
+    }
+  }
+}
+
+/** Decodes one image (path or bytes) into `out` at `offset`; throws a plain reason on failure. */
+async function decodeInto(input: string | Buffer, size: number, color: ColorMode, out: Uint8Array, offset: number): Promise<void> {
+  // sharp already turns CMYK into sRGB; an alpha channel (RGBA, gray+alpha) is dropped by toFrame.
+  const { data, info } = await sharpLib()(input).raw().toBuffer({ resolveWithObject: true });
+  toFrame(data, info.width, info.height, info.channels, size, color, out, offset);
+}
 
 /** Decodes any image file (any name) to uint8 HWC pixels at the given size and colour mode. */
-export declare function decodeImageFile(file: string, size: number, color: ColorMode): Promise<Uint8Array>;
+export async function decodeImageFile(file: string, size: number, color: ColorMode): Promise<Uint8Array> {
+  checkSize(size);
+  const out = new Uint8Array(size * size * channelsOf(color));
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new Error(`Image file ${file} does not exist.`);
+  }
+  if (stat.size === 0) throw new Error(`Image file ${file} is empty (0 bytes).`);
+  try {
+    await decodeInto(file, size, color, out, 0);
+  } catch (e) {
+    throw new Error(`Cannot decode ${file}: ${(e as Error).message}. Is it a JPEG or PNG image?`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation and tensors
+
+/** ImageNet per-channel mean and standard deviation of [0,1] RGB pixels (torchvision, Keras "torch" mode). */
+export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
 
 /** Scales uint8 pixels to floats: [0,1], or ImageNet mean/std (RGB only). */
-export declare function normalizePixels(pixels: Uint8Array, channels: 1 | 3, normalize?: Normalization): Float32Array;
+export function normalizePixels(pixels: Uint8Array, channels: 1 | 3, normalize: Normalization = "unit"): Float32Array {
+  const out = new Float32Array(pixels.length);
+  if (normalize === "unit") {
+    for (let i = 0; i < pixels.length; i++) out[i] = pixels[i] / 255;
+    return out;
+  }
+  if (normalize !== "imagenet") throw new Error(`Normalisation "${normalize}" is not "unit" or "imagenet".`);
+  if (channels !== 3) {
+    throw new Error(`ImageNet normalisation needs RGB pixels (3 channels), got ${channels}. Load with color "rgb" or use "unit".`);
+  }
+  if (pixels.length % 3 !== 0) throw new Error(`RGB pixel buffer length ${pixels.length} is not a multiple of 3.`);
+  for (let i = 0; i < pixels.length; i += 3) {
+    for (let c = 0; c < 3; c++) out[i + c] = (pixels[i + c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+  }
+  return out;
+}
+
+/** A float tensor [n, size, size, channels] of the given samples, normalised. */
+export function imagesTensor(ds: FaceDataset, indices: readonly number[], normalize: Normalization = "unit"): tf.Tensor4D {
+  const frame = ds.size * ds.size * ds.channels;
+  const n = ds.records.length;
+  const batch = new Uint8Array(indices.length * frame);
+  indices.forEach((i, k) => {
+    if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`Sample index ${i} (position ${k}) is outside 0..${n - 1} of ${ds.report.dir}.`);
+    batch.set(ds.pixels.subarray(i * frame, (i + 1) * frame), k * frame);
+  });
+  // Required here, not at the top: loading data must not pull in tfjs.
+  const tfjs = require("@tensorflow/tfjs") as typeof tf;
+  return tfjs.tensor4d(normalizePixels(batch, ds.channels, normalize), [indices.length, ds.size, ds.size, ds.channels]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counts
+
+/** Faces per report age group (0-4 ... 95+) and gender, every group listed even when empty. */
+export function countByGroupGender(records: readonly FaceRecord[]): GroupCount[] {
+  const counts = REPORT_AGE_GROUPS.labels.map((group) => ({ group, male: 0, female: 0 }));
+  for (const r of records) {
+    const g = ageGroupOf(r.age);
+    if (r.gender === 0) counts[g].male++;
+    else counts[g].female++;
+  }
+  return counts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directory listing and cache
+
+interface Listing {
+  /** Image files, sorted by name, with size and mtime for the cache key. */
+  images: { name: string; size: number; mtimeMs: number }[];
+  ignored: string[];
+  files: number;
+}
+
+function listDirectory(dir: string): Listing {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === "ENOENT" ? "does not exist" : code === "ENOTDIR" ? "is not a directory" : `cannot be read (${code})`;
+    throw new Error(`UTKFace directory ${dir} ${what}. ${HOW_TO_GET_UTKFACE}`);
+  }
+  const images: Listing["images"] = [];
+  const ignored: string[] = [];
+  let files = 0;
+  for (const e of entries) {
+    if (e.isDirectory()) continue;
+    files++;
+    const lower = e.name.toLowerCase();
+    if (e.name.startsWith(".") || !IMAGE_EXTENSIONS.some((x) => lower.endsWith(x))) {
+      ignored.push(e.name);
+      continue;
+    }
+    const st = fs.statSync(path.join(dir, e.name));
+    if (!st.isFile()) {
+      ignored.push(e.name);
+      continue;
+    }
+    images.push({ name: e.name, size: st.size, mtimeMs: st.mtimeMs });
+  }
+  images.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  ignored.sort();
+  return { images, ignored, files };
+}
+
+interface CacheHeader {
+  format: string;
+  fingerprint: string;
+  size: number;
+  channels: number;
+  records: FaceRecord[];
+  skipped: SkippedFile[];
+  pixelBytes: number;
+  crc32: number;
+}
+
+/** The cache key: every image's name, size and mtime, plus size and colour mode and the format. */
+function fingerprintOf(listing: Listing, size: number, color: ColorMode): string {
+  const h = crypto.createHash("sha256");
+  h.update(`${CACHE_FORMAT}\n${size}\n${color}\n`);
+  for (const f of listing.images) h.update(`${f.name}\t${f.size}\t${f.mtimeMs}\n`);
+  return h.digest("hex");
+}
+
+/** One cache slot per directory, size and colour mode: a changed directory overwrites its slot. */
+function cacheFileFor(cacheDir: string, dir: string, size: number, color: ColorMode): string {
+  const dirHash = crypto.createHash("sha256").update(dir).digest("hex").slice(0, 16);
+  return path.join(cacheDir, `${path.basename(dir).replace(/[^\w.-]/g, "_")}-${dirHash}-${size}-${color}.bin`);
+}
+
+const crc32 = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+
+/** Reads a cache file; any mismatch or damage returns undefined (the caller rebuilds). */
+function readCache(file: string, fingerprint: string, size: number, channels: number): { header: CacheHeader; pixels: Uint8Array } | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (buf.length < 12 || !buf.subarray(0, 8).equals(CACHE_MAGIC)) return undefined;
+    const headerLength = buf.readUInt32LE(8);
+    if (12 + headerLength > buf.length) return undefined;
+    const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
+    if (header.format !== CACHE_FORMAT || header.fingerprint !== fingerprint || header.size !== size || header.channels !== channels) return undefined;
+    if (!Array.isArray(header.records) || !Array.isArray(header.skipped)) return undefined;
+    if (header.pixelBytes !== header.records.length * size * size * channels) return undefined;
+    if (buf.length !== 12 + headerLength + header.pixelBytes) return undefined;
+    const pixels = new Uint8Array(buf.buffer, buf.byteOffset + 12 + headerLength, header.pixelBytes);
+    if (crc32 && crc32(pixels) !== header.crc32) return undefined;
+    return { header, pixels };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes header and pixels to a temporary file, then renames: readers never see half a cache. */
+function writeCache(file: string, header: CacheHeader, pixels: Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  const prefix = Buffer.alloc(12);
+  CACHE_MAGIC.copy(prefix, 0);
+  prefix.writeUInt32LE(json.length, 8);
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const fd = fs.openSync(tmp, "w");
+  try {
+    fs.writeSync(fd, prefix);
+    fs.writeSync(fd, json);
+    // writeSync may write less than asked for very large buffers; loop until done.
+    for (let done = 0; done < pixels.length; ) done += fs.writeSync(fd, pixels, done, pixels.length - done);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/** Loads, decodes and caches every usable face of a directory. */
+export async function loadFaces(options: LoadOptions = {}): Promise<FaceDataset> {
+  const started = process.hrtime.bigint();
+  const dir = resolveDataDir(options.dir);
+  const size = options.size ?? IMAGE_SIZE;
+  const color = options.color ?? "gray";
+  const useCache = options.cache ?? true;
+  const cacheDir = path.resolve(options.cacheDir ?? CACHE_DIR);
+  const concurrency = options.concurrency ?? Math.max(4, 2 * os.availableParallelism());
+  checkSize(size);
+  const channels = channelsOf(color);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`concurrency must be a whole number >= 1, got ${concurrency}.`);
+
+  const listing = listDirectory(dir);
+  const fingerprint = fingerprintOf(listing, size, color);
+  const cacheFile = useCache ? cacheFileFor(cacheDir, dir, size, color) : null;
+
+  let records: FaceRecord[];
+  let skipped: SkippedFile[];
+  let pixels: Uint8Array;
+  let cacheUsed = false;
+  const cached = cacheFile ? readCache(cacheFile, fingerprint, size, channels) : undefined;
+  if (cached) {
+    ({ records, skipped } = cached.header);
+    pixels = cached.pixels;
+    cacheUsed = true;
+  } else {
+    ({ records, skipped, pixels } = await decodeDirectory(dir, listing, size, color, concurrency));
+    if (cacheFile && records.length > 0) {
+      try {
+        writeCache(cacheFile, { format: CACHE_FORMAT, fingerprint, size, channels, records, skipped, pixelBytes: pixels.length, crc32: crc32 ? crc32(pixels) : 0 }, pixels);
+      } catch (e) {
+        // A read-only checkout still loads; it just decodes again next time.
+        process.emitWarning(`Could not write the pixel cache ${cacheFile}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  const rel = (p: string) => path.relative(REPO_ROOT, p).split(path.sep).join("/") || ".";
+  if (records.length === 0) {
+    const why = listing.images.length === 0 ? "has no .jpg/.jpeg/.png files" : `has no usable image (${skipped.length} skipped, e.g. ${skipped[0].file}: ${skipped[0].reason})`;
+    throw new Error(`UTKFace directory ${dir} ${why}. ${HOW_TO_GET_UTKFACE}`);
+  }
+  const report: LoadReport = {
+    dir: rel(dir),
+    files: listing.files,
+    usable: records.length,
+    skipped,
+    ignored: listing.ignored,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    cacheUsed,
+    cacheFile: cacheFile ? rel(cacheFile) : null,
+    size,
+    color,
+    countsByGroupGender: countByGroupGender(records),
+  };
+  return { dir, records, size, channels, pixels, report };
+}
+
+/** Parses names, then decodes the parseable files with bounded concurrency, in name order. */
+async function decodeDirectory(
+  dir: string,
+  listing: Listing,
+  size: number,
+  color: ColorMode,
+  concurrency: number,
+): Promise<{ records: FaceRecord[]; skipped: SkippedFile[]; pixels: Uint8Array }> {
+  const frame = size * size * channelsOf(color);
+  const candidates: FaceRecord[] = [];
+  const problems = new Map<string, string>();
+  for (const f of listing.images) {
+    const parsed = parseFileName(f.name);
+    if (!isFaceRecord(parsed)) problems.set(f.name, `file name does not parse: ${parsed.error}`);
+    else if (f.size === 0) problems.set(f.name, "empty file (0 bytes)");
+    else candidates.push(parsed);
+  }
+  // Each candidate owns slot i, so the order does not depend on which decode finishes first.
+  const pixels = new Uint8Array(candidates.length * frame);
+  const ok = new Uint8Array(candidates.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < candidates.length; i = next++) {
+      try {
+        await decodeInto(path.join(dir, candidates[i].file), size, color, pixels, i * frame);
+        ok[i] = 1;
+      } catch (e) {
+        problems.set(candidates[i].file, `cannot decode image: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, candidates.length)) }, worker));
+
+  // Compact the usable frames in place (no second full-size buffer).
+  const records: FaceRecord[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    if (!ok[i]) continue;
+    if (records.length !== i) pixels.copyWithin(records.length * frame, i * frame, (i + 1) * frame);
+    records.push(candidates[i]);
+  }
+  const skipped = listing.images.filter((f) => problems.has(f.name)).map((f) => ({ file: f.name, reason: problems.get(f.name)! }));
+  return { records, skipped, pixels: records.length === candidates.length ? pixels : pixels.subarray(0, records.length * frame) };
+}
