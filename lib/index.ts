@@ -10,3 +10,5 @@ export * from "./models";
 export * from "./figures";
 export * from "./notebook";
 export * from "./export";
+export * from "./data";
+export * from "./tables";
