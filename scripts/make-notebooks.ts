@@ -115,7 +115,7 @@ console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}
     md("## Model"),
     code(`
 ut.describeModel("cnn-age-sigmoid", { size: profile.size, channels: 1 });
-ut.describeModel("cnn-gender", { size: profile.size, channels: 1 });
+const modelParameters = ut.describeModel("cnn-gender", { size: profile.size, channels: 1 });
 `),
     md("## Train\nEach call trains on the train split, evaluates on the test split and writes `results/<experiment>/<run-id>/`."),
     code(`
@@ -158,7 +158,7 @@ const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gra
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size}\`);
 `),
     md("## Model"),
-    code(`ut.describeModel("cnn-age-relu", { size: profile.size, channels: 1 });`),
+    code(`const modelParameters = ut.describeModel("cnn-age-relu", { size: profile.size, channels: 1 });`),
     md("## Train"),
     code(`
 const reluRun = await ut.runExperiment({ model: "cnn-age-relu", experiment: "03-relu-age", data: faces });
@@ -200,7 +200,7 @@ const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size} RGB\`);
 `),
     md("## Model"),
-    code(`ut.describeModel("vgg19", { size: profile.size, channels: 3 });`),
+    code(`const modelParameters = ut.describeModel("vgg19", { size: profile.size, channels: 3 });`),
     md("## Train"),
     code(`
 const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19", data: faces, color: "rgb", pretrainedWeights: vggWeights });
@@ -244,7 +244,7 @@ const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gra
 console.log(\`\${faces.records.length} faces, \${profile.folds} folds\`);
 `),
     md("## Model"),
-    code(`ut.describeModel("cnn-multi", { size: profile.size, channels: 1 });`),
+    code(`const modelParameters = ut.describeModel("cnn-multi", { size: profile.size, channels: 1 });`),
     md("## Train"),
     code(`
 const kfoldRun = await ut.runKFold({ model: "cnn-multi", experiment: "05-kfold", data: faces });

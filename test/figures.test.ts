@@ -1,0 +1,97 @@
+/**
+ * Figure specs from real labels (UTKFace file names of $UTKFACE_DIR or data/sample): titles
+ * say what and on which images, axes are labelled, trace counts and plotted totals match.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import { test } from "node:test";
+import { countByGroupGender, isFaceRecord, parseFileName, type FaceRecord } from "../lib/data";
+import {
+  ageHistogramFigure,
+  confusionMatrixFigure,
+  groupGenderCountsFigure,
+  maeByBandFigure,
+  pixelHistogramFigure,
+  predictedVsRealFigure,
+  sharesFigure,
+  trainingCurvesFigure,
+  type PlotlyFigure,
+} from "../lib/figures";
+import { ageGroupOf, decodeAgeGroup, REPORT_AGE_GROUPS } from "../lib/labels";
+import { resolveDataDir } from "../lib/paths";
+
+const dir = resolveDataDir();
+const records: FaceRecord[] = fs.existsSync(dir) ? fs.readdirSync(dir).map(parseFileName).filter(isFaceRecord) : [];
+const skip = records.length === 0 ? `no UTKFace images in ${dir} (set UTKFACE_DIR)` : false;
+
+function titleOf(fig: PlotlyFigure): string {
+  return (fig.layout.title as { text: string }).text;
+}
+function axisTitle(fig: PlotlyFigure, key: string): string {
+  return ((fig.layout[key] as { title: { text: string } }).title ?? { text: "" }).text;
+}
+function sum(values: unknown): number {
+  return (values as (number | null)[]).reduce<number>((a, b) => a + (b ?? 0), 0);
+}
+
+test("faces per age group and gender: two traces whose bars add up to every face", { skip }, () => {
+  const fig = groupGenderCountsFigure(countByGroupGender(records), { split: "all", images: records.length });
+  assert.equal(fig.data.length, 2);
+  assert.deepEqual(fig.data.map((t) => t.name), ["Male", "Female"]);
+  assert.equal(sum(fig.data[0].y) + sum(fig.data[1].y), records.length);
+  assert.equal(sum(fig.data[1].y), records.filter((r) => r.gender === 1).length);
+  assert.match(titleOf(fig), new RegExp(`all ${records.length} images`));
+  assert.equal(axisTitle(fig, "xaxis"), "age group (years)");
+  assert.equal(axisTitle(fig, "yaxis"), "number of faces");
+});
+
+test("age histogram and shares count every face", { skip }, () => {
+  const hist = ageHistogramFigure(records.map((r) => r.age), { split: "all", images: records.length });
+  assert.equal(sum(hist.data[0].y), records.length);
+  assert.equal(axisTitle(hist, "xaxis"), "age (years)");
+  const shares = sharesFigure(records);
+  assert.equal(shares.data.length, 2);
+  assert.equal(sum(shares.data[0].values), records.length);
+  assert.equal(sum(shares.data[1].values), records.filter((r) => r.race >= 0 && r.race <= 4).length);
+});
+
+test("confusion matrix of real vs shifted age groups: a heatmap with labelled axes and the split in the title", { skip }, () => {
+  const truth = records.slice(0, 60).map((r) => ageGroupOf(r.age));
+  const predicted = truth.map((g, i) => (i % 3 === 0 ? Math.min(g + 1, 19) : g));
+  const labels = REPORT_AGE_GROUPS.labels.slice();
+  const matrix = labels.map(() => labels.map(() => 0));
+  truth.forEach((t, i) => matrix[t][predicted[i]]++);
+  const fig = confusionMatrixFigure({ labels, matrix }, "Age-group", { model: "cnn-age-sigmoid", split: "test", images: 60, profile: "quick" });
+  assert.equal(fig.data.length, 1);
+  assert.equal(fig.data[0].type, "heatmap");
+  assert.equal(sum((fig.data[0].z as number[][]).flat()), 60);
+  assert.match(titleOf(fig), /Age-group confusion matrix.*cnn-age-sigmoid · test split · 60 images · quick profile/);
+  assert.equal(axisTitle(fig, "xaxis"), "predicted");
+  assert.equal(axisTitle(fig, "yaxis"), "real");
+  assert.throws(() => confusionMatrixFigure({ labels, matrix: matrix.slice(1) }, "Age-group"), /must be 20x20/);
+});
+
+test("predicted vs real age, MAE by band and pixel histogram", { skip }, () => {
+  const rows = records.slice(0, 40).map((r) => ({ file: r.file, age: r.age, gender: r.gender, trueGroup: ageGroupOf(r.age), predAge: r.age + 3 }));
+  const fig = predictedVsRealFigure(rows, { split: "test", images: rows.length });
+  assert.equal(fig.data.length, 2);
+  assert.equal((fig.data[0].x as number[]).length, rows.length);
+  assert.equal(axisTitle(fig, "yaxis"), "predicted age (years)");
+  assert.throws(() => predictedVsRealFigure(rows.map(({ predAge, ...r }) => r)), /no prediction has a predicted age/);
+  const bands = maeByBandFigure([{ band: decodeAgeGroup(0), images: 3, mae: 2.5 }, { band: decodeAgeGroup(1), images: 0, mae: null }]);
+  assert.deepEqual(bands.data[0].y, [2.5, null]);
+  const px = pixelHistogramFigure(Float32Array.from({ length: 1000 }, (_, i) => (i % 100) / 99), { transform: "scaling to [0,1]", bins: 10 });
+  assert.equal(sum(px.data[0].y), 1000);
+  assert.match(titleOf(px), /after scaling to \[0,1\]/);
+});
+
+test("training curves: one panel per metric, validation lines only where recorded", () => {
+  const history = [1, 2, 3].map((epoch) => ({ epoch, loss: 1 / epoch, valLoss: 1.2 / epoch, metrics: { ageAccuracy: 0.1 * epoch, genderAccuracy: 0.5 }, seconds: 1, imagesPerSecond: 100 }));
+  const fig = trainingCurvesFigure(history, { model: "cnn-multi", split: "train" });
+  // loss: train + validation; each metric: train only.
+  assert.equal(fig.data.length, 4);
+  assert.equal(axisTitle(fig, "yaxis"), "loss");
+  assert.equal(axisTitle(fig, "yaxis2"), "ageAccuracy");
+  assert.equal(axisTitle(fig, "xaxis3"), "epoch");
+  assert.throws(() => trainingCurvesFigure([]), /history is empty/);
+});
