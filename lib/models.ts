@@ -99,6 +99,11 @@ function denseHead(x: tf.SymbolicTensor, units: number[], r: Resolved, prefix: s
   return x;
 }
 
+/** Seeded initialiser of an output layer: without it the last layer would differ run to run. */
+function outputInit(r: Resolved, k = 0) {
+  return tf.initializers.glorotUniform({ seed: r.seed + 2000 + k });
+}
+
 function inputOf(r: Resolved): tf.SymbolicTensor {
   return tf.input({ shape: [r.size, r.size, r.channels], name: "image" });
 }
@@ -108,7 +113,7 @@ export function buildCnnAgeSigmoid(options?: ModelOptions): tf.LayersModel {
   const r = resolve(options, 1);
   const input = inputOf(r);
   const x = denseHead(reportTrunk(input, r), [512, 256, 128, 64, 32], r, "age");
-  const out = tf.layers.dense({ units: r.ageGroups, activation: "sigmoid", name: "age" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: r.ageGroups, activation: "sigmoid", kernelInitializer: outputInit(r), name: "age" }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: "cnn_age_sigmoid" });
 }
 
@@ -117,7 +122,7 @@ export function buildCnnAgeRelu(options?: ModelOptions): tf.LayersModel {
   const r = resolve(options, 1);
   const input = inputOf(r);
   const x = denseHead(reportTrunk(input, r), [512, 256, 128, 64, 32], r, "age");
-  const out = tf.layers.dense({ units: 1, activation: "relu", name: "age" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: 1, activation: "relu", kernelInitializer: outputInit(r), name: "age" }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: "cnn_age_relu" });
 }
 
@@ -126,7 +131,7 @@ export function buildCnnGender(options?: ModelOptions): tf.LayersModel {
   const r = resolve(options, 1);
   const input = inputOf(r);
   const x = denseHead(reportTrunk(input, r), [128, 64, 32, 16, 8], r, "gender");
-  const out = tf.layers.dense({ units: 1, activation: "sigmoid", name: "gender" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: outputInit(r, 1), name: "gender" }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: "cnn_gender" });
 }
 
@@ -139,10 +144,10 @@ export function buildMultiOutput(options?: ModelOptions): tf.LayersModel {
   const input = inputOf(r);
   const trunk = reportTrunk(input, r);
   const age = tf.layers
-    .dense({ units: r.ageGroups, activation: "softmax", name: "age" })
+    .dense({ units: r.ageGroups, activation: "softmax", kernelInitializer: outputInit(r), name: "age" })
     .apply(denseHead(trunk, [256, 128], r, "age")) as tf.SymbolicTensor;
   const gender = tf.layers
-    .dense({ units: 1, activation: "sigmoid", name: "gender" })
+    .dense({ units: 1, activation: "sigmoid", kernelInitializer: outputInit(r, 1), name: "gender" })
     .apply(denseHead(trunk, [128, 64], r, "gender")) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: [age, gender], name: "cnn_multi_output" });
 }
@@ -177,7 +182,7 @@ export function buildVgg19(options?: ModelOptions): tf.LayersModel {
   x = tf.layers.flatten({ name: "flatten" }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.dense({ units: 512, activation: "relu", kernelInitializer: init.kernel(), name: "fc1" }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.dropout({ rate: 0.5, seed: r.seed, name: "fc1_dropout" }).apply(x) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ units: r.ageGroups, activation: "softmax", name: "age" }).apply(x) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: r.ageGroups, activation: "softmax", kernelInitializer: outputInit(r), name: "age" }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: "vgg19" });
 }
 

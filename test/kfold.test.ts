@@ -1,0 +1,87 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { foldSchedule } from "../lib/kfold";
+import { REPO_ROOT } from "../lib/paths";
+import type { EpochRecord, KFoldSummary } from "../lib/runs";
+
+test("the fold schedule keeps the report's ends and falls by at least one epoch a fold", () => {
+  assert.deepEqual(foldSchedule(10, 15, 2), [15, 14, 12, 11, 9, 8, 6, 5, 3, 2]);
+  assert.deepEqual(foldSchedule(3, 2, 1), [2, 1, 1]);
+  const long = foldSchedule(20, 15, 2);
+  assert.deepEqual(long.slice(0, 14), [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
+  assert.ok(long.slice(14).every((e) => e === 2));
+  assert.throws(() => foldSchedule(3, 1, 2), /firstEpochs >= lastEpochs/);
+});
+
+const CLI = path.join(REPO_ROOT, "lib", "cli.ts");
+const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");
+// Tiny on purpose: 2 folds of 3 epochs on 80 faces at 32x32, so the whole test runs in seconds.
+const ARGS = ["kfold", "--model", "cnn-gender", "--folds", "2", "--first-epochs", "3", "--last-epochs", "3", "--max-images", "80", "--size", "32", "--batch", "10"];
+
+function cli(args: string[]) {
+  const r = spawnSync(TSX, [CLI, ...args], { cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, EXPERIMENT_PROFILE: "quick" } });
+  assert.equal(r.status, 0, `${args.join(" ")}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function readRun(dir: string): { history: EpochRecord[]; metrics: KFoldSummary } {
+  return { history: JSON.parse(fs.readFileSync(path.join(dir, "history.json"), "utf8")), metrics: JSON.parse(fs.readFileSync(path.join(dir, "metrics.json"), "utf8")) };
+}
+
+test("a K-fold run killed after an epoch resumes to the same results; folds run in parallel and merge", async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "kfold-"));
+  try {
+    // Reference: the two folds in two processes at once on one run folder, then merged.
+    const ref = path.join(tmp, "ref");
+    const both = [0, 1].map(
+      (k) =>
+        new Promise<number>((resolve) => {
+          const child = spawn(TSX, [CLI, ...ARGS, "--run", ref, "--fold", String(k)], { cwd: REPO_ROOT, stdio: "ignore" });
+          child.on("exit", (code) => resolve(code ?? -1));
+        }),
+    );
+    assert.deepEqual(await Promise.all(both), [0, 0]);
+    assert.ok(!fs.existsSync(path.join(ref, "metrics.json")), "single-fold processes do not merge");
+    cli(["kfold", "--merge", ref]);
+    const expected = readRun(ref);
+    assert.deepEqual(expected.metrics.completed, [0, 1]);
+
+    // Interrupted: SIGKILL as soon as fold 1's first epoch checkpoint appears, then --resume.
+    const cut = path.join(tmp, "cut");
+    const state = path.join(cut, "fold-01", "checkpoint", "state.json");
+    const child = spawn(TSX, [CLI, ...ARGS, "--run", cut], { cwd: REPO_ROOT, stdio: "ignore", detached: true });
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (fs.existsSync(state)) {
+          clearInterval(timer);
+          process.kill(-child.pid!, "SIGKILL");
+          resolve(JSON.parse(fs.readFileSync(state, "utf8")).epoch);
+        }
+      }, 20);
+      child.on("exit", () => {
+        clearInterval(timer);
+        reject(new Error("the run finished before it could be killed"));
+      });
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(killedAt < 3, `killed after epoch ${killedAt} of 3`);
+    assert.ok(!fs.existsSync(path.join(cut, "fold-01", "metrics.json")));
+    cli([...ARGS, "--run", cut, "--resume"]);
+    const resumed = readRun(cut);
+    assert.equal(resumed.history.length, expected.history.length);
+    resumed.history.forEach((r, i) => {
+      assert.equal(r.fold, expected.history[i].fold);
+      assert.equal(r.epoch, expected.history[i].epoch);
+      assert.ok(Math.abs(r.loss - expected.history[i].loss) < 1e-5, `epoch ${r.epoch} fold ${r.fold}: ${r.loss} vs ${expected.history[i].loss}`);
+    });
+    for (const key of ["loss", "genderAccuracy"]) {
+      assert.ok(Math.abs(resumed.metrics.summary[key].mean - expected.metrics.summary[key].mean) < 1e-5, key);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
