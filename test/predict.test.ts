@@ -1,0 +1,44 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { initBackend, setBackendQuiet } from "../lib/backend";
+import { loadFaces } from "../lib/data";
+import { runExperiment } from "../lib/experiment";
+import { REPO_ROOT, resolveDataDir } from "../lib/paths";
+import { predictFiles, predictionsCsv } from "../lib/predict";
+
+setBackendQuiet(true);
+
+test("predict works on an image not named in UTKFace form, leaving absent outputs empty", async () => {
+  await initBackend();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "predict-"));
+  try {
+    const data = await loadFaces({ dir: resolveDataDir(), size: 32, color: "gray" });
+    const face = path.join(tmp, "face.jpg");
+    fs.copyFileSync(path.join(data.dir, data.records[0].file), face);
+    const age = await runExperiment({ model: "cnn-age-sigmoid", data, epochs: 1, maxImages: 60, resultsRoot: tmp, progress: false });
+    const rows = await predictFiles(age.runDir, [face]);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].file, face);
+    assert.match(rows[0].ageGroup!, /^\d+ - \d+$|^\d+\+$/);
+    assert.equal(rows[0].gender, undefined);
+    const csv = predictionsCsv(rows).trim().split("\n");
+    assert.equal(csv[0], "file,age,age_group,gender,p_female");
+    assert.match(csv[1], /^.*face\.jpg,\d+(\.\d)?,[^,]+,,$/);
+
+    // The CLI on the same file, with a gender model: age columns empty.
+    const gender = await runExperiment({ model: "cnn-gender", data, epochs: 1, maxImages: 60, resultsRoot: tmp, progress: false });
+    const out = path.join(tmp, "out.csv");
+    const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = fs.readFileSync(out, "utf8").trim().split("\n");
+    assert.match(lines[1], /face\.jpg,,,(Male|Female),0\.\d{4}$/);
+
+    await assert.rejects(predictFiles(path.join(tmp, "missing"), [face]), /No trained model at/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
