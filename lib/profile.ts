@@ -30,7 +30,7 @@ export interface ProfileSettings {
 
 const PROFILES: Record<ExperimentProfile, ProfileSettings> = {
   // Sized so a report CNN trains in well under a minute on 2 cores (wasm or cpu backend).
-  quick: { profile: "quick", size: 32, maxImages: 240, epochs: 2, batchSize: BATCH_SIZE, folds: 3, firstEpochs: 2, minEpochs: 1, seed: SEED },
+  quick: { profile: "quick", size: 48, maxImages: 400, epochs: 3, batchSize: BATCH_SIZE, folds: 3, firstEpochs: 2, minEpochs: 1, seed: SEED },
   // The report: 70x70, batch 25, 15 epochs; K-fold 10 folds from 15 epochs down to 2 (see foldSchedule).
   full: { profile: "full", size: IMAGE_SIZE, epochs: 15, batchSize: BATCH_SIZE, folds: 10, firstEpochs: 15, minEpochs: 2, seed: SEED },
 };

@@ -12,8 +12,8 @@ results/<experiment>/<run-id>/ (config.json, history.json, metrics.json, predict
 
 Options:
   --model <name>          one of: ${Object.keys(MODELS).join(", ")}
-  --epochs N              epochs (profile: quick 2, full 15)
-  --size N                input side in pixels (profile: quick 32, full 70)
+  --epochs N              epochs (profile: quick 3, full 15)
+  --size N                input side in pixels (profile: quick 48, full 70)
   --color gray|rgb        colour mode (default: the model's)
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
   --batch N               batch size (default 25)
@@ -22,7 +22,7 @@ Options:
   --test-fraction X       held-out share (default 0.2)
   --validation-fraction X share of training images watched each epoch (default 0.1)
   --patience N            early stopping patience (default 0 = off)
-  --max-images N          cap on images (profile: quick 240, full all)
+  --max-images N          cap on images (profile: quick 400, full all)
   --experiment NAME       folder under results/ (default: the model name)
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
   --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)`;
