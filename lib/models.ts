@@ -53,9 +53,16 @@ interface Resolved {
   seed: number;
 }
 
+/** Five 2x2 poolings halve the side five times: below 32 pixels the last feature map is empty. */
+export const MIN_INPUT_SIZE = 32;
+
 function resolve(o: ModelOptions | undefined, channels: number): Resolved {
+  const size = o?.size ?? IMAGE_SIZE;
+  if (!Number.isInteger(size) || size < MIN_INPUT_SIZE) {
+    throw new Error(`Input size ${size} is too small: these models pool five times, so use an integer size >= ${MIN_INPUT_SIZE} (the report uses ${IMAGE_SIZE}).`);
+  }
   return {
-    size: o?.size ?? IMAGE_SIZE,
+    size,
     channels: o?.channels ?? channels,
     ageGroups: o?.ageGroups ?? AGE_GROUP_COUNT,
     dropout: o?.dropout ?? 0.25,

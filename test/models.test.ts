@@ -35,6 +35,11 @@ test("every model builds with the output shape its task needs", async () => {
   }
 });
 
+test("an input too small for five poolings is a clear error", () => {
+  assert.throws(() => buildModel("cnn-gender", { size: 16 }), /Input size 16 is too small.*>= 32/);
+  assert.doesNotThrow(() => buildModel("cnn-gender", { size: 32 }).dispose?.());
+});
+
 test("an unknown model name lists the known ones", () => {
   assert.throws(() => buildModel("resnet"), /Unknown model "resnet". Known models: cnn-age-sigmoid/);
 });
