@@ -2,12 +2,14 @@
  * Backend choice. On first use the library picks the fastest tfjs backend that actually
  * loads, in order tfjs-node-gpu (with a visible GPU), tfjs-node, wasm, cpu, and says once,
  * in plain words, which one runs and why. TFJS_BACKEND=tensorflow|wasm|cpu forces one.
+ * UTKFACE_WASM_THREADS=2 (opt-in) runs wasm on 2 threads; see lib/kernels/threads.ts.
  *
  * A native backend is detected by its registration (`tf.findBackend('tensorflow')`), not by a
  * successful require: in this project's install, "@tensorflow/tfjs-node" can resolve to an
  * alias of pure @tensorflow/tfjs (the danfojs-node override), which registers nothing.
  */
 import * as tf from "@tensorflow/tfjs";
+import { installThreadedWasm, requestedWasmThreads, WASM_THREADS_ENV } from "./kernels/threads";
 
 /** Names accepted by TFJS_BACKEND. */
 export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu"] as const;
@@ -21,7 +23,7 @@ export interface BackendInfo {
   provider: string;
   /** Whether a GPU does the work. */
   gpu: boolean;
-  /** Worker threads the backend computes with (1 for wasm and cpu in this release). */
+  /** Threads the backend computes with: 1 for cpu; for wasm 1 unless UTKFACE_WASM_THREADS asks for more; 0 = TensorFlow decides. */
   threads: number;
   /** One plain sentence, e.g. "wasm: tfjs-node not installed". */
   reason: string;
@@ -84,6 +86,8 @@ async function choose(): Promise<BackendInfo> {
   if (forced && !(BACKEND_NAMES as readonly string[]).includes(forced)) {
     throw new Error(`TFJS_BACKEND="${forced}" is not a backend name. Use one of: ${BACKEND_NAMES.join(", ")}; or unset it.`);
   }
+  // Read before anything loads, so a bad value fails fast with its own message.
+  const wasmThreads = requestedWasmThreads();
   const native = forced === undefined || forced === "" || forced === "tensorflow" ? loadNative() : { gpu: false, notes: [] as string[] };
   let info: BackendInfo;
   if (native.provider && (!forced || forced === "tensorflow")) {
@@ -95,10 +99,11 @@ async function choose(): Promise<BackendInfo> {
       `TFJS_BACKEND=tensorflow but no native backend loaded (${native.notes.join("; ")}). ` +
         "Install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu where its libtensorflow download is reachable, or unset TFJS_BACKEND.",
     );
-  } else if (forced !== "cpu" && (await tryWasm())) {
+  } else if (forced !== "cpu" && (await tryWasm(wasmThreads))) {
     const { registerTrainingKernels } = await import("./kernels");
     const threads = registerTrainingKernels();
-    info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, reason: forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}` };
+    const why = forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}`;
+    info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, reason: `${why}${threadNote(wasmThreads, threads)}` };
   } else {
     await tf.setBackend("cpu");
     info = { name: "cpu", provider: "@tensorflow/tfjs-backend-cpu", gpu: false, threads: 1, reason: forced === "cpu" ? "cpu: forced by TFJS_BACKEND" : "cpu: neither tfjs-node nor wasm loaded" };
@@ -107,9 +112,36 @@ async function choose(): Promise<BackendInfo> {
   return info;
 }
 
-async function tryWasm(): Promise<boolean> {
+/** Set when the threaded wasm build was asked for but could not start (said in the reason). */
+let threadFailure: string | undefined;
+
+function threadNote(requested: number, actual: number): string {
+  if (threadFailure) return ` (${WASM_THREADS_ENV}=${requested} failed: ${threadFailure}; single-threaded)`;
+  return requested > 1 ? ` (${actual} threads, ${WASM_THREADS_ENV})` : "";
+}
+
+/**
+ * Starts the wasm backend; with UTKFACE_WASM_THREADS > 1 its threaded build first, falling back
+ * to the single-threaded build (never failing the run) if that does not start.
+ */
+async function tryWasm(threads: number): Promise<boolean> {
   try {
     require("@tensorflow/tfjs-backend-wasm");
+  } catch {
+    return false;
+  }
+  if (threads > 1) {
+    let restore: (() => void) | undefined;
+    try {
+      restore = await installThreadedWasm(threads);
+      if (await tf.setBackend("wasm")) return true;
+      threadFailure = "the threaded module did not initialise";
+    } catch (e) {
+      threadFailure = (e as Error).message.split("\n")[0];
+    }
+    restore?.();
+  }
+  try {
     return await tf.setBackend("wasm");
   } catch {
     return false;

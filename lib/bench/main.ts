@@ -1,0 +1,201 @@
+/**
+ * `npm run bench -- [options]`: how fast this machine trains and runs the report's networks
+ * with the chosen tfjs backend, against PyTorch on the same CPU. Speed targets live here, not
+ * in tests. Prints one JSON line per measurement, then (without --json) a markdown table.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { initBackend, setBackendQuiet } from "../backend";
+import { resolveDataDir } from "../paths";
+import { measureParallel } from "./parallel";
+import { findTorchPython, resolveReferenceScript, runReference, ReferenceResult, TORCH_PYTHON_ENV, TORCH_REFERENCE_ENV } from "./reference";
+import { BenchModel, BENCH_MODELS, measureThroughput, round1 } from "./throughput";
+
+/** The issue's targets, as ratios to PyTorch CPU (or to one process) in one back-to-back run. */
+export const TARGETS = { cnnTrain: 0.5, cnnInfer: 1.0, vgg19Train: 0.33, parallel: 1.8 } as const;
+
+export const HELP = `Usage: npm run bench -- [options]
+
+  --model cnn|vgg19|all   networks to measure (default all)
+  --batch N               batch size (default 25, the report's)
+  --seconds S             seconds of training per model; inference gets S/2 (default 20)
+  --reference             also run the PyTorch reference back to back and print ratios
+  --reference-script F    reference script (default $${TORCH_REFERENCE_ENV}, else ../shared/bench/torch_reference.py from the repo root)
+  --python P              python with torch (default $${TORCH_PYTHON_ENV}, else python3, else /usr/bin/python3)
+  --data                  also time loading UTKFace: first decode and cached (uses --dir)
+  --dir D                 UTKFace directory for --data (default: $UTKFACE_DIR, data/UTKFace, data/sample)
+  --parallel              also compare 2 fold processes with 1 (report CNN, fixed steps)
+  --steps N               training steps per fold process for --parallel (default 30)
+  --all                   --reference --data --parallel
+  --json                  JSON lines only
+
+Backend: as the library picks it (TFJS_BACKEND=wasm|cpu|tensorflow forces one).`;
+
+interface Options {
+  models: BenchModel[];
+  batch: number;
+  seconds: number;
+  reference: boolean;
+  referenceScript?: string;
+  python?: string;
+  data: boolean;
+  dir?: string;
+  parallel: boolean;
+  steps: number;
+  json: boolean;
+}
+
+function parse(argv: string[]): Options | "help" {
+  const o: Options = { models: ["cnn", "vgg19"], batch: 25, seconds: 20, reference: false, data: false, parallel: false, steps: 30, json: false };
+  const value = (i: number, flag: string) => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value. See npm run bench -- --help.`);
+    return v;
+  };
+  const positive = (v: string, flag: string) => {
+    const n = Number(v);
+    if (!(n > 0)) throw new Error(`${flag} ${v}: expected a positive number.`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    switch (a) {
+      case "--help":
+      case "-h":
+        return "help";
+      case "--model": {
+        const m = value(i++, a);
+        if (m === "all") o.models = ["cnn", "vgg19"];
+        else if (m in BENCH_MODELS) o.models = [m as BenchModel];
+        else throw new Error(`--model ${m}: use cnn, vgg19 or all.`);
+        break;
+      }
+      case "--batch":
+        o.batch = Math.round(positive(value(i++, a), a));
+        break;
+      case "--seconds":
+        o.seconds = positive(value(i++, a), a);
+        break;
+      case "--steps":
+        o.steps = Math.round(positive(value(i++, a), a));
+        break;
+      case "--reference":
+        o.reference = true;
+        break;
+      case "--reference-script":
+        o.referenceScript = value(i++, a);
+        o.reference = true;
+        break;
+      case "--python":
+        o.python = value(i++, a);
+        break;
+      case "--data":
+        o.data = true;
+        break;
+      case "--dir":
+        o.dir = value(i++, a);
+        break;
+      case "--parallel":
+        o.parallel = true;
+        break;
+      case "--all":
+        o.reference = o.data = o.parallel = true;
+        break;
+      case "--json":
+        o.json = true;
+        break;
+      default:
+        throw new Error(`Unknown option ${a}. See npm run bench -- --help.`);
+    }
+  }
+  return o;
+}
+
+type Row = Record<string, unknown>;
+
+function ratio(ours: number, theirs: number): number {
+  return theirs > 0 ? Math.round((ours / theirs) * 100) / 100 : NaN;
+}
+
+/** Times loadFaces on `dir` into a throwaway cache folder: a first (decoding) load, then a cached one. */
+async function benchData(dir: string): Promise<Row> {
+  const { loadFaces } = await import("../data");
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-bench-cache-"));
+  try {
+    const first = await loadFaces({ dir, cacheDir, cache: true });
+    const cached = await loadFaces({ dir, cacheDir, cache: true });
+    const n = first.report.usable;
+    return {
+      bench: "data",
+      dir: path.relative(process.cwd(), dir) || ".",
+      images: n,
+      first_s: Math.round(first.report.seconds * 100) / 100,
+      first_img_s: Math.round(n / first.report.seconds),
+      cached_s: Math.round(cached.report.seconds * 1000) / 1000,
+      cached_img_s: Math.round(n / cached.report.seconds),
+      cache_used: cached.report.cacheUsed,
+    };
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+function table(rows: Row[]): string {
+  const lines = ["| measurement | ours | PyTorch | ratio | target |", "|---|---|---|---|---|"];
+  for (const r of rows) {
+    if (r.bench === "model") {
+      const t = r.torch as ReferenceResult | undefined;
+      const tgtTrain = r.model === "cnn" ? `>= ${TARGETS.cnnTrain}` : `>= ${TARGETS.vgg19Train}`;
+      lines.push(`| ${r.model} train img/s (${r.backend}, ${r.threads} thr, batch ${r.batch}) | ${r.train_img_s} | ${t ? `${t.train_img_s} (${t.threads} thr)` : "-"} | ${r.train_ratio ?? "-"} | ${tgtTrain} |`);
+      lines.push(`| ${r.model} inference img/s | ${r.infer_img_s} | ${t ? t.infer_img_s : "-"} | ${r.infer_ratio ?? "-"} | ${r.model === "cnn" ? `>= ${TARGETS.cnnInfer}` : "-"} |`);
+    } else if (r.bench === "parallel") {
+      lines.push(`| report CNN, ${r.processes} fold processes vs 1 (train img/s) | ${r.total_img_s} vs ${r.single_img_s} | - | ${r.speedup} | >= ${TARGETS.parallel} |`);
+    } else if (r.bench === "data") {
+      lines.push(`| load ${r.images} faces, first (decode) | ${r.first_s} s (${r.first_img_s} img/s) | - | - | - |`);
+      lines.push(`| load ${r.images} faces, cached | ${r.cached_s} s (${r.cached_img_s} img/s) | - | - | - |`);
+    }
+  }
+  return lines.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o = parse(argv);
+  if (o === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  setBackendQuiet(o.json);
+  const backend = await initBackend();
+  const script = o.reference ? resolveReferenceScript(o.referenceScript) : undefined;
+  const python = o.reference ? findTorchPython(o.python) : undefined;
+  const rows: Row[] = [];
+  const emit = (row: Row) => {
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  };
+  for (const model of o.models) {
+    const ours = await measureThroughput({ model, batch: o.batch, seconds: o.seconds });
+    const row: Row = { bench: "model", model, backend: backend.name, threads: backend.threads, batch: o.batch, train_img_s: ours.train_img_s, infer_img_s: ours.infer_img_s };
+    if (script && python) {
+      const torch = runReference({ script, python, model, batch: o.batch, seconds: o.seconds });
+      Object.assign(row, { torch, train_ratio: ratio(ours.train_img_s, torch.train_img_s), infer_ratio: ratio(ours.infer_img_s, torch.infer_img_s) });
+    }
+    emit(row);
+  }
+  if (o.parallel) {
+    const p = await measureParallel({ model: "cnn", batch: o.batch, steps: o.steps, processes: 2 });
+    emit({ bench: "parallel", model: "cnn", backend: backend.name, batch: o.batch, steps: o.steps, ...p });
+  }
+  if (o.data) emit(await benchData(resolveDataDir(o.dir)));
+  if (!o.json) console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} on ${os.cpus().length} cores\n\n${table(rows)}`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`bench: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,83 @@
+/**
+ * Throughput of one model on random data with the active backend: training steps
+ * (forward, backward, Adam update: tfjs's trainOnBatch, the step model.fit runs) and inference.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { buildModel } from "../models";
+
+/** The benchmark's two networks, by their short names. */
+export const BENCH_MODELS = {
+  /** The report's CNN (70x70x1, conv 32..512 + maxpool, dense 512..32, 20 sigmoid outputs). */
+  cnn: { model: "cnn-age-sigmoid", channels: 1 },
+  /** VGG19's 16 convs on 70x70x3, dense 512, dropout 0.5, 20 softmax outputs. */
+  vgg19: { model: "vgg19", channels: 3 },
+} as const;
+export type BenchModel = keyof typeof BENCH_MODELS;
+
+/** Options of measureThroughput. */
+export interface ThroughputOptions {
+  model: BenchModel;
+  batch: number;
+  /** Seconds of training to time; inference gets half, as in the PyTorch reference. */
+  seconds: number;
+  /** Train for exactly this many steps instead of `seconds` (the fold worker's fixed workload). */
+  steps?: number;
+  /** Skip the inference measurement. */
+  trainOnly?: boolean;
+}
+
+/** Images per second measured by measureThroughput. */
+export interface Throughput {
+  train_img_s: number;
+  infer_img_s: number;
+  train_steps: number;
+}
+
+/** Runs `step` once to warm up (kernel setup, XNNPACK packing), then for `seconds` or `steps`. */
+async function rate(step: () => Promise<void>, batch: number, seconds: number, steps?: number): Promise<{ imgS: number; n: number }> {
+  await step();
+  let n = 0;
+  const t0 = performance.now();
+  while (steps !== undefined ? n < steps : performance.now() - t0 < seconds * 1000) {
+    await step();
+    n++;
+  }
+  return { imgS: (n * batch) / ((performance.now() - t0) / 1000), n };
+}
+
+/**
+ * Trains and infers one benchmark model on random inputs and one-hot labels. Loss: adam with
+ * categorical cross-entropy, matching the PyTorch reference's CrossEntropyLoss (for the sigmoid
+ * CNN this is a speed benchmark, not the report's loss; the cost is the same).
+ */
+export async function measureThroughput(options: ThroughputOptions): Promise<Throughput> {
+  const spec = BENCH_MODELS[options.model];
+  const model = buildModel(spec.model, { channels: spec.channels });
+  model.compile({ optimizer: tf.train.adam(), loss: "categoricalCrossentropy" });
+  const x = tf.randomNormal([options.batch, 70, 70, spec.channels], 0, 1, "float32", 1);
+  const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());
+  try {
+    const train = await rate(async () => void (await model.trainOnBatch(x, y)), options.batch, options.seconds, options.steps);
+    let infer = { imgS: 0, n: 0 };
+    if (!options.trainOnly) {
+      infer = await rate(
+        async () => {
+          const out = model.predict(x) as tf.Tensor;
+          await out.data();
+          out.dispose();
+        },
+        options.batch,
+        options.seconds / 2,
+      );
+    }
+    return { train_img_s: round1(train.imgS), infer_img_s: round1(infer.imgS), train_steps: train.n };
+  } finally {
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+}
+
+/** One decimal, as the reference prints. */
+export function round1(v: number): number {
+  return Math.round(v * 10) / 10;
+}
