@@ -20,3 +20,4 @@ export * from "./metrics";
 export * from "./callbacks";
 export * from "./train";
 export * from "./predict";
+export * from "./kernels";

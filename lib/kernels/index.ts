@@ -72,3 +72,5 @@ export function wasmThreadsCount(): number {
     return 1;
   }
 }
+
+export { requestedWasmThreads, WASM_THREADS_ENV, MAX_WASM_THREADS } from "./threads";
