@@ -338,8 +338,9 @@ export async function decodeImageFile(file: string, size: number, color: ColorMo
 // ---------------------------------------------------------------------------------------------
 // Normalisation and tensors
 
-/** ImageNet per-channel mean and standard deviation of [0,1] RGB pixels (torchvision, Keras "torch" mode). */
+/** ImageNet per-channel mean of [0,1] RGB pixels (torchvision, Keras "torch" mode). */
 export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
+/** ImageNet per-channel standard deviation of [0,1] RGB pixels. */
 export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
 
 /** Scales uint8 pixels to floats: [0,1], or ImageNet mean/std (RGB only). */
