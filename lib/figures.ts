@@ -209,7 +209,8 @@ export function confusionMatrixFigure(cm: ConfusionMatrix, what: string, ctx?: F
         z: cm.matrix,
         text: cm.matrix.map((row) => row.map((v) => (v ? String(v) : ""))),
         texttemplate: "%{text}",
-        colorscale: "Blues",
+        // White for zero, dark for many: Plotly's named "Blues" runs the other way.
+        colorscale: [[0, "#ffffff"], [1, "#08306b"]],
         colorbar: { title: { text: "images" } },
         hovertemplate: "real %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
       },
@@ -324,6 +325,8 @@ export const PUBLISHED_CLAIMS: ClaimedFigure[] = [];
 /** One model's figures on the shared held-out split (06-comparison). */
 export interface ComparisonRow {
   model: string;
+  /** Held-out images the figures come from (K-fold: every image, once, over the folds). */
+  images?: number;
   ageAccuracy?: number;
   ageAccuracyWithin1?: number;
   mae?: number;
@@ -338,14 +341,14 @@ export interface ClaimedFigure {
   /** Who claims it, e.g. "report" or "seed 000 write-up". */
   source: string;
   model: string;
-  metric: keyof Omit<ComparisonRow, "model">;
+  metric: keyof Omit<ComparisonRow, "model" | "images">;
   value: number;
   /** Where in the source, e.g. "Table 3". */
   where?: string;
 }
 
 /** The comparison table's metrics and how they read. */
-export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "model">; label: string }[] = [
+export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "model" | "images">; label: string }[] = [
   { key: "ageAccuracy", label: "age-group accuracy" },
   { key: "ageAccuracyWithin1", label: "age accuracy ±1 group" },
   { key: "genderAccuracy", label: "gender accuracy" },
@@ -369,6 +372,7 @@ export function comparisonRow(anyRun: AnyRun, parameters?: number): ComparisonRo
   const m = run.kind === "kfold" ? foldMeans(run.summary) : run.metrics;
   return {
     model: run.config.model,
+    images: run.kind === "kfold" ? run.predictions.length : run.metrics.images,
     ageAccuracy: m.ageAccuracy,
     ageAccuracyWithin1: m.ageAccuracyWithin1,
     mae: m.mae,

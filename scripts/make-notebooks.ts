@@ -192,6 +192,8 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 // Pretrained weights only when the user provides them; nothing is downloaded.
 const vggWeights = process.env.VGG19_WEIGHTS || undefined;
 const vggModel = vggWeights ? "vgg19-pretrained" : "vgg19";
+// Quick profile only: VGG19 is ~40x the report CNN's work per image, so it trains smaller here.
+const vggSettings = ut.quickOverrides("vgg19");
 console.log(vggWeights ? \`VGG19 from pretrained weights \${vggWeights}\` : "VGG19 from scratch (set VGG19_WEIGHTS for pretrained weights)");
 `),
     md("## Data\nRGB this time: VGG19 takes three channels."),
@@ -200,10 +202,10 @@ const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size} RGB\`);
 `),
     md("## Model"),
-    code(`const modelParameters = ut.describeModel("vgg19", { size: profile.size, channels: 3 });`),
+    code(`const modelParameters = ut.describeModel("vgg19", { size: faces.size, channels: 3 });`),
     md("## Train"),
     code(`
-const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19", data: faces, color: "rgb", pretrainedWeights: vggWeights });
+const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19", data: faces, color: "rgb", pretrainedWeights: vggWeights, ...vggSettings });
 `),
     md("## Evaluate"),
     code(`
@@ -275,7 +277,9 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
     md("## Data"),
     code(`
 const grayFaces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
-const rgbFaces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb" });
+// VGG19 trains smaller in the quick profile (see 04); the same settings let its run be reused.
+const vggSettings = ut.quickOverrides("vgg19");
+const rgbFaces = await ut.loadFaces({ dir: dataDir, size: vggSettings.size ?? profile.size, color: "rgb" });
 `),
     md("## Model"),
     code(`
@@ -284,14 +288,14 @@ const contenders = [
   { model: "cnn-gender", experiment: "02-gender", faces: grayFaces },
   { model: "cnn-age-relu", experiment: "03-relu-age", faces: grayFaces },
   { model: "cnn-multi", experiment: "06-cnn-multi", faces: grayFaces },
-  { model: "vgg19", experiment: "04-vgg19", faces: rgbFaces },
+  { model: "vgg19", experiment: "04-vgg19", faces: rgbFaces, settings: vggSettings },
 ];
-const parameters = Object.fromEntries(contenders.map((c) => [c.model, ut.describeModel(c.model, { size: profile.size, channels: c.faces.channels })]));
+const parameters = Object.fromEntries(contenders.map((c) => [c.model, ut.describeModel(c.model, { size: c.faces.size, channels: c.faces.channels })]));
 `),
     md("## Train\nA matching saved run (same model, profile, data, size, seed) is reused; otherwise the model trains now."),
     code(`
 const compared = [];
-for (const c of contenders) compared.push(await ut.reuseOrRun({ model: c.model, experiment: c.experiment, data: c.faces, color: c.faces.channels === 3 ? "rgb" : "gray" }));
+for (const c of contenders) compared.push(await ut.reuseOrRun({ model: c.model, experiment: c.experiment, data: c.faces, color: c.faces.channels === 3 ? "rgb" : "gray", ...(c.settings ?? {}) }));
 `),
     md("## Evaluate"),
     code(`
@@ -301,7 +305,7 @@ ut.showTable(ut.PUBLISHED_CLAIMS.length ? ut.PUBLISHED_CLAIMS : [{ note: "no pub
 `),
     md("## Figures"),
     code(`
-const ctx = { split: "test", images: ut.asLoadedRun(compared[0]).metrics.images, profile: profile.profile };
+const ctx = { split: "test", images: rows[0].images, profile: profile.profile };
 const comparisonFigures = [{ name: "06-models-compared", figure: ut.comparisonFigure(rows, ut.PUBLISHED_CLAIMS, ctx) }];
 comparisonFigures.forEach((f) => ut.show(f));
 const written = await ut.exportFigures(comparisonFigures);

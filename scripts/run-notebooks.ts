@@ -8,7 +8,12 @@
  *   EXPERIMENT_PROFILE=full npm start  the report's protocol (hours)
  *   UTKFACE_DIR=... npm start          another data directory (default: data/UTKFace, else data/sample)
  *
- * Environment: JUPYTER (default "jupyter"), NOTEBOOK_TIMEOUT (seconds per cell, default 3600).
+ * Environment: JUPYTER (default "jupyter"), PYTHON (the Python of that Jupyter; default: read
+ * from the jupyter script's #! line), NOTEBOOK_TIMEOUT (seconds per cell, default 3600).
+ *
+ * Execution goes through scripts/run-notebooks.py (nbclient, as nbconvert --execute) so a
+ * failed notebook still leaves its executed copy and the failing cell's TypeScript errors are
+ * printed; HTML comes from `jupyter nbconvert --to html`.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -54,6 +59,20 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
   return r.status ?? 1;
 }
 
+/** The Python that runs `jupyter`: $PYTHON, else the interpreter on the jupyter script's #! line. */
+export function jupyterPython(jupyter: string): string {
+  if (process.env.PYTHON) return process.env.PYTHON;
+  const which = spawnSync("sh", ["-c", `command -v "${jupyter}"`], { encoding: "utf8" }).stdout.trim();
+  try {
+    const first = fs.readFileSync(which, "utf8").split("\n", 1)[0];
+    const m = /^#!\s*(\S+)(?:\s+(\S+))?/.exec(first);
+    if (m) return m[1].endsWith("/env") && m[2] ? m[2] : m[1];
+  } catch {
+    // Not a script (a binary launcher): fall through.
+  }
+  return "python3";
+}
+
 function main(argv: string[]): number {
   const jupyter = process.env.JUPYTER || "jupyter";
   const probe = spawnSync(jupyter, ["nbconvert", "--version"], { encoding: "utf8" });
@@ -61,6 +80,7 @@ function main(argv: string[]): number {
     console.error(`"${jupyter} nbconvert" does not run. Install Jupyter with nbconvert (Debian: apt-get install jupyter-nbconvert python3-nbclient python3-ipykernel; or pip install nbconvert nbclient) or set JUPYTER.`);
     return 1;
   }
+  const python = jupyterPython(jupyter);
   console.log("[notebooks] building dist/ (the notebooks import ../dist/lib)");
   if (run(process.execPath, [path.join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], process.env) !== 0) {
     console.error("[notebooks] tsc reported errors; dist/ may be stale (continuing: a cell that needs a broken function will fail).");
@@ -86,15 +106,12 @@ function main(argv: string[]): number {
     const name = nb.replace(/\.ipynb$/, "");
     console.log(`[notebooks] ${name}: executing (profile ${env.EXPERIMENT_PROFILE})`);
     const t0 = Date.now();
-    const code = run(
-      jupyter,
-      ["nbconvert", "--to", "notebook", "--execute", `--ExecutePreprocessor.timeout=${timeout}`, "--ExecutePreprocessor.kernel_name=tslab", "--output-dir", OUT_DIR, "--output", name, path.join(NOTEBOOKS_DIR, nb)],
-      env,
-    );
-    const seconds = (Date.now() - t0) / 1000;
     const executed = path.join(OUT_DIR, nb);
-    // An executed copy exists only when every cell ran; export HTML from it (figures inline, offline).
-    const ok = code === 0 && fs.existsSync(executed) && run(jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--output-dir", OUT_DIR, executed], env) === 0;
+    const code = run(python, [path.join(REPO_ROOT, "scripts", "run-notebooks.py"), path.join(NOTEBOOKS_DIR, nb), executed, "tslab", timeout], env);
+    const seconds = (Date.now() - t0) / 1000;
+    // HTML of the executed copy (figures inline, offline); also for a failed one, to read where it stopped.
+    const html = fs.existsSync(executed) && run(jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--output-dir", OUT_DIR, executed], env) === 0;
+    const ok = code === 0 && html;
     summary.push({ notebook: name, ok, seconds: Math.round(seconds * 10) / 10 });
     console.log(`[notebooks] ${name}: ${ok ? "ok" : "FAILED"} in ${seconds.toFixed(1)} s`);
   }
