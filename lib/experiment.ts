@@ -17,7 +17,8 @@ import { loadTrainedModel, predictionRows } from "./predict";
 import { ProfileSettings, profileSettings } from "./profile";
 import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";
 import { permutation, trainTestSplit } from "./splits";
-import { lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
+import { TrainOptions, lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
+import { FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "./transfer";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
 export interface ExperimentConfig {
@@ -54,6 +55,15 @@ export interface ExperimentConfig {
   resultsRoot?: string;
   /** vgg19-pretrained: the tfjs layers model.json converted from Keras VGG19. */
   pretrainedWeights?: string;
+  /**
+   * Transfer learning (lib/transfer.ts): epochs of a fine-tune stage after the frozen one
+   * (default: the model's spec, facenet-transfer quick 1 / full 3; 0 = frozen stage only).
+   */
+  fineTuneEpochs?: number;
+  /** Learning rate of the fine-tune stage (default 1e-4). */
+  fineTuneLearningRate?: number;
+  /** Frozen layers to unfreeze, counted from the end, or "all" (default: the spec's, else all). */
+  fineTuneLayers?: number | "all";
 }
 
 /** The report's Adam learning rate (Keras default). */
@@ -87,7 +97,7 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   const spec = modelSpec(config.model);
   const settings = profileSettings(config.profile);
   const division = ageDivision(spec.ageDivision ?? "report20");
-  const size = config.size ?? config.data?.size ?? settings.size;
+  const size = config.size ?? config.data?.size ?? spec.sizes?.[settings.profile] ?? settings.size;
   const color = config.color ?? spec.color;
   if (spec.color === "rgb" && color !== "rgb") throw new Error(`Model ${spec.name} needs RGB inputs; got color "${color}".`);
   const data = config.data ?? (await loadFaces({ dir: config.dir, size, color }));
@@ -219,13 +229,22 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
 
   const experiment = config.experiment ?? p.spec.name;
   const { runId, runDir } = createRunDir(experiment, config.resultsRoot);
-  const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test } };
+  const model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
+  const fineTune = fineTuneOptionsFor(p.spec, p.settings.profile, config);
+  // The plan goes into config.json before training, so an interrupted run still says what it was doing.
+  let plan: FineTunePlan | undefined;
+  try {
+    plan = fineTune && { epochs: fineTune.epochs, learningRate: fineTune.learningRate!, unfrozen: layersToUnfreeze(model, fineTune.layers ?? "all").map((l) => l.name) };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const runConfig: RunConfig & { fineTune?: FineTunePlan } = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test }, ...(plan ? { fineTune: plan } : {}) };
   writeJsonAtomic(path.join(runDir, RUN_FILES.config), runConfig);
 
-  const model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
   try {
     const checkpointDir = path.join(runDir, RUN_FILES.checkpoint);
-    const trained = await trainModel({
+    const trainOptions: TrainOptions = {
       model,
       modelName: p.spec.name,
       task: p.spec.task,
@@ -240,7 +259,8 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       seed: p.seed,
       callbacks: runCallbacks(config, p.hyper),
       checkpointDir,
-    });
+    };
+    const trained = fineTune ? await trainFrozenThenFineTune(trainOptions, fineTune) : await trainModel(trainOptions);
     writeJsonAtomic(path.join(runDir, RUN_FILES.history), trained.history);
     await saveModel(model, path.join(runDir, RUN_FILES.model), modelMetadata(p));
     const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });

@@ -21,3 +21,5 @@ export * from "./callbacks";
 export * from "./train";
 export * from "./predict";
 export * from "./kernels";
+export * from "./facenet";
+export * from "./transfer";

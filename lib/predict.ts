@@ -13,6 +13,8 @@ import type { ModelTask } from "./models";
 import { writeFileAtomic } from "./paths";
 import { PredictionRow, RUN_FILES, RunConfig } from "./runs";
 import { loadModelFile, outputsOf } from "./train";
+// Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
+import "./facenet";
 
 /** A model's decoded prediction for one sample. */
 export interface DecodedPrediction {

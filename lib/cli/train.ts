@@ -25,6 +25,10 @@ Options:
   --max-images N          cap on images (profile: quick 400, full all)
   --experiment NAME       folder under results/ (default: the model name)
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
+  --fine-tune-epochs N    transfer models: epochs after the frozen stage with the last
+                          pretrained layers unfrozen (facenet-transfer: quick 1, full 3; 0 = off)
+  --fine-tune-lr X        learning rate of the fine-tune stage (default 0.0001)
+  --fine-tune-layers N|all  pretrained layers to unfreeze, from the end (facenet-transfer: 2 of 6)
   --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)`;
 
 /** Runs the command. */
@@ -46,6 +50,9 @@ export async function run(argv: string[]): Promise<number> {
       "max-images": { type: "string" },
       experiment: { type: "string" },
       pretrained: { type: "string" },
+      "fine-tune-epochs": { type: "string" },
+      "fine-tune-lr": { type: "string" },
+      "fine-tune-layers": { type: "string" },
       profile: { type: "string" },
     },
     strict: true,
@@ -66,6 +73,9 @@ export async function run(argv: string[]): Promise<number> {
     maxImages: intOption("max-images", values["max-images"]),
     experiment: values.experiment,
     pretrainedWeights: values.pretrained,
+    fineTuneEpochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0),
+    fineTuneLearningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]),
+    fineTuneLayers: values["fine-tune-layers"] === "all" ? "all" : intOption("fine-tune-layers", values["fine-tune-layers"]),
     profile: values.profile as "quick" | "full" | undefined,
   });
   console.log(`run folder: ${portablePath(result.runDir)}`);
