@@ -2,20 +2,19 @@
  * Training kernels for tfjs's wasm backend, registered through tfjs's public kernel registry.
  *
  * tfjs-backend-wasm 4.22 cannot train a conv net (no Conv2DBackpropFilter, tfjs issue 8474)
- * and its Conv2DBackpropInput, transposed BatchMatMul, leading-axes Sum (bias gradients) are
- * slow and its MaxPoolGrad is wrong for some shapes (see pool.ts). This module adds or replaces
- * exactly those five kernels for the "wasm" backend; every other backend (tfjs-node's
- * "tensorflow", "cpu", "webgl") is left untouched.
+ * and its Conv2DBackpropInput and transposed BatchMatMul are slow loops and its MaxPoolGrad is
+ * wrong for some shapes (see pool.ts). This module adds or replaces exactly those four kernels
+ * for the "wasm" backend; every other backend (tfjs-node's "tensorflow", "cpu", "webgl") is left
+ * untouched.
  */
 import * as tf from "@tensorflow/tfjs";
 import { makeConv2DBackpropFilter, makeConv2DBackpropInput } from "./conv";
 import { makeBatchMatMul } from "./matmul";
 import { makeMaxPoolGrad } from "./pool";
-import { makeSum } from "./reduce";
-import { captureKernel, requireKernel } from "./util";
+import { captureKernel } from "./util";
 
 /** Kernels this module provides for wasm, by tfjs kernel name. */
-export const WASM_TRAINING_KERNELS = ["Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul", "MaxPoolGrad", "Sum"] as const;
+export const WASM_TRAINING_KERNELS = ["Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul", "MaxPoolGrad"] as const;
 
 /** Marks our configs so a second call (or a second copy of the library) does not wrap twice. */
 const OURS = Symbol.for("utkface-ts.trainingKernel");
@@ -54,11 +53,6 @@ export function registerTrainingKernels(): number {
     return makeBatchMatMul(native);
   });
   install("MaxPoolGrad", () => makeMaxPoolGrad());
-  install("Sum", (native) => {
-    if (!native) throw new Error("tfjs-backend-wasm registers no Sum kernel; expected @tensorflow/tfjs-backend-wasm 4.22.0.");
-    // Looked up per call: the product must go through the (possibly replaced) BatchMatMul.
-    return makeSum(native, () => requireKernel("BatchMatMul", "wasm"));
-  });
   return wasmThreadsCount();
 }
 
