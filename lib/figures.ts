@@ -397,11 +397,19 @@ export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonl
   const models = [...new Set([...rows.map((r) => r.model), ...claims.map((c) => c.model)])];
   const sources = [...new Set(claims.map((c) => c.source))];
   const data: Record<string, unknown>[] = [];
-  const layout: Record<string, unknown> = baseLayout("Models compared", ctx, { barmode: "group", width: 420 * metrics.length, height: 520 });
-  const gap = 0.06;
-  const w = (1 - gap * (metrics.length - 1)) / metrics.length;
+  // Panels on a grid of up to three columns, so the figure stays readable on a page.
+  const cols = Math.min(3, metrics.length);
+  const gridRows = Math.ceil(metrics.length / cols);
+  const layout: Record<string, unknown> = baseLayout("Models compared", ctx, { barmode: "group", width: 440 * cols, height: 80 + 360 * gridRows });
+  const gapX = 0.08;
+  const gapY = 0.16;
+  const w = (1 - gapX * (cols - 1)) / cols;
+  const h = (1 - gapY * (gridRows - 1)) / gridRows;
   metrics.forEach((m, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
+    const col = i % cols;
+    const row = Math.floor(i / cols);
+    const top = 1 - row * (h + gapY);
     data.push({ type: "bar", name: "measured here", legendgroup: "measured", showlegend: i === 0, x: models, y: models.map((name) => rows.find((r) => r.model === name)?.[m.key] ?? null), marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
     sources.forEach((src, s) => {
       data.push({
@@ -416,8 +424,8 @@ export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonl
         yaxis: `y${suffix}`,
       });
     });
-    layout[`xaxis${suffix}`] = axis("model", { domain: [i * (w + gap), i * (w + gap) + w], anchor: `y${suffix}`, type: "category", tickangle: -30 });
-    layout[`yaxis${suffix}`] = axis(m.label, { anchor: `x${suffix}` });
+    layout[`xaxis${suffix}`] = axis("", { domain: [col * (w + gapX), col * (w + gapX) + w], anchor: `y${suffix}`, type: "category", tickangle: -30 });
+    layout[`yaxis${suffix}`] = axis(m.label, { domain: [top - h, top], anchor: `x${suffix}` });
   });
   return { data, layout };
 }

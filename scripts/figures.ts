@@ -32,9 +32,11 @@ async function main(argv: string[]): Promise<number> {
     figures.push(...runFigures(run));
     console.log(`${exp}: ${portablePath(run.runDir)}`);
   }
-  const splitRuns = latest.filter((r) => r.kind === "split");
+  // Compare only runs made like the newest one (same profile, data and size): others saw other images.
+  const newest = latest.filter((r) => r.kind === "split").sort((a, b) => (a.config.createdAt < b.config.createdAt ? 1 : -1))[0];
+  const splitRuns = latest.filter((r) => r.kind === "split" && newest && r.config.profile === newest.config.profile && r.config.data.dir === newest.config.data.dir && r.config.seed === newest.config.seed);
   if (splitRuns.length > 0) {
-    const ctx = { split: "test", profile: splitRuns[0].config.profile };
+    const ctx = { split: "test", images: newest.metrics.images, profile: newest.config.profile };
     figures.push({ name: "06-models-compared", figure: comparisonFigure(splitRuns.map((r) => comparisonRow(r)), PUBLISHED_CLAIMS, ctx) });
   }
   if (figures.length === 0) {

@@ -198,7 +198,7 @@ console.log(vggWeights ? \`VGG19 from pretrained weights \${vggWeights}\` : "VGG
 `),
     md("## Data\nRGB this time: VGG19 takes three channels."),
     code(`
-const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "rgb" });
+const faces = await ut.loadFaces({ dir: dataDir, size: vggSettings.size ?? profile.size, color: "rgb" });
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)} at \${faces.size}x\${faces.size} RGB\`);
 `),
     md("## Model"),
@@ -268,7 +268,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
   "06-comparison": [
     header(
       "06 · Every model side by side",
-      "Reproduces the report's comparison and complexity table: every model on the same held-out test split (same faces, same seed), with age-group accuracy, ±1 group accuracy, MAE, gender accuracy, parameters and training time, next to the figures the report and sibling write-ups claim, labelled as their claims. Runs from 02–04 are reused when they match this data and profile; missing ones are trained here.",
+      "Reproduces the report's comparison and complexity table: every model on the same held-out test split (same faces, same seed), with age-group accuracy, ±1 group accuracy, MAE, gender accuracy, parameters and training time, next to the figures the report and sibling write-ups claim, labelled as their claims. Runs from 02–04 are reused when they match this data and profile; missing ones are trained here. In the quick profile VGG19 trains on a smaller subset (see 04), so its row is on fewer test images (the `images` column says how many); the full profile uses one split for all.",
       "about 1 min after 02–04 (only cnn-multi trains), about 6 min alone",
       "hours (every model at the report's protocol) unless 02–04 ran first",
     ),
