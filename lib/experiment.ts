@@ -60,7 +60,7 @@ export interface ExperimentConfig {
    * (default: the model's spec, facenet-transfer quick 1 / full 3; 0 = frozen stage only).
    */
   fineTuneEpochs?: number;
-  /** Learning rate of the fine-tune stage (default 1e-4). */
+  /** Learning rate of the fine-tune stage (default: the spec's, facenet-transfer 1e-5; else 1e-4). */
   fineTuneLearningRate?: number;
   /** Frozen layers to unfreeze, counted from the end, or "all" (default: the spec's, else all). */
   fineTuneLayers?: number | "all";

@@ -40,6 +40,11 @@ export const FACENET_MEAN_RGB: readonly number[] = [122.782, 117.001, 104.298];
 export const FACENET_STAGES = ["facenet_stem", "facenet_stage32", "facenet_stage64", "facenet_stage128", "facenet_stage256", "facenet_descriptor"] as const;
 export type FaceNetStageName = (typeof FACENET_STAGES)[number];
 
+/** A stage's id in layer configs: its layer name without the "facenet_" prefix. */
+function stageId(stage: FaceNetStageName): string {
+  return stage.slice("facenet_".length);
+}
+
 /** One conv of the network: filters + bias, then the per-channel scale (weights, biases). */
 interface ConvSpec {
   /** Weight name prefix in face-api's manifest, e.g. "conv64_down/conv1". */
@@ -124,9 +129,13 @@ export const FACENET_MIN_SIZE: number = (() => {
   return s;
 })();
 
-/** Config of a FaceNetStage layer: which stage it computes. */
+/**
+ * Config of a FaceNetStage layer: which stage it computes, by the stage's name without the
+ * "facenet_" prefix ("stem", "stage32", ...). tfjs turns snake_case string values of a saved
+ * config into camelCase on loading, so the config value must not contain underscores.
+ */
 export interface FaceNetStageConfig {
-  stage: FaceNetStageName;
+  stage: string;
   name?: string;
   trainable?: boolean;
 }
@@ -142,10 +151,11 @@ export class FaceNetStage extends tf.layers.Layer {
   private params = new Map<string, tf.LayerVariable>();
 
   constructor(config: FaceNetStageConfig) {
-    super({ name: config.name ?? config.stage, trainable: config.trainable });
-    if (!STAGE_BLOCKS[config.stage]) throw new Error(`Unknown FaceNetStage "${config.stage}": expected one of ${FACENET_STAGES.join(", ")}.`);
-    this.stage = config.stage;
-    this.blocks = STAGE_BLOCKS[config.stage];
+    const stage = `facenet_${config.stage}` as FaceNetStageName;
+    super({ name: config.name ?? stage, trainable: config.trainable });
+    if (!STAGE_BLOCKS[stage]) throw new Error(`Unknown FaceNetStage "${config.stage}": expected one of ${FACENET_STAGES.map(stageId).join(", ")}.`);
+    this.stage = stage;
+    this.blocks = STAGE_BLOCKS[stage];
   }
 
   /** face-api's weight names this layer holds, in weight order. */
@@ -236,7 +246,7 @@ export class FaceNetStage extends tf.layers.Layer {
   }
 
   getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), stage: this.stage };
+    return { ...super.getConfig(), stage: stageId(this.stage) };
   }
 }
 tf.serialization.registerClass(FaceNetStage);
@@ -312,7 +322,7 @@ export function loadFaceNetWeights(model: tf.LayersModel, dir?: string): void {
  */
 export function faceNetBackbone(input: tf.SymbolicTensor, trainable = true): tf.SymbolicTensor {
   let x = input;
-  for (const stage of FACENET_STAGES) x = new FaceNetStage({ stage, trainable }).apply(x) as tf.SymbolicTensor;
+  for (const stage of FACENET_STAGES) x = new FaceNetStage({ stage: stageId(stage), trainable }).apply(x) as tf.SymbolicTensor;
   return x;
 }
 

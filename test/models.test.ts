@@ -21,13 +21,16 @@ test("every model builds with the output shape its task needs", async () => {
     "cnn-multi": [[2, 20], [2, 1]],
     vgg19: [[2, 20]],
     "cnn-seed000": [[2, groupCount(EIGHT_AGE_RANGES)]],
+    "facenet-transfer": [[2, 20], [2, 1]],
   };
   for (const [name, spec] of Object.entries(MODELS)) {
     if (spec.needsPretrained) continue;
     const channels = spec.color === "rgb" ? 3 : 1;
-    const model = buildModel(name, { size: SIZE, channels });
+    // Models that cannot take SIZE (the face-api backbone needs >= 103) use their own quick size.
+    const size = spec.sizes?.quick ?? SIZE;
+    const model = buildModel(name, { size, channels });
     const out = tf.tidy(() => {
-      const y = model.predict(tf.zeros([2, SIZE, SIZE, channels]));
+      const y = model.predict(tf.zeros([2, size, size, channels]));
       return (Array.isArray(y) ? y : [y]).map((t) => t.shape);
     });
     assert.deepEqual(out, expected[name], name);

@@ -27,7 +27,7 @@ Options:
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
   --fine-tune-epochs N    transfer models: epochs after the frozen stage with the last
                           pretrained layers unfrozen (facenet-transfer: quick 1, full 3; 0 = off)
-  --fine-tune-lr X        learning rate of the fine-tune stage (default 0.0001)
+  --fine-tune-lr X        learning rate of the fine-tune stage (facenet-transfer 1e-5, else 1e-4)
   --fine-tune-layers N|all  pretrained layers to unfreeze, from the end (facenet-transfer: 2 of 6)
   --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)`;
 
