@@ -302,8 +302,9 @@ export function foldAccuracyFigure(summary: KFoldSummary, history: readonly Epoc
       const last = history.filter((h) => h.fold === f).pop();
       return key && last ? last.metrics[key] ?? null : null;
     });
-    data.push({ type: "bar", name: `${t.which} train`, x: labels, y: train, marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
-    data.push({ type: "bar", name: `${t.which} validation`, x: labels, y: summary.folds.map((m) => t.val(m) ?? null), marker: { color: VALIDATION_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    // Same colours in both panels, so one legend entry each (the panel's axis says age or gender).
+    data.push({ type: "bar", name: "train (last epoch)", legendgroup: "train", showlegend: i === 0, x: labels, y: train, marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    data.push({ type: "bar", name: "validation fold", legendgroup: "validation", showlegend: i === 0, x: labels, y: summary.folds.map((m) => t.val(m) ?? null), marker: { color: VALIDATION_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
   });
   const layout: Record<string, unknown> = baseLayout(`Accuracy per fold (${summary.k}-fold)`, ctx, { barmode: "group", width: 900 });
   present.forEach((t, i) => {
