@@ -74,10 +74,11 @@ export function jupyterPython(jupyter: string): string {
 }
 
 function main(argv: string[]): number {
-  const jupyter = process.env.JUPYTER || "jupyter";
-  const probe = spawnSync(jupyter, ["nbconvert", "--version"], { encoding: "utf8" });
-  if (probe.status !== 0) {
-    console.error(`"${jupyter} nbconvert" does not run. Install Jupyter with nbconvert (Debian: apt-get install jupyter-nbconvert python3-nbclient python3-ipykernel; or pip install nbconvert nbclient) or set JUPYTER.`);
+  // $JUPYTER, else the one on PATH, else Debian's (a pyenv or venv shim on PATH may lack nbconvert).
+  const candidates = process.env.JUPYTER ? [process.env.JUPYTER] : ["jupyter", "/usr/bin/jupyter"];
+  const jupyter = candidates.find((j) => spawnSync(j, ["nbconvert", "--version"], { encoding: "utf8" }).status === 0);
+  if (!jupyter) {
+    console.error(`"${candidates[0]} nbconvert" does not run. Install Jupyter with nbconvert (Debian, as root: bash scripts/system-deps.sh; or apt-get install jupyter-nbconvert python3-nbclient python3-ipykernel; or pip install nbconvert nbclient ipykernel) or set JUPYTER=/path/to/jupyter.`);
     return 1;
   }
   const python = jupyterPython(jupyter);
