@@ -261,6 +261,8 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       checkpointDir,
     };
     const trained = fineTune ? await trainFrozenThenFineTune(trainOptions, fineTune) : await trainModel(trainOptions);
+    // Adam's moments are tensors of their own: free them, or every run leaks one per weight.
+    trained.optimizer.dispose();
     writeJsonAtomic(path.join(runDir, RUN_FILES.history), trained.history);
     await saveModel(model, path.join(runDir, RUN_FILES.model), modelMetadata(p));
     const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });

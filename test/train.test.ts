@@ -38,7 +38,10 @@ test("runExperiment writes a run folder and evaluates only held-out test images"
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "runs-"));
   try {
     const data = await loadFaces({ dir: resolveDataDir(), size: SIZE, color: "gray" });
+    const tensorsBefore = tf.memory().numTensors;
     const r = await runExperiment({ model: "cnn-seed000", data, epochs: 1, maxImages: 120, resultsRoot: root, progress: false, experiment: "t" });
+    // A notebook reruns experiments in one kernel: a finished run must leave no tensor behind.
+    assert.equal(tf.memory().numTensors, tensorsBefore, "live tensors after runExperiment");
     for (const f of ["config.json", "history.json", "metrics.json", "predictions.json", "model/model.json", "model/weights.bin"]) {
       assert.ok(fs.existsSync(path.join(r.runDir, f)), f);
     }
