@@ -22,7 +22,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { ModelOptions } from "./models";
 import { AGE_GROUP_COUNT } from "./paths";
 
-/** The npm package the weights come from, and its licence (see docs/readme-transfer.md). */
+/** The npm package the weights come from, and its licence (see docs/transfer.md). */
 export const FACENET_PACKAGE = "@vladmandic/face-api";
 /** Base name of the weight files in the package's model/ folder. */
 export const FACENET_WEIGHTS = "face_recognition_model";

@@ -321,7 +321,7 @@ export const MODELS: Record<string, ModelSpec> = {
     // 112 is about 1.5x faster than the native 150 on CPU; the backbone needs >= 103.
     sizes: { quick: 112, full: 150 },
     // Unfreezing the last two stages (stage256 + descriptor, 80% of the backbone's weights) trains
-    // about 4x faster than unfreezing all six on wasm (see docs/readme-transfer.md).
+    // about 4x faster than unfreezing all six on wasm (see docs/transfer.md).
     // 1e-5, not the usual 1e-4: Adam moves every weight by about the learning rate per step, and
     // this network's weights are small (filters ~0.05); at 1e-4 one quick fine-tune epoch dropped
     // validation gender accuracy from 0.72 to 0.53, at 1e-5 it rose to 0.81.
