@@ -26,6 +26,7 @@ const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(
 
 function checksumIn(env: NodeJS.ProcessEnv): { threads: number; reason: string; grad: number[] } {
   const r = spawnSync(process.execPath, ["--import", "tsx", "-e", CHECKSUM_SOURCE], {
+    cwd: path.join(__dirname, ".."), // where "--import tsx" resolves to this project's tsx
     env: { ...process.env, TFJS_BACKEND: "wasm", ...env },
     encoding: "utf8",
     timeout: 90_000, // the child must finish and exit on its own; a hang fails here

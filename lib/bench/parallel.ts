@@ -5,6 +5,7 @@
  */
 import { spawn } from "child_process";
 import * as path from "path";
+import { REPO_ROOT } from "../paths";
 import type { BenchModel } from "./throughput";
 
 /** What one fold worker printed. */
@@ -34,7 +35,8 @@ export function runWorker(options: { model: BenchModel; batch: number; steps: nu
   const script = path.join(__dirname, "fold-worker.ts");
   const args = ["--import", "tsx", script, "--model", options.model, "--batch", String(options.batch), "--steps", String(options.steps)];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    // From the repo root, where node resolves "--import tsx" to this project's tsx.
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));

@@ -47,10 +47,11 @@ export function findTorchPython(explicit?: string): string {
 }
 
 /** Runs the reference for one model; throws with its stderr if it fails. */
-export function runReference(options: { script: string; python: string; model: BenchModel; batch: number; seconds: number }): ReferenceResult {
-  const r = spawnSync(options.python, [options.script, "--model", options.model, "--batch", String(options.batch), "--seconds", String(options.seconds)], {
-    encoding: "utf8",
-  });
+export function runReference(options: { script: string; python: string; model: BenchModel; batch: number; seconds: number; threads?: number }): ReferenceResult {
+  const args = [options.script, "--model", options.model, "--batch", String(options.batch), "--seconds", String(options.seconds)];
+  // Without --threads the script keeps torch's default (1 on the 2-core dev machine: OpenMP reports 1).
+  if (options.threads) args.push("--threads", String(options.threads));
+  const r = spawnSync(options.python, args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`PyTorch reference failed (${options.python} ${options.script}): ${r.stderr || r.error?.message}`);
   const line = r.stdout.trim().split("\n").pop() ?? "";
   try {
