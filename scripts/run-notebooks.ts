@@ -73,12 +73,19 @@ export function jupyterPython(jupyter: string): string {
   return "python3";
 }
 
-function main(argv: string[]): number {
-  // $JUPYTER, else the one on PATH, else Debian's (a pyenv or venv shim on PATH may lack nbconvert).
+/**
+ * The Jupyter to run: $JUPYTER, else the one on PATH, else Debian's (a pyenv or venv shim on
+ * PATH may lack nbconvert). Undefined when none runs `nbconvert`.
+ */
+export function findJupyter(): string | undefined {
   const candidates = process.env.JUPYTER ? [process.env.JUPYTER] : ["jupyter", "/usr/bin/jupyter"];
-  const jupyter = candidates.find((j) => spawnSync(j, ["nbconvert", "--version"], { encoding: "utf8" }).status === 0);
+  return candidates.find((j) => spawnSync(j, ["nbconvert", "--version"], { encoding: "utf8" }).status === 0);
+}
+
+function main(argv: string[]): number {
+  const jupyter = findJupyter();
   if (!jupyter) {
-    console.error(`"${candidates[0]} nbconvert" does not run. Install Jupyter with nbconvert (Debian, as root: bash scripts/system-deps.sh; or apt-get install jupyter-nbconvert python3-nbclient python3-ipykernel; or pip install nbconvert nbclient ipykernel) or set JUPYTER=/path/to/jupyter.`);
+    console.error(`"${process.env.JUPYTER || "jupyter"} nbconvert" does not run. Install Jupyter with nbconvert (Debian, as root: bash scripts/system-deps.sh; or apt-get install jupyter-nbconvert python3-nbclient python3-ipykernel; or pip install nbconvert nbclient ipykernel) or set JUPYTER=/path/to/jupyter.`);
     return 1;
   }
   const python = jupyterPython(jupyter);

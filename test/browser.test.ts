@@ -14,13 +14,14 @@ import { chromiumPath, launchChromium } from "../lib/export";
 import { confusionMatrixFigure, groupGenderCountsFigure } from "../lib/figures";
 import { figureHtml, plotlyInitHtml } from "../lib/notebook";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/paths";
-import { htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { findJupyter, htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { skipUnlessCI } from "./helpers";
 import { notebookJson } from "../scripts/make-notebooks";
 
 const OUT = path.join(RESULTS_DIR, "browser-test");
 const haveChromium = fs.existsSync(chromiumPath());
-const jupyter = process.env.JUPYTER || "jupyter";
-const haveNbconvert = spawnSync(jupyter, ["nbconvert", "--version"]).status === 0;
+const jupyter = findJupyter() ?? (process.env.JUPYTER || "jupyter");
+const haveNbconvert = findJupyter() !== undefined;
 
 /** Opens a local HTML file, waits for Plotly's SVGs, screenshots it; returns counts and console errors. */
 async function openInChromium(file: string, screenshot: string): Promise<{ plots: number; errors: string[] }> {
@@ -48,7 +49,7 @@ async function openInChromium(file: string, screenshot: string): Promise<{ plots
   }
 }
 
-test("an HTML page with the inline Plotly bundle renders two charts in Chromium", { skip: haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)` }, async () => {
+test("an HTML page with the inline Plotly bundle renders two charts in Chromium", { skip: skipUnlessCI(haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)`) }, async () => {
   const counts = groupGenderCountsFigure(
     [
       { group: "0 - 4", male: 3, female: 4 },
@@ -69,7 +70,7 @@ test("an HTML page with the inline Plotly bundle renders two charts in Chromium"
 
 test(
   "a notebook executed with the tslab kernel exports HTML whose Plotly charts render offline",
-  { skip: !haveChromium ? `no Chromium at ${chromiumPath()}` : !haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !fs.existsSync(path.join(REPO_ROOT, "dist", "lib", "index.js")) ? "dist/ not built (npm run build)" : false, timeout: 180000 },
+  { skip: skipUnlessCI(!haveChromium ? `no Chromium at ${chromiumPath()}` : !haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !fs.existsSync(path.join(REPO_ROOT, "dist", "lib", "index.js")) ? "dist/ not built (npm run build)" : false), timeout: 180000 },
   async () => {
     const dir = fs.mkdtempSync(path.join(REPO_ROOT, "notebooks", ".browser-test-"));
     try {

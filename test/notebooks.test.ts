@@ -11,11 +11,12 @@ import * as os from "os";
 import * as path from "path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../lib/paths";
-import { installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { findJupyter, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { skipUnlessCI } from "./helpers";
 
 const NOTEBOOKS = path.join(REPO_ROOT, "notebooks");
-const jupyter = process.env.JUPYTER || "jupyter";
-const haveNbconvert = spawnSync(jupyter, ["nbconvert", "--version"]).status === 0;
+const jupyter = findJupyter() ?? (process.env.JUPYTER || "jupyter");
+const haveNbconvert = findJupyter() !== undefined;
 const haveDist = fs.existsSync(path.join(REPO_ROOT, "dist", "lib", "index.js"));
 
 interface NbCell {
@@ -46,7 +47,7 @@ test("six numbered notebooks, committed with outputs cleared and the fixed outli
 
 test(
   "notebook 01 run twice in one kernel: no error, no growth in live tensors",
-  { skip: !haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !haveDist ? "dist/ not built (npm run build)" : false, timeout: 300000 },
+  { skip: skipUnlessCI(!haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !haveDist ? "dist/ not built (npm run build)" : false), timeout: 300000 },
   () => {
     const source = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, "01-data-exploration.ipynb"), "utf8")) as { cells: NbCell[] };
     const again = source.cells.filter((c) => c.cell_type === "code").map((c) => ({ ...c, id: `${c.id}-again` }));
