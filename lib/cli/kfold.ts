@@ -3,7 +3,7 @@ import { parseArgs } from "util";
 import { mergeKFold, runKFold } from "../kfold";
 import { MODELS } from "../models";
 import { portablePath } from "../runs";
-import { colorOption, intOption, numberOption } from "./options";
+import { COMMON_RUN_OPTIONS, commonRunConfig, intOption } from "./options";
 
 export const help = `Usage: npm run cli -- kfold --model <name> [options]
        npm run cli -- kfold --merge <run-dir>
@@ -32,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      model: { type: "string" },
+      ...COMMON_RUN_OPTIONS,
       folds: { type: "string" },
       fold: { type: "string" },
       run: { type: "string" },
@@ -42,15 +42,6 @@ export async function run(argv: string[]): Promise<number> {
       "last-epochs": { type: "string" },
       "carry-weights": { type: "boolean" },
       "second-pass": { type: "boolean" },
-      size: { type: "string" },
-      color: { type: "string" },
-      dir: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      seed: { type: "string" },
-      "max-images": { type: "string" },
-      experiment: { type: "string" },
-      profile: { type: "string" },
     },
     strict: true,
   });
@@ -59,9 +50,8 @@ export async function run(argv: string[]): Promise<number> {
     printSummary(r.runDir, r.summary.summary, r.summary.completed.length, r.summary.k);
     return 0;
   }
-  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
   const result = await runKFold({
-    model: values.model,
+    ...commonRunConfig(values),
     folds: intOption("folds", values.folds, 2),
     fold: intOption("fold", values.fold, 0),
     runDir: values.run,
@@ -70,15 +60,6 @@ export async function run(argv: string[]): Promise<number> {
     lastEpochs: intOption("last-epochs", values["last-epochs"]),
     carryWeights: values["carry-weights"],
     secondPass: values["second-pass"],
-    size: intOption("size", values.size),
-    color: colorOption(values.color),
-    dir: values.dir,
-    batchSize: intOption("batch", values.batch),
-    learningRate: numberOption("lr", values.lr),
-    seed: intOption("seed", values.seed, 0),
-    maxImages: intOption("max-images", values["max-images"]),
-    experiment: values.experiment,
-    profile: values.profile as "quick" | "full" | undefined,
   });
   printSummary(result.runDir, result.summary.summary, result.summary.completed.length, result.summary.k);
   if (result.summary.completed.length === result.summary.k && values.fold !== undefined) {

@@ -1,5 +1,7 @@
 /** Option parsing shared by the CLI commands: numbers and choices with errors naming the value. */
 import type { ColorMode } from "../data";
+import type { ExperimentConfig } from "../experiment";
+import { MODELS } from "../models";
 import type { RunMetrics } from "../runs";
 
 /** An integer option (undefined when absent); a clear error names the flag and the value. */
@@ -37,4 +39,41 @@ export function printMetrics(m: RunMetrics): void {
     `trained ${m.trainSeconds.toFixed(1)} s at ${m.imagesPerSecond.toFixed(1)} img/s`,
   ].filter(Boolean);
   console.log(parts.join("  "));
+}
+
+/** parseArgs specs of the options that `train` and `kfold` share. */
+export const COMMON_RUN_OPTIONS = {
+  model: { type: "string" },
+  size: { type: "string" },
+  color: { type: "string" },
+  dir: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  seed: { type: "string" },
+  "max-images": { type: "string" },
+  experiment: { type: "string" },
+  profile: { type: "string" },
+} as const;
+
+/** Parsed values of COMMON_RUN_OPTIONS. */
+export type CommonRunValues = { [K in keyof typeof COMMON_RUN_OPTIONS]?: string };
+
+/** The ExperimentConfig fields the shared options set; --model is required. */
+export function commonRunConfig(values: CommonRunValues): ExperimentConfig {
+  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
+  if (values.profile !== undefined && values.profile !== "quick" && values.profile !== "full") {
+    throw new Error(`--profile must be quick or full, got "${values.profile}".`);
+  }
+  return {
+    model: values.model,
+    size: intOption("size", values.size),
+    color: colorOption(values.color),
+    dir: values.dir,
+    batchSize: intOption("batch", values.batch),
+    learningRate: numberOption("lr", values.lr),
+    seed: intOption("seed", values.seed, 0),
+    maxImages: intOption("max-images", values["max-images"]),
+    experiment: values.experiment,
+    profile: values.profile as ExperimentConfig["profile"],
+  };
 }

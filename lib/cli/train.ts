@@ -3,7 +3,7 @@ import { parseArgs } from "util";
 import { runExperiment } from "../experiment";
 import { MODELS } from "../models";
 import { portablePath } from "../runs";
-import { intOption, numberOption, colorOption, printMetrics } from "./options";
+import { COMMON_RUN_OPTIONS, commonRunConfig, intOption, numberOption, printMetrics } from "./options";
 
 export const help = `Usage: npm run cli -- train --model <name> [options]
 
@@ -36,47 +36,28 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      model: { type: "string" },
+      ...COMMON_RUN_OPTIONS,
       epochs: { type: "string" },
-      size: { type: "string" },
-      color: { type: "string" },
-      dir: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      seed: { type: "string" },
       "test-fraction": { type: "string" },
       "validation-fraction": { type: "string" },
       patience: { type: "string" },
-      "max-images": { type: "string" },
-      experiment: { type: "string" },
       pretrained: { type: "string" },
       "fine-tune-epochs": { type: "string" },
       "fine-tune-lr": { type: "string" },
       "fine-tune-layers": { type: "string" },
-      profile: { type: "string" },
     },
     strict: true,
   });
-  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
   const result = await runExperiment({
-    model: values.model,
+    ...commonRunConfig(values),
     epochs: intOption("epochs", values.epochs),
-    size: intOption("size", values.size),
-    color: colorOption(values.color),
-    dir: values.dir,
-    batchSize: intOption("batch", values.batch),
-    learningRate: numberOption("lr", values.lr),
-    seed: intOption("seed", values.seed, 0),
     testFraction: numberOption("test-fraction", values["test-fraction"]),
     validationFraction: numberOption("validation-fraction", values["validation-fraction"], 0),
     patience: intOption("patience", values.patience, 0),
-    maxImages: intOption("max-images", values["max-images"]),
-    experiment: values.experiment,
     pretrainedWeights: values.pretrained,
     fineTuneEpochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0),
     fineTuneLearningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]),
     fineTuneLayers: values["fine-tune-layers"] === "all" ? "all" : intOption("fine-tune-layers", values["fine-tune-layers"]),
-    profile: values.profile as "quick" | "full" | undefined,
   });
   console.log(`run folder: ${portablePath(result.runDir)}`);
   printMetrics(result.metrics);
