@@ -5,7 +5,7 @@
 # `npm test` still runs everything that needs Node alone (CI=true makes a missing program an error).
 set -euo pipefail
 packages=(jupyter-nbconvert python3-nbclient python3-ipykernel chromium)
-have() { dpkg -s "$1" >/dev/null 2>&1; }
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "[system-deps] not a Debian system: install Jupyter (nbconvert, nbclient, ipykernel) and Chromium yourself; set JUPYTER and CHROMIUM_PATH if they are not on PATH."
   exit 0
