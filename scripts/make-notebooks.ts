@@ -6,6 +6,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { REPO_ROOT } from "../lib/paths";
+import { profileSettings } from "../lib/profile";
+
+const QUICK = profileSettings("quick");
+const FULL = profileSettings("full");
 
 type Cell = { cell_type: "markdown" | "code"; source: string };
 const md = (s: string): Cell => ({ cell_type: "markdown", source: s.trim() });
@@ -19,8 +23,8 @@ ${reproduces}
 
 | profile | what runs | time on 2 CPU cores |
 |---|---|---|
-| quick (default, \`EXPERIMENT_PROFILE=quick\`) | capped images, 32x32 inputs, few epochs | ${quick} |
-| full (\`EXPERIMENT_PROFILE=full\`) | the report's protocol: all images, 70x70, 15 epochs | ${full} |
+| quick (default, \`EXPERIMENT_PROFILE=quick\`) | at most ${QUICK.maxImages} images, ${QUICK.size}x${QUICK.size} inputs, ${QUICK.epochs} epochs: checks that everything runs | ${quick} |
+| full (\`EXPERIMENT_PROFILE=full\`) | the report's protocol: all images, ${FULL.size}x${FULL.size}, ${FULL.epochs} epochs | ${full} |
 
 Data: \`UTKFACE_DIR\` if set, else \`data/UTKFace\`, else the shipped sample \`data/sample\`.
 Every cell can be rerun, and the whole notebook can be run again in the same kernel.`);
