@@ -180,6 +180,8 @@ export async function evaluateHeldOut(o: {
   model: tf.LayersModel;
   p: Pick<PreparedExperiment, "spec" | "data" | "division" | "normalize" | "settings">;
   indices: readonly number[];
+  /** The images the model was trained on: their labels give the majority baseline. */
+  trainIndices?: readonly number[];
   split: string;
   trainSeconds: number;
   imagesPerSecond: number;
@@ -201,6 +203,7 @@ export async function evaluateHeldOut(o: {
     trainSeconds: o.trainSeconds,
     imagesPerSecond: o.imagesPerSecond,
     loss,
+    training: o.trainIndices?.map((i) => data.records[i]),
   });
   return { metrics, predictions };
 }
@@ -265,7 +268,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     trained.optimizer.dispose();
     writeJsonAtomic(path.join(runDir, RUN_FILES.history), trained.history);
     await saveModel(model, path.join(runDir, RUN_FILES.model), modelMetadata(p));
-    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, trainIndices: train, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
     writeJsonAtomic(path.join(runDir, RUN_FILES.predictions), predictions);
     writeJsonAtomic(path.join(runDir, RUN_FILES.metrics), metrics);
     // The final model is saved; the per-epoch checkpoint only served resuming.
@@ -327,6 +330,8 @@ export async function evaluateRun(runDir: string, options: EvaluateOptions = {})
     model: tm.model,
     p: { spec, data, division, normalize: cfg.normalize, settings },
     indices,
+    // The baseline needs the training labels: known by index on the run's own folder (train/test runs).
+    trainIndices: sameData ? cfg.split?.train : undefined,
     split: sameData ? (cfg.kind === "fold" ? "validation" : "test") : `held-out:${portablePath(dir)}`,
     trainSeconds: run.metrics.trainSeconds,
     imagesPerSecond: run.metrics.imagesPerSecond,

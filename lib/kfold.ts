@@ -181,7 +181,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
     });
     writeJsonAtomic(path.join(foldDir, RUN_FILES.history), trained.history);
     await saveModel(model, path.join(foldDir, RUN_FILES.model), modelMetadata(p));
-    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: f.validation, split: "validation", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: f.validation, trainIndices: f.train, split: "validation", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
     writeJsonAtomic(path.join(foldDir, RUN_FILES.predictions), predictions);
     writeJsonAtomic(path.join(foldDir, RUN_FILES.metrics), metrics);
     if (carry) {

@@ -5,7 +5,7 @@
  */
 import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS, divisionFromEdges } from "./labels";
 import type { ModelTask } from "./models";
-import type { BandError, ConfusionMatrix, MeanVariance, PredictionRow, RunMetrics } from "./runs";
+import type { BandError, Baseline, ConfusionMatrix, MeanVariance, PredictionRow, RunMetrics } from "./runs";
 
 function sameLength(a: ArrayLike<unknown>, b: ArrayLike<unknown>, what: string): void {
   if (a.length !== b.length) throw new Error(`${what}: ${a.length} true values but ${b.length} predictions.`);
@@ -98,6 +98,57 @@ export interface MetricsOptions {
   trainSeconds?: number;
   imagesPerSecond?: number;
   loss?: number;
+  /** Labels of the training images: with them the metrics carry the majority baseline. */
+  training?: readonly { age: number; gender: number }[];
+}
+
+/** The most frequent value (the smallest on a tie, so the answer is deterministic). */
+function mostFrequent(values: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best = NaN;
+  let bestCount = 0;
+  for (const [v, c] of counts) if (c > bestCount || (c === bestCount && v < best)) [best, bestCount] = [v, c];
+  return best;
+}
+
+/** The median (the constant with the smallest mean absolute error). */
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Scores of a constant predictor fitted on the training labels, on the held-out rows: the most
+ * frequent training age group, the median training age (for MAE) and the more frequent
+ * training gender. A model that does not beat these has learnt nothing from the faces.
+ */
+export function majorityBaseline(
+  training: readonly { age: number; gender: number }[],
+  rows: readonly PredictionRow[],
+  task: ModelTask,
+  division: AgeDivision = REPORT_AGE_GROUPS,
+): Baseline {
+  if (training.length === 0) throw new Error("majorityBaseline needs at least one training label.");
+  const b: Baseline = {};
+  if (task !== "gender") {
+    const groupOf = (age: number) => division.lows.findIndex((lo, g) => Math.floor(age) >= lo && Math.floor(age) <= division.highs[g]);
+    const trainGroups = training.map((t) => groupOf(t.age)).filter((g) => g >= 0);
+    const grouped = rows.filter((r) => r.trueGroup >= 0);
+    if (trainGroups.length > 0 && grouped.length > 0) {
+      const g = mostFrequent(trainGroups);
+      b.ageAccuracy = accuracy(grouped.map((r) => r.trueGroup), grouped.map(() => g));
+      b.ageAccuracyWithin1 = accuracyWithin(grouped.map((r) => r.trueGroup), grouped.map(() => g), 1);
+    }
+    const a = median(training.map((t) => t.age));
+    b.mae = meanAbsoluteError(rows.map((r) => r.age), rows.map(() => a));
+  }
+  if (task === "gender" || task === "age-gender") {
+    const g = mostFrequent(training.map((t) => t.gender));
+    b.genderAccuracy = accuracy(rows.map((r) => r.gender), rows.map(() => g));
+  }
+  return b;
 }
 
 /**
@@ -116,6 +167,7 @@ export function computeMetrics(rows: readonly PredictionRow[], o: MetricsOptions
     imagesPerSecond: o.imagesPerSecond ?? 0,
   };
   if (o.loss !== undefined) m.loss = o.loss;
+  if (o.training && o.training.length > 0) m.baseline = majorityBaseline(o.training, rows, o.task, division);
   if (o.task !== "gender") {
     const aged = rows.filter((r) => r.predAge !== undefined);
     const grouped = rows.filter((r) => r.predGroup !== undefined && r.predGroup >= 0 && r.trueGroup >= 0);

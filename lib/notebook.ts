@@ -271,6 +271,12 @@ export function showMetrics(anyRun: AnyRun): void {
     for (const k of ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy", "loss", "trainSeconds", "imagesPerSecond"] as const) {
       if (m[k] !== undefined) row[k] = m[k];
     }
+    if (m.baseline) {
+      // The same images scored by a constant answer fitted on the training labels.
+      const base: Record<string, unknown> = { model: "majority baseline", run: "", profile: "", split: m.split, images: m.images, ...m.baseline };
+      showTable([row, base], { title: `Held-out figures of ${run.config.experiment}, and what the training split's most common answer scores` });
+      return;
+    }
   }
   showTable([row], { title: `Held-out figures of ${run.config.experiment}` });
 }

@@ -160,10 +160,23 @@ export interface RunMetrics {
   genderConfusion?: ConfusionMatrix;
   /** Predicted P(female) vs real code (0 male, 1 female). */
   genderMeanVariance?: MeanVariance;
+  /**
+   * What always giving the training split's most common answer scores on the same images (the
+   * most frequent age group, the median age, the more frequent gender): the bar a model must clear.
+   */
+  baseline?: Baseline;
   /** Wall time of training (all epochs). */
   trainSeconds: number;
   /** Training throughput. */
   imagesPerSecond: number;
+}
+
+/** Figures of the constant "majority" predictor (see RunMetrics.baseline). */
+export interface Baseline {
+  ageAccuracy?: number;
+  ageAccuracyWithin1?: number;
+  mae?: number;
+  genderAccuracy?: number;
 }
 
 /** One held-out image's prediction (predictions.json). */

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { accuracy, accuracyWithin, computeMetrics, confusionMatrix, maeByBand, meanAbsoluteError, predictedVsReal } from "../lib/metrics";
+import { accuracy, accuracyWithin, computeMetrics, confusionMatrix, maeByBand, majorityBaseline, meanAbsoluteError, predictedVsReal } from "../lib/metrics";
 import type { PredictionRow } from "../lib/runs";
 
 test("accuracy, within-one accuracy and confusion matrix match hand counts", () => {
@@ -51,4 +51,25 @@ test("computeMetrics decodes groups and genders of prediction rows", () => {
   assert.equal(m.ageConfusion!.matrix[8][7], 1);
   const g = computeMetrics(rows, { task: "gender", model: "x", split: "test", profile: "quick" });
   assert.equal(g.ageAccuracy, undefined);
+});
+
+test("the majority baseline: most frequent training group and gender, median training age", () => {
+  // Training: ages 3, 4, 22, 61 -> groups 0, 0, 4, 12 (most frequent 0-4), median age 13; genders 1, 1, 0, 1.
+  const training = [
+    { age: 3, gender: 1 },
+    { age: 4, gender: 1 },
+    { age: 22, gender: 0 },
+    { age: 61, gender: 1 },
+  ];
+  const row = (age: number, gender: number, trueGroup: number): PredictionRow => ({ file: `${age}.jpg`, age, gender, trueGroup, predGroup: 0, predAge: 2, pFemale: 0.9 });
+  const rows = [row(2, 1, 0), row(7, 0, 1), row(13, 0, 2), row(33, 1, 6)];
+  const b = majorityBaseline(training, rows, "age-gender");
+  assert.equal(b.ageAccuracy, 1 / 4); // only the 2-year-old is in 0-4
+  assert.equal(b.ageAccuracyWithin1, 2 / 4); // 0-4 and 5-9
+  assert.equal(b.mae, (11 + 6 + 0 + 20) / 4); // |age - 13|
+  assert.equal(b.genderAccuracy, 2 / 4); // always "female"
+  assert.equal(majorityBaseline(training, rows, "gender").ageAccuracy, undefined);
+  // computeMetrics carries it when given the training labels, and not otherwise.
+  assert.deepEqual(computeMetrics(rows, { task: "age-gender", model: "m", split: "test", profile: "quick", training }).baseline, b);
+  assert.equal(computeMetrics(rows, { task: "age-gender", model: "m", split: "test", profile: "quick" }).baseline, undefined);
 });

@@ -56,6 +56,8 @@ test("runExperiment writes a run folder and evaluates only held-out test images"
     assert.ok(r.predictions.every((p) => p.age >= 8 && p.age <= 80));
     assert.equal(r.metrics.images, split.test.length);
     assert.equal(r.metrics.ageConfusion!.labels.length, 8);
+    // The majority baseline is scored on the same test images, from the training labels.
+    assert.ok(r.metrics.baseline && r.metrics.baseline.ageAccuracy! >= 0 && r.metrics.baseline.ageAccuracy! <= 1);
     const back = loadRun(r.runDir);
     assert.deepEqual(back.metrics, r.metrics);
     assert.equal(back.config.profile, r.metrics.profile);

@@ -39,6 +39,15 @@ export function printMetrics(m: RunMetrics): void {
     `trained ${m.trainSeconds.toFixed(1)} s at ${m.imagesPerSecond.toFixed(1)} img/s`,
   ].filter(Boolean);
   console.log(parts.join("  "));
+  const b = m.baseline;
+  if (b) {
+    const base = [
+      b.ageAccuracy !== undefined ? `age accuracy ${f(b.ageAccuracy)} (±1 group ${f(b.ageAccuracyWithin1)})` : undefined,
+      b.mae !== undefined ? `MAE ${f(b.mae, false)} years` : undefined,
+      b.genderAccuracy !== undefined ? `gender accuracy ${f(b.genderAccuracy)}` : undefined,
+    ].filter(Boolean);
+    console.log(`majority baseline on the same images (training split's most common answer): ${base.join("  ")}`);
+  }
 }
 
 /** parseArgs specs of the options that `train` and `kfold` share. */
