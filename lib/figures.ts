@@ -168,6 +168,12 @@ function epochAxis(history: readonly EpochRecord[]): { x: number[]; label: strin
   return kfold ? { x: history.map((_, i) => i + 1), label: "epoch (all folds in order)" } : { x: history.map((h) => h.epoch), label: "epoch" };
 }
 
+/** Words for metric keys in axis titles and legends ("genderAccuracy" -> "gender accuracy"). */
+export function metricLabel(key: string): string {
+  const words: Record<string, string> = { ageAccuracyWithin1: "age accuracy ±1 group", mae: "MAE (years)" };
+  return words[key] ?? key.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
 /**
  * Training curves: loss and each metric, training and validation, one panel each side by side.
  * Validation lines appear only where the run held images back for validation.
@@ -185,10 +191,10 @@ export function trainingCurvesFigure(history: readonly EpochRecord[], ctx?: Figu
     const train = history.map((h) => (panel === "loss" ? h.loss : h.metrics[panel] ?? null));
     const val = history.map((h) => (panel === "loss" ? h.valLoss ?? null : h.valMetrics?.[panel] ?? null));
     const common = { type: "scatter", mode: "lines+markers", x, xaxis: `x${suffix}`, yaxis: `y${suffix}`, legendgroup: panel };
-    data.push({ ...common, name: `${panel} (train)`, y: train, line: { color: TRAIN_COLOR } });
-    if (val.some((v) => v !== null)) data.push({ ...common, name: `${panel} (validation)`, y: val, line: { color: VALIDATION_COLOR, dash: "dot" } });
+    data.push({ ...common, name: `${metricLabel(panel)} (train)`, y: train, line: { color: TRAIN_COLOR } });
+    if (val.some((v) => v !== null)) data.push({ ...common, name: `${metricLabel(panel)} (validation)`, y: val, line: { color: VALIDATION_COLOR, dash: "dot" } });
     layoutAxes[`xaxis${suffix}`] = axis(label, { domain: [i * (w + gap), i * (w + gap) + w], anchor: `y${suffix}`, ...(x.length <= 20 ? { dtick: 1 } : {}) });
-    layoutAxes[`yaxis${suffix}`] = axis(panel, { anchor: `x${suffix}` });
+    layoutAxes[`yaxis${suffix}`] = axis(metricLabel(panel), { anchor: `x${suffix}` });
   });
   return { data, layout: baseLayout("Training curves", ctx, { ...layoutAxes, width: Math.max(800, 420 * panels.length) }) };
 }

@@ -91,7 +91,7 @@ test("training curves: one panel per metric, validation lines only where recorde
   // loss: train + validation; each metric: train only.
   assert.equal(fig.data.length, 4);
   assert.equal(axisTitle(fig, "yaxis"), "loss");
-  assert.equal(axisTitle(fig, "yaxis2"), "ageAccuracy");
+  assert.equal(axisTitle(fig, "yaxis2"), "age accuracy");
   assert.equal(axisTitle(fig, "xaxis3"), "epoch");
   assert.throws(() => trainingCurvesFigure([]), /history is empty/);
 });
