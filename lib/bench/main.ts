@@ -24,7 +24,7 @@ export const HELP = `Usage: npm run bench -- [options]
                           and keep each side's best round: load from other processes only ever
                           slows a round down, so best-of is the least noisy figure (default 3)
   --reference             also run the PyTorch reference back to back and print ratios
-  --reference-script F    reference script (default $${TORCH_REFERENCE_ENV}, else ../shared/bench/torch_reference.py from the repo root)
+  --reference-script F    reference script (default $${TORCH_REFERENCE_ENV}; npm run bench sets it to the shared torch_reference.py unless you do)
   --reference-threads N   torch threads for the reference (default: torch's own default)
   --python P              python with torch (default $${TORCH_PYTHON_ENV}, else python3, else /usr/bin/python3)
   --data                  also time loading UTKFace: first decode and cached (uses --dir)

@@ -12,8 +12,6 @@ import type { BenchModel } from "./throughput";
 export const TORCH_REFERENCE_ENV = "TORCH_REFERENCE";
 /** Environment variable naming a python interpreter that has torch. */
 export const TORCH_PYTHON_ENV = "TORCH_PYTHON";
-/** Default reference script, relative to the repository root (the project's shared folder). */
-export const DEFAULT_REFERENCE_SCRIPT = path.join("..", "shared", "bench", "torch_reference.py");
 
 /** What the reference prints. */
 export interface ReferenceResult {
@@ -24,9 +22,14 @@ export interface ReferenceResult {
   infer_img_s: number;
 }
 
-/** The script path: explicit option, then $TORCH_REFERENCE, then the default, from the repo root. */
+/**
+ * The script path: explicit option, then $TORCH_REFERENCE (which `npm run bench` defaults to the
+ * project's shared folder), resolved from the repo root.
+ */
 export function resolveReferenceScript(explicit?: string): string {
-  const script = path.resolve(REPO_ROOT, explicit ?? process.env[TORCH_REFERENCE_ENV] ?? DEFAULT_REFERENCE_SCRIPT);
+  const given = explicit ?? process.env[TORCH_REFERENCE_ENV];
+  if (!given) throw new Error(`No PyTorch reference script: pass --reference-script <file> or set ${TORCH_REFERENCE_ENV}.`);
+  const script = path.resolve(REPO_ROOT, given);
   if (!fs.existsSync(script)) {
     throw new Error(`PyTorch reference script not found: ${script}. Pass --reference-script <file> or set ${TORCH_REFERENCE_ENV}.`);
   }
