@@ -30,6 +30,18 @@ Data: \`UTKFACE_DIR\` if set, else \`data/UTKFace\`, else the shipped sample \`d
 Every cell can be rerun, and the whole notebook can be run again in the same kernel.`);
 }
 
+/** The Figures section of a training notebook: show every figure of its runs, then export them. */
+function runFiguresCells(figures: string): Cell[] {
+  return [
+    md("## Figures"),
+    code(`
+const runFigures = ${figures};
+const written = await ut.exportFigures(runFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+  ];
+}
+
 const SETUP = code(`
 import * as ut from "../dist/lib";
 ut.initNotebookPlotly();
@@ -138,12 +150,7 @@ ut.showTable([
 ], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
 `),
-    md("## Figures"),
-    code(`
-const runFigures = [...ut.showRunFigures(ageRun), ...ut.showRunFigures(genderRun)];
-const written = await ut.exportFigures(runFigures);
-console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
-`),
+    ...runFiguresCells("[...ut.showRunFigures(ageRun), ...ut.showRunFigures(genderRun)]"),
     MEMORY,
   ],
 
@@ -174,12 +181,7 @@ ut.showTable(reluRun.metrics.maeByBand ?? [], { title: "Mean absolute error by r
 ut.showTable([{ output: "age (years)", ...reluRun.metrics.ageMeanVariance }], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [reluRun], { count: 10 });
 `),
-    md("## Figures"),
-    code(`
-const runFigures = ut.showRunFigures(reluRun);
-const written = await ut.exportFigures(runFigures);
-console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
-`),
+    ...runFiguresCells("ut.showRunFigures(reluRun)"),
     MEMORY,
   ],
 
@@ -216,12 +218,7 @@ const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19",
 ut.showMetrics(vggRun);
 await ut.showPredictions(faces, [vggRun], { count: 10 });
 `),
-    md("## Figures"),
-    code(`
-const runFigures = ut.showRunFigures(vggRun);
-const written = await ut.exportFigures(runFigures);
-console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
-`),
+    ...runFiguresCells("ut.showRunFigures(vggRun)"),
     MEMORY,
   ],
 
@@ -260,12 +257,7 @@ const kfoldRun = await ut.runKFold({ model: "cnn-multi", experiment: "05-kfold",
 ut.showMetrics(kfoldRun);
 ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.images, ageAccuracy: m.ageAccuracy, ageAccuracyWithin1: m.ageAccuracyWithin1, genderAccuracy: m.genderAccuracy, trainSeconds: m.trainSeconds })), { title: "Validation figures per fold" });
 `),
-    md("## Figures"),
-    code(`
-const runFigures = ut.showRunFigures(kfoldRun);
-const written = await ut.exportFigures(runFigures);
-console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
-`),
+    ...runFiguresCells("ut.showRunFigures(kfoldRun)"),
     MEMORY,
   ],
 
