@@ -7,11 +7,11 @@
  *   npm run figures -- --no-data    only figures of saved runs
  */
 import * as path from "path";
-import { loadFaces } from "../lib/data";
-import { exportFigures } from "../lib/export";
-import { ageHistogramFigure, comparisonFigure, comparisonRow, groupGenderCountsFigure, PUBLISHED_CLAIMS, runFigures, sharesFigure, type NamedFigure } from "../lib/figures";
-import { FIGURES_DIR, IMAGE_SIZE, resolveDataDir } from "../lib/paths";
-import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/runs";
+import { loadFaces } from "../lib/data/dataset";
+import { exportFigures } from "../lib/notebook/export";
+import { ageHistogramFigure, comparisonFigure, comparisonRow, groupGenderCountsFigure, PUBLISHED_CLAIMS, runFigures, sharesFigure, type NamedFigure } from "../lib/analysis/figures";
+import { FIGURES_DIR, IMAGE_SIZE, resolveDataDir } from "../lib/core/paths";
+import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/training/runs";
 
 async function main(argv: string[]): Promise<number> {
   const figures: NamedFigure[] = [];

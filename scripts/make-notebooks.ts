@@ -5,8 +5,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { REPO_ROOT } from "../lib/paths";
-import { profileSettings } from "../lib/profile";
+import { REPO_ROOT } from "../lib/core/paths";
+import { profileSettings } from "../lib/training/profile";
 
 const QUICK = profileSettings("quick");
 const FULL = profileSettings("full");

@@ -11,10 +11,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
-import { FaceRecord, decodeImageFile, isFaceRecord, parseFileName } from "../lib/data";
-import { ageGroupOf } from "../lib/labels";
-import { DATA_DIR_ENV, SAMPLE_DATA_DIR, SEED } from "../lib/paths";
-import { permutation } from "../lib/splits";
+import { FaceRecord, decodeImageFile, isFaceRecord, parseFileName } from "../lib/data/dataset";
+import { ageGroupOf } from "../lib/data/labels";
+import { DATA_DIR_ENV, SAMPLE_DATA_DIR, SEED } from "../lib/core/paths";
+import { permutation } from "../lib/data/splits";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -8,13 +8,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { initBackend, setBackendQuiet, tf } from "../lib/backend";
-import { trainingKernelsInstalled } from "../lib/kernels";
-import { requestedWasmThreads, WASM_THREADS_ENV } from "../lib/kernels/threads";
+import { initBackend, setBackendQuiet, tf } from "../lib/engine/backend";
+import { trainingKernelsInstalled } from "../lib/engine/wasm";
+import { requestedWasmThreads, WASM_THREADS_ENV } from "../lib/engine/wasm/threads";
 
 /** A conv-gradient checksum: exercises Conv2D, Conv2DBackpropFilter and Sum on the active backend. */
 const CHECKSUM_SOURCE = `
-const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(__dirname, "..", "lib", "backend"))});
+const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(__dirname, "..", "lib", "engine", "backend"))});
 (async () => {
   setBackendQuiet(true);
   const info = await initBackend();

@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
-import { isFaceRecord, parseFileName } from "../lib/data";
-import { GENDER_LABELS, ageGroupOf, decodeAgeGroup } from "../lib/labels";
-import { SAMPLE_DATA_DIR } from "../lib/paths";
-import { recordsFrame } from "../lib/tables";
+import { isFaceRecord, parseFileName } from "../lib/data/dataset";
+import { GENDER_LABELS, ageGroupOf, decodeAgeGroup } from "../lib/data/labels";
+import { SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { recordsFrame } from "../lib/analysis/tables";
 
 // Labels only: the frame needs no pixels, so the sample's names are enough.
 const records = fs.readdirSync(SAMPLE_DATA_DIR).sort().map(parseFileName).filter(isFaceRecord);

@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, setBackendQuiet } from "../lib/backend";
+import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import {
   IMAGENET_MEAN,
   IMAGENET_STD,
@@ -15,8 +15,8 @@ import {
   loadFaces,
   normalizePixels,
   parseFileName,
-} from "../lib/data";
-import { DATA_DIR_ENV, REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/paths";
+} from "../lib/data/dataset";
+import { DATA_DIR_ENV, REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
 
 setBackendQuiet(true);
 

@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import { test } from "node:test";
-import { countByGroupGender, isFaceRecord, parseFileName, type FaceRecord } from "../lib/data";
+import { countByGroupGender, isFaceRecord, parseFileName, type FaceRecord } from "../lib/data/dataset";
 import {
   ageHistogramFigure,
   confusionMatrixFigure,
@@ -16,9 +16,9 @@ import {
   sharesFigure,
   trainingCurvesFigure,
   type PlotlyFigure,
-} from "../lib/figures";
-import { ageGroupOf, decodeAgeGroup, REPORT_AGE_GROUPS } from "../lib/labels";
-import { resolveDataDir } from "../lib/paths";
+} from "../lib/analysis/figures";
+import { ageGroupOf, decodeAgeGroup, REPORT_AGE_GROUPS } from "../lib/data/labels";
+import { resolveDataDir } from "../lib/core/paths";
 
 const dir = resolveDataDir();
 const records: FaceRecord[] = fs.existsSync(dir) ? fs.readdirSync(dir).map(parseFileName).filter(isFaceRecord) : [];

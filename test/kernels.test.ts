@@ -7,8 +7,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerTrainingKernels, trainingKernelsInstalled } from "../lib/kernels";
-import { mulberry32 } from "../lib/splits";
+import { registerTrainingKernels, trainingKernelsInstalled } from "../lib/engine/wasm";
+import { mulberry32 } from "../lib/data/splits";
 
 before(async () => {
   assert.ok(await tf.setBackend("wasm"), "the wasm backend should load");

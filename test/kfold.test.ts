@@ -4,9 +4,9 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { foldSchedule } from "../lib/kfold";
-import { REPO_ROOT } from "../lib/paths";
-import type { EpochRecord, KFoldSummary } from "../lib/runs";
+import { foldSchedule } from "../lib/training/kfold";
+import { REPO_ROOT } from "../lib/core/paths";
+import type { EpochRecord, KFoldSummary } from "../lib/training/runs";
 
 test("the fold schedule keeps the report's ends and falls by at least one epoch a fold", () => {
   assert.deepEqual(foldSchedule(10, 15, 2), [15, 14, 12, 11, 9, 8, 6, 5, 3, 2]);
@@ -17,7 +17,7 @@ test("the fold schedule keeps the report's ends and falls by at least one epoch 
   assert.throws(() => foldSchedule(3, 1, 2), /firstEpochs >= lastEpochs/);
 });
 
-const CLI = path.join(REPO_ROOT, "lib", "cli.ts");
+const CLI = path.join(REPO_ROOT, "lib", "cli", "main.ts");
 const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");
 // Tiny on purpose: 2 folds of 3 epochs on 80 faces at 32x32, so the whole test runs in seconds.
 const ARGS = ["kfold", "--model", "cnn-gender", "--folds", "2", "--first-epochs", "3", "--last-epochs", "3", "--max-images", "80", "--size", "32", "--batch", "10"];

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
-import { isFaceRecord, parseFileName } from "../lib/data";
+import { isFaceRecord, parseFileName } from "../lib/data/dataset";
 import {
   EIGHT_AGE_RANGES,
   REPORT_AGE_GROUPS,
@@ -15,8 +15,8 @@ import {
   groupCount,
   oneHot,
   predictionCaption,
-} from "../lib/labels";
-import { AGE_GROUP_COUNT, MAX_AGE, SAMPLE_DATA_DIR } from "../lib/paths";
+} from "../lib/data/labels";
+import { AGE_GROUP_COUNT, MAX_AGE, SAMPLE_DATA_DIR } from "../lib/core/paths";
 
 test("report division: twenty five-year groups with edges at 4/5, 94/95 and 116 in the open last group", () => {
   assert.equal(groupCount(REPORT_AGE_GROUPS), AGE_GROUP_COUNT);

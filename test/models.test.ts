@@ -4,10 +4,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, setBackendQuiet } from "../lib/backend";
-import { EIGHT_AGE_RANGES, groupCount } from "../lib/labels";
-import { MODELS, buildModel } from "../lib/models";
-import { saveModel } from "../lib/train";
+import { initBackend, setBackendQuiet } from "../lib/engine/backend";
+import { EIGHT_AGE_RANGES, groupCount } from "../lib/data/labels";
+import { MODELS, buildModel } from "../lib/models/registry";
+import { saveModel } from "../lib/training/train";
 
 setBackendQuiet(true);
 const SIZE = 32;

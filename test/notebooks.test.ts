@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { test } from "node:test";
-import { REPO_ROOT } from "../lib/paths";
+import { REPO_ROOT } from "../lib/core/paths";
 import { findJupyter, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
 import { skipUnlessCI } from "./helpers";
 

@@ -4,11 +4,11 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { initBackend, setBackendQuiet } from "../lib/backend";
-import { loadFaces } from "../lib/data";
-import { runExperiment } from "../lib/experiment";
-import { REPO_ROOT, resolveDataDir } from "../lib/paths";
-import { predictFiles, predictionsCsv } from "../lib/predict";
+import { initBackend, setBackendQuiet } from "../lib/engine/backend";
+import { loadFaces } from "../lib/data/dataset";
+import { runExperiment } from "../lib/training/experiment";
+import { REPO_ROOT, resolveDataDir } from "../lib/core/paths";
+import { predictFiles, predictionsCsv } from "../lib/inference/predict";
 
 setBackendQuiet(true);
 
@@ -32,7 +32,7 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     // The CLI on the same file, with a gender model: age columns empty.
     const gender = await runExperiment({ model: "cnn-gender", data, epochs: 1, maxImages: 60, resultsRoot: tmp, progress: false });
     const out = path.join(tmp, "out.csv");
-    const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
+    const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const lines = fs.readFileSync(out, "utf8").trim().split("\n");
     assert.match(lines[1], /face\.jpg,,,(Male|Female),0\.\d{4}$/);

@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
-import { isFaceRecord, parseFileName } from "../lib/data";
-import { ageGroupOf } from "../lib/labels";
-import { SAMPLE_DATA_DIR } from "../lib/paths";
-import { epochSchedule, kFold, mulberry32, permutation, trainTestSplit } from "../lib/splits";
+import { isFaceRecord, parseFileName } from "../lib/data/dataset";
+import { ageGroupOf } from "../lib/data/labels";
+import { SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { epochSchedule, kFold, mulberry32, permutation, trainTestSplit } from "../lib/data/splits";
 
 const sorted = (xs: readonly number[]) => [...xs].sort((a, b) => a - b);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);

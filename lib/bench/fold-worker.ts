@@ -5,7 +5,7 @@
  *
  *   node --import tsx lib/bench/fold-worker.ts --model cnn --batch 25 --steps 20
  */
-import { initBackend, setBackendQuiet } from "../backend";
+import { initBackend, setBackendQuiet } from "../engine/backend";
 import { BenchModel, BENCH_MODELS, measureThroughput } from "./throughput";
 
 async function main(argv: string[]): Promise<number> {

@@ -6,8 +6,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { initBackend, setBackendQuiet } from "../backend";
-import { resolveDataDir } from "../paths";
+import { initBackend, setBackendQuiet } from "../engine/backend";
+import { resolveDataDir } from "../core/paths";
 import { measureParallel } from "./parallel";
 import { findTorchPython, resolveReferenceScript, runReference, ReferenceResult, TORCH_PYTHON_ENV, TORCH_REFERENCE_ENV } from "./reference";
 import { BenchModel, BENCH_MODELS, measureThroughput, round1 } from "./throughput";
@@ -133,7 +133,7 @@ function ratio(ours: number, theirs: number): number {
 
 /** Times loadFaces on `dir` into a throwaway cache folder: a first (decoding) load, then a cached one. */
 async function benchData(dir: string): Promise<Row> {
-  const { loadFaces } = await import("../data");
+  const { loadFaces } = await import("../data/dataset");
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-bench-cache-"));
   try {
     const first = await loadFaces({ dir, cacheDir, cache: true });

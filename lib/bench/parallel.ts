@@ -5,7 +5,7 @@
  */
 import { spawn } from "child_process";
 import * as path from "path";
-import { REPO_ROOT } from "../paths";
+import { REPO_ROOT } from "../core/paths";
 import type { BenchModel } from "./throughput";
 
 /** What one fold worker printed. */

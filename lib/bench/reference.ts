@@ -5,7 +5,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { REPO_ROOT } from "../paths";
+import { REPO_ROOT } from "../core/paths";
 import type { BenchModel } from "./throughput";
 
 /** Environment variable naming the reference script. */

@@ -3,7 +3,7 @@
  * (forward, backward, Adam update: tfjs's trainOnBatch, the step model.fit runs) and inference.
  */
 import * as tf from "@tensorflow/tfjs";
-import { buildModel } from "../models";
+import { buildModel } from "../models/registry";
 
 /** The benchmark's two networks, by their short names. */
 export const BENCH_MODELS = {

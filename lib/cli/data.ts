@@ -4,9 +4,9 @@
  * Loads no tfjs, so `--json` prints one JSON object and nothing else.
  */
 import { parseArgs } from "util";
-import type { ColorMode, LoadReport } from "../data";
-import { loadFaces } from "../data";
-import { IMAGE_SIZE } from "../paths";
+import type { ColorMode, LoadReport } from "../data/dataset";
+import { loadFaces } from "../data/dataset";
+import { IMAGE_SIZE } from "../core/paths";
 
 /** Usage text. */
 export const help = `Usage: npm run cli -- data [--dir D] [--size ${IMAGE_SIZE}] [--color gray|rgb] [--json] [--no-cache]

@@ -1,8 +1,8 @@
 /** `npm run cli -- kfold`: the report's K-fold protocol, resumable, one fold per process if wanted. */
 import { parseArgs } from "util";
-import { mergeKFold, runKFold } from "../kfold";
-import { MODELS } from "../models";
-import { portablePath } from "../runs";
+import { mergeKFold, runKFold } from "../training/kfold";
+import { MODELS } from "../models/registry";
+import { portablePath } from "../training/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, intOption } from "./options";
 
 export const help = `Usage: npm run cli -- kfold --model <name> [options]

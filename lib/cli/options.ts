@@ -1,8 +1,8 @@
 /** Option parsing shared by the CLI commands: numbers and choices with errors naming the value. */
-import type { ColorMode } from "../data";
-import type { ExperimentConfig } from "../experiment";
-import { MODELS } from "../models";
-import type { RunMetrics } from "../runs";
+import type { ColorMode } from "../data/dataset";
+import type { ExperimentConfig } from "../training/experiment";
+import { MODELS } from "../models/registry";
+import type { RunMetrics } from "../training/runs";
 
 /** An integer option (undefined when absent); a clear error names the flag and the value. */
 export function intOption(flag: string, value: string | undefined, min = 1): number | undefined {

@@ -1,6 +1,6 @@
 /** `npm run cli -- predict`: predict age and gender of image files with a trained model. */
 import { parseArgs } from "util";
-import { listImageFiles, predictFiles, predictionsCsv, writePredictionsCsv } from "../predict";
+import { listImageFiles, predictFiles, predictionsCsv, writePredictionsCsv } from "../inference/predict";
 
 export const help = `Usage: npm run cli -- predict --model <run-dir or model-dir> <image file or folder> [--out f.csv]
 

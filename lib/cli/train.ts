@@ -1,8 +1,8 @@
 /** `npm run cli -- train`: train one model on a train/test split and write its run folder. */
 import { parseArgs } from "util";
-import { runExperiment } from "../experiment";
-import { MODELS } from "../models";
-import { portablePath } from "../runs";
+import { runExperiment } from "../training/experiment";
+import { MODELS } from "../models/registry";
+import { portablePath } from "../training/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, intOption, numberOption, printMetrics } from "./options";
 
 export const help = `Usage: npm run cli -- train --model <name> [options]

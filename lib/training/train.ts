@@ -9,12 +9,12 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
-import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "./data";
-import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageGroupOf, groupCount, oneHot } from "./labels";
-import type { ModelTask } from "./models";
-import { writeFileAtomic, writeJsonAtomic } from "./paths";
+import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/dataset";
+import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageGroupOf, groupCount, oneHot } from "../data/labels";
+import type { ModelTask } from "../models/registry";
+import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import type { EpochRecord } from "./runs";
-import { permutation } from "./splits";
+import { permutation } from "../data/splits";
 
 /** Loss name per output ("age", "gender") for a model of a task. */
 export function lossesFor(task: ModelTask, model: tf.LayersModel): Record<string, string> {

@@ -6,9 +6,9 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import type { NamedFigure, PlotlyFigure } from "./figures";
-import { plotlyBundlePath } from "./notebook";
-import { FIGURES_DIR, writeFileAtomic } from "./paths";
+import type { NamedFigure, PlotlyFigure } from "../analysis/figures";
+import { plotlyBundlePath } from "./display";
+import { FIGURES_DIR, writeFileAtomic } from "../core/paths";
 
 /** Environment variable naming the Chromium executable (default /usr/bin/chromium, Debian's). */
 export const CHROMIUM_PATH_ENV = "CHROMIUM_PATH";

@@ -3,9 +3,9 @@
  * inside `recordsFrame`, never when lib/ is imported.
  */
 import type { DataFrame } from "danfojs-node";
-import type { FaceRecord } from "./data";
+import type { FaceRecord } from "../data/dataset";
 import { RACE_LABELS } from "./figures";
-import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, decodeAgeGroup } from "./labels";
+import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, decodeAgeGroup } from "../data/labels";
 
 /**
  * A danfo.js DataFrame with one row per face: file, age, ageGroup ("60 - 64"), gender (0 male,

@@ -10,11 +10,11 @@ export interface Command {
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  data: () => import("./cli/data"),
-  train: () => import("./cli/train"),
-  kfold: () => import("./cli/kfold"),
-  evaluate: () => import("./cli/evaluate"),
-  predict: () => import("./cli/predict"),
+  data: () => import("./data"),
+  train: () => import("./train"),
+  kfold: () => import("./kfold"),
+  evaluate: () => import("./evaluate"),
+  predict: () => import("./predict"),
 };
 
 const USAGE = `Usage: npm run cli -- <command> [options]

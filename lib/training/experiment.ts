@@ -6,19 +6,19 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { BackendInfo, initBackend } from "./backend";
+import { BackendInfo, initBackend } from "../engine/backend";
 import { TrainingCallback, ProgressOptions, earlyStopping, progressCallback } from "./callbacks";
-import { ColorMode, FaceDataset, Normalization, loadFaces } from "./data";
-import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "./labels";
-import { computeMetrics } from "./metrics";
-import { ModelSpec, buildModel, modelSpec } from "./models";
-import { writeJsonAtomic } from "./paths";
-import { loadTrainedModel, predictionRows } from "./predict";
+import { ColorMode, FaceDataset, Normalization, loadFaces } from "../data/dataset";
+import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "../data/labels";
+import { computeMetrics } from "../analysis/metrics";
+import { ModelSpec, buildModel, modelSpec } from "../models/registry";
+import { writeJsonAtomic } from "../core/paths";
+import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, profileSettings } from "./profile";
 import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";
-import { permutation, trainTestSplit } from "./splits";
+import { permutation, trainTestSplit } from "../data/splits";
 import { TrainOptions, lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
-import { FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "./transfer";
+import { FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
 export interface ExperimentConfig {

@@ -2,7 +2,7 @@
  * Label division: the report's twenty five-year age groups, the seed write-up's eight
  * ranges, custom edges, one-hot encoding and decoding to the report's labels.
  */
-import { AGE_GROUP_COUNT, AGE_GROUP_WIDTH } from "./paths";
+import { AGE_GROUP_COUNT, AGE_GROUP_WIDTH } from "../core/paths";
 
 /** A division of ages into ordered, contiguous groups. */
 export interface AgeDivision {

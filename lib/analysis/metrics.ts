@@ -3,9 +3,9 @@
  * years (overall and per age band), gender accuracy, and the report's predicted-vs-real mean
  * and variance. Pure functions on plain arrays, so they are checked against hand-computed values.
  */
-import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS, divisionFromEdges } from "./labels";
-import type { ModelTask } from "./models";
-import type { BandError, Baseline, ConfusionMatrix, MeanVariance, PredictionRow, RunMetrics } from "./runs";
+import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS, divisionFromEdges } from "../data/labels";
+import type { ModelTask } from "../models/registry";
+import type { BandError, Baseline, ConfusionMatrix, MeanVariance, PredictionRow, RunMetrics } from "../training/runs";
 
 function sameLength(a: ArrayLike<unknown>, b: ArrayLike<unknown>, what: string): void {
   if (a.length !== b.length) throw new Error(`${what}: ${a.length} true values but ${b.length} predictions.`);

@@ -11,9 +11,9 @@
  */
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import type { ModelSpec } from "./models";
-import type { EpochRecord, ExperimentProfile } from "./runs";
-import { TrainOptions, TrainResult, trainModel } from "./train";
+import type { ModelSpec } from "./registry";
+import type { EpochRecord, ExperimentProfile } from "../training/runs";
+import { TrainOptions, TrainResult, trainModel } from "../training/train";
 
 /** Fine-tuning learning rate: ten times below Adam's default, so the pretrained weights move gently. */
 export const DEFAULT_FINE_TUNE_LEARNING_RATE = 1e-4;

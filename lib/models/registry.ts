@@ -5,10 +5,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { EIGHT_AGE_RANGES, groupCount } from "./labels";
-import { AGE_GROUP_COUNT, IMAGE_SIZE } from "./paths";
+import { EIGHT_AGE_RANGES, groupCount } from "../data/labels";
+import { AGE_GROUP_COUNT, IMAGE_SIZE } from "../core/paths";
 import { buildFaceNetTransfer } from "./facenet";
-import type { ExperimentProfile } from "./runs";
+import type { ExperimentProfile } from "../training/runs";
 
 /** What a model predicts, which decides its loss, metrics and decoding. */
 export type ModelTask = "age-groups" | "age-regression" | "gender" | "age-gender";

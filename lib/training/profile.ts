@@ -5,7 +5,7 @@
  *   full:            the report's protocol: every image, 70x70, 15 epochs, 10 folds, batch 25.
  * Explicit options (CLI flags, config fields) always win over the profile.
  */
-import { BATCH_SIZE, IMAGE_SIZE, SEED } from "./paths";
+import { BATCH_SIZE, IMAGE_SIZE, SEED } from "../core/paths";
 import type { ExperimentProfile } from "./runs";
 
 /** Environment variable selecting the profile. */

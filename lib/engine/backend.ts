@@ -9,7 +9,7 @@
  * alias of pure @tensorflow/tfjs (the danfojs-node override), which registers nothing.
  */
 import * as tf from "@tensorflow/tfjs";
-import { installThreadedWasm, requestedWasmThreads, WASM_THREADS_ENV } from "./kernels/threads";
+import { installThreadedWasm, requestedWasmThreads, WASM_THREADS_ENV } from "./wasm/threads";
 
 /** Names accepted by TFJS_BACKEND. */
 export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu"] as const;
@@ -100,7 +100,7 @@ async function choose(): Promise<BackendInfo> {
         "Install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu where its libtensorflow download is reachable, or unset TFJS_BACKEND.",
     );
   } else if (forced !== "cpu" && (await tryWasm(wasmThreads))) {
-    const { registerTrainingKernels } = await import("./kernels");
+    const { registerTrainingKernels } = await import("./wasm");
     const threads = registerTrainingKernels();
     const why = forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}`;
     info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, reason: `${why}${threadNote(wasmThreads, threads)}` };

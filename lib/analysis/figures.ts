@@ -6,9 +6,9 @@
  * Every title says what is plotted and on which images (split, count, profile), because a
  * figure copied out of its notebook loses that context otherwise.
  */
-import type { FaceRecord, GroupCount } from "./data";
-import { GENDER_LABELS } from "./labels";
-import type { BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "./runs";
+import type { FaceRecord, GroupCount } from "../data/dataset";
+import { GENDER_LABELS } from "../data/labels";
+import type { BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../training/runs";
 
 /** A Plotly figure: traces and layout, as `Plotly.newPlot(div, data, layout)` takes them. */
 export interface PlotlyFigure {

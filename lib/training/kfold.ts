@@ -11,11 +11,11 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { baseRunConfig, evaluateHeldOut, ExperimentConfig, modelMetadata, modelOptions, prepareExperiment, runCallbacks } from "./experiment";
-import { headlineFigures } from "./metrics";
-import { buildModel } from "./models";
-import { RESULTS_DIR, writeJsonAtomic } from "./paths";
+import { headlineFigures } from "../analysis/metrics";
+import { buildModel } from "../models/registry";
+import { RESULTS_DIR, writeJsonAtomic } from "../core/paths";
 import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
-import { epochSchedule, kFold } from "./splits";
+import { epochSchedule, kFold } from "../data/splits";
 import { loadCheckpoint, saveModel, trainModel } from "./train";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */

@@ -14,10 +14,10 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import type { BackendInfo } from "./backend";
-import type { ColorMode, Normalization } from "./data";
-import type { ModelTask } from "./models";
-import { REPO_ROOT, RESULTS_DIR } from "./paths";
+import type { BackendInfo } from "../engine/backend";
+import type { ColorMode, Normalization } from "../data/dataset";
+import type { ModelTask } from "../models/registry";
+import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 
 /** Switch between a one-minute check on the sample and the report's protocol (lib/profile.ts). */
 export type ExperimentProfile = "quick" | "full";

@@ -13,16 +13,16 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import type { FaceDataset } from "./data";
-import type { AnyRun, NamedFigure, PlotlyFigure } from "./figures";
-import { asLoadedRun, runFigures } from "./figures";
-import { ageDivision, decodeAgeGroup, decodeGender, GENDER_LABELS, predictionCaption } from "./labels";
-import { buildModel, modelSpec, type ModelOptions } from "./models";
-import { permutation } from "./splits";
-import { runExperiment, type ExperimentConfig } from "./experiment";
-import { profileSettings } from "./profile";
-import { listRuns, loadRun, portablePath, type ExperimentProfile } from "./runs";
-import { CACHE_DIR } from "./paths";
+import type { FaceDataset } from "../data/dataset";
+import type { AnyRun, NamedFigure, PlotlyFigure } from "../analysis/figures";
+import { asLoadedRun, runFigures } from "../analysis/figures";
+import { ageDivision, decodeAgeGroup, decodeGender, GENDER_LABELS, predictionCaption } from "../data/labels";
+import { buildModel, modelSpec, type ModelOptions } from "../models/registry";
+import { permutation } from "../data/splits";
+import { runExperiment, type ExperimentConfig } from "../training/experiment";
+import { profileSettings } from "../training/profile";
+import { listRuns, loadRun, portablePath, type ExperimentProfile } from "../training/runs";
+import { CACHE_DIR } from "../core/paths";
 
 /** The plotly.js bundle installed with the project (plotly.js-dist). */
 export function plotlyBundlePath(): string {

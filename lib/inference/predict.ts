@@ -6,15 +6,15 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "./backend";
-import { ColorMode, FaceRecord, Normalization, decodeImageFile, normalizePixels } from "./data";
-import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, argmax, decodeAgeGroup, decodeGender, groupCount, groupMidAge } from "./labels";
-import type { ModelTask } from "./models";
-import { writeFileAtomic } from "./paths";
-import { PredictionRow, RUN_FILES, RunConfig } from "./runs";
-import { loadModelFile, outputsOf } from "./train";
+import { initBackend } from "../engine/backend";
+import { ColorMode, FaceRecord, Normalization, decodeImageFile, normalizePixels } from "../data/dataset";
+import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, argmax, decodeAgeGroup, decodeGender, groupCount, groupMidAge } from "../data/labels";
+import type { ModelTask } from "../models/registry";
+import { writeFileAtomic } from "../core/paths";
+import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
+import { loadModelFile, outputsOf } from "../training/train";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
-import "./facenet";
+import "../models/facenet";
 
 /** A model's decoded prediction for one sample. */
 export interface DecodedPrediction {

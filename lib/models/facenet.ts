@@ -19,8 +19,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import type { ModelOptions } from "./models";
-import { AGE_GROUP_COUNT } from "./paths";
+import type { ModelOptions } from "./registry";
+import { AGE_GROUP_COUNT } from "../core/paths";
 
 /** The npm package the weights come from, and its licence (see docs/transfer.md). */
 export const FACENET_PACKAGE = "@vladmandic/face-api";

@@ -16,7 +16,7 @@ import * as zlib from "zlib";
 import type * as tf from "@tensorflow/tfjs";
 import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
-import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "./paths";
+import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
 
 /** Colour mode of decoded images: 1 channel (the report's CNN) or 3 (VGG19). */
 export type ColorMode = "gray" | "rgb";
