@@ -56,7 +56,7 @@ const MEMORY = code(`
 console.log(\`live tensors: \${ut.tf.memory().numTensors}\`);
 `);
 
-const NOTEBOOKS: Record<string, Cell[]> = {
+export const NOTEBOOKS: Record<string, Cell[]> = {
   "01-data-exploration": [
     header(
       "01 · Data exploration",

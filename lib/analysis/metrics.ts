@@ -4,7 +4,7 @@
  * and variance. Pure functions on plain arrays, so they are checked against hand-computed values.
  */
 import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS, divisionFromEdges } from "../data/labels";
-import type { ModelTask } from "../models/registry";
+import type { ModelTask } from "../core/kinds";
 import type { BandError, Baseline, ConfusionMatrix, MeanVariance, PredictionRow, RunMetrics } from "../training/runs";
 
 function sameLength(a: ArrayLike<unknown>, b: ArrayLike<unknown>, what: string): void {

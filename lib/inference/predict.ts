@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { ColorMode, FaceRecord, Normalization, decodeImageFile, normalizePixels } from "../data/dataset";
 import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, argmax, decodeAgeGroup, decodeGender, groupCount, groupMidAge } from "../data/labels";
-import type { ModelTask } from "../models/registry";
+import type { ModelTask } from "../core/kinds";
 import { writeFileAtomic } from "../core/paths";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
 import { loadModelFile, outputsOf } from "../training/train";

@@ -19,7 +19,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import type { ModelOptions } from "./registry";
+import type { ModelOptions } from "./options";
 import { AGE_GROUP_COUNT } from "../core/paths";
 
 /** The npm package the weights come from, and its licence (see docs/transfer.md). */

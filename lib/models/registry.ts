@@ -8,28 +8,12 @@ import * as tf from "@tensorflow/tfjs";
 import { EIGHT_AGE_RANGES, groupCount } from "../data/labels";
 import { AGE_GROUP_COUNT, IMAGE_SIZE } from "../core/paths";
 import { buildFaceNetTransfer } from "./facenet";
-import type { ExperimentProfile } from "../training/runs";
+import type { ModelOptions } from "./options";
+import type { ExperimentProfile, ModelTask } from "../core/kinds";
 
-/** What a model predicts, which decides its loss, metrics and decoding. */
-export type ModelTask = "age-groups" | "age-regression" | "gender" | "age-gender";
+export type { ModelTask } from "../core/kinds";
 
-/** Options common to every factory. */
-export interface ModelOptions {
-  /** Input side in pixels (the report: 70). */
-  size?: number;
-  /** Input channels: 1 for grayscale, 3 for RGB (VGG19 needs 3). */
-  channels?: number;
-  /** Number of age groups for age-group outputs (the report: 20; seed 000: 8). */
-  ageGroups?: number;
-  /** Dropout rate after the trunk and between dense layers (the report: 0.25). */
-  dropout?: number;
-  /** Seed for weight initialisers, so a run can be repeated. */
-  seed?: number;
-  /** vgg19-pretrained: a tfjs layers model.json converted from Keras VGG19 (layers block1_conv1 ...). */
-  pretrainedWeights?: string;
-  /** vgg19-pretrained: keep the loaded conv layers frozen (default true: train the head only). */
-  freezePretrained?: boolean;
-}
+export type { ModelOptions } from "./options";
 
 /** A registered model: its factory and what it expects. */
 export interface ModelSpec {

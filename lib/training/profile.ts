@@ -6,7 +6,7 @@
  * Explicit options (CLI flags, config fields) always win over the profile.
  */
 import { BATCH_SIZE, IMAGE_SIZE, SEED } from "../core/paths";
-import type { ExperimentProfile } from "./runs";
+import type { ExperimentProfile } from "../core/kinds";
 
 /** Environment variable selecting the profile. */
 export const PROFILE_ENV = "EXPERIMENT_PROFILE";

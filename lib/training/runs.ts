@@ -16,11 +16,10 @@ import * as fs from "fs";
 import * as path from "path";
 import type { BackendInfo } from "../engine/backend";
 import type { ColorMode, Normalization } from "../data/dataset";
-import type { ModelTask } from "../models/registry";
+import type { ExperimentProfile, ModelTask } from "../core/kinds";
 import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 
-/** Switch between a one-minute check on the sample and the report's protocol (lib/profile.ts). */
-export type ExperimentProfile = "quick" | "full";
+export type { ExperimentProfile } from "../core/kinds";
 
 /** Hyper-parameters recorded with every run. */
 export interface HyperParameters {

@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
 import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/dataset";
 import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageGroupOf, groupCount, oneHot } from "../data/labels";
-import type { ModelTask } from "../models/registry";
+import type { ModelTask } from "../core/kinds";
 import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import type { EpochRecord } from "./runs";
 import { permutation } from "../data/splits";
