@@ -6,8 +6,8 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { EIGHT_AGE_RANGES, groupCount } from "../lib/data/labels";
-import { MODELS, buildModel } from "../lib/models/registry";
-import { saveModel } from "../lib/training/train";
+import { MODELS, buildModel, specLosses } from "../lib/models/registry";
+import { lossesFor, saveModel } from "../lib/training/train";
 
 setBackendQuiet(true);
 const SIZE = 32;
@@ -34,6 +34,8 @@ test("every model builds with the output shape its task needs", async () => {
       return (Array.isArray(y) ? y : [y]).map((t) => t.shape);
     });
     assert.deepEqual(out, expected[name], name);
+    // The losses a run records before building anything are the ones its built heads train with.
+    assert.deepEqual(specLosses(spec), lossesFor(spec.task, model), `${name}: declared heads differ from the built model`);
     model.dispose();
   }
 });

@@ -8,40 +8,24 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { ColorMode, FaceRecord, Normalization, decodeImageFile, normalizePixels } from "../data/dataset";
-import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, argmax, decodeAgeGroup, decodeGender, groupCount, groupMidAge } from "../data/labels";
+import { AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, decodeAgeGroup, decodeGender } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
+import { DecodedPrediction, taskSpecs } from "../models/tasks";
 import { writeFileAtomic } from "../core/paths";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
-import { loadModelFile, outputsOf } from "../training/train";
+import { loadModelFile } from "../training/train";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";
 
-/** A model's decoded prediction for one sample. */
-export interface DecodedPrediction {
-  predGroup?: number;
-  predAge?: number;
-  pFemale?: number;
-}
+export type { DecodedPrediction } from "../models/tasks";
 
 /**
- * Decodes row `i` of raw outputs (one Float32Array per output, as `predictOutputs` returns):
- * group models -> most likely group and its mid age; regression -> age (output * 100) and its
- * group; gender -> P(female).
+ * Decodes row `i` of raw outputs (one Float32Array per output, as `predictOutputs` returns),
+ * each by its task spec: group models -> most likely group and its mid age; regression -> age
+ * (output * 100) and its group; gender -> P(female).
  */
 export function decodeOutputs(task: ModelTask, outputs: readonly Float32Array[], i: number, division: AgeDivision = REPORT_AGE_GROUPS): DecodedPrediction {
-  const d: DecodedPrediction = {};
-  outputsOf(task).forEach((out, k) => {
-    if (out === "gender") d.pFemale = outputs[k][i];
-    else if (task === "age-regression") {
-      d.predAge = Math.max(0, outputs[k][i] * AGE_SCALE);
-      d.predGroup = ageGroupOf(d.predAge, division);
-    } else {
-      const g = groupCount(division);
-      d.predGroup = argmax(outputs[k].subarray(i * g, (i + 1) * g));
-      d.predAge = groupMidAge(d.predGroup, division);
-    }
-  });
-  return d;
+  return Object.assign({}, ...taskSpecs(task).map((spec, k) => spec.decode(outputs[k], i, division))) as DecodedPrediction;
 }
 
 /** Prediction rows (real labels from the records + decoded outputs) of held-out samples. */

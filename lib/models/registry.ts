@@ -9,6 +9,7 @@ import { EIGHT_AGE_RANGES, groupCount } from "../data/labels";
 import { AGE_GROUP_COUNT, IMAGE_SIZE } from "../core/paths";
 import { buildFaceNetTransfer } from "./facenet";
 import type { ModelOptions } from "./options";
+import { taskLosses } from "./tasks";
 import type { ExperimentProfile, ModelTask } from "../core/kinds";
 
 export type { ModelTask } from "../core/kinds";
@@ -32,6 +33,11 @@ export interface ModelSpec {
   sizes?: Partial<Record<ExperimentProfile, number>>;
   /** Default fine-tune stage after the frozen one (lib/transfer.ts); options and flags win. */
   fineTune?: { epochs: Record<ExperimentProfile, number>; learningRate?: number; layers?: number | "all" };
+  /**
+   * Activation of an output layer where the loss follows from it (an age-group head of
+   * independent sigmoids trains with binary cross-entropy); absent = softmax groups.
+   */
+  heads?: Partial<Record<"age" | "gender", string>>;
   build: (options?: ModelOptions) => tf.LayersModel;
 }
 
@@ -290,7 +296,7 @@ export function buildVgg19Pretrained(options?: ModelOptions): tf.LayersModel {
 
 /** Every known model, by name. Experiments add entries here (one place to list them). */
 export const MODELS: Record<string, ModelSpec> = {
-  "cnn-age-sigmoid": { name: "cnn-age-sigmoid", task: "age-groups", color: "gray", normalize: "unit", description: "report CNN, 20 age groups, sigmoid outputs", build: buildCnnAgeSigmoid },
+  "cnn-age-sigmoid": { name: "cnn-age-sigmoid", task: "age-groups", color: "gray", normalize: "unit", description: "report CNN, 20 age groups, sigmoid outputs", heads: { age: "sigmoid" }, build: buildCnnAgeSigmoid },
   "cnn-age-relu": { name: "cnn-age-relu", task: "age-regression", color: "gray", normalize: "unit", description: "report CNN, one ReLU output (age/100)", build: buildCnnAgeRelu },
   "cnn-gender": { name: "cnn-gender", task: "gender", color: "gray", normalize: "unit", description: "report CNN, gender sigmoid (1 = female)", build: buildCnnGender },
   "cnn-multi": { name: "cnn-multi", task: "age-gender", color: "gray", normalize: "unit", description: "shared trunk, age-group and gender outputs", build: buildMultiOutput },
@@ -320,6 +326,11 @@ export function modelSpec(name: string): ModelSpec {
   const spec = MODELS[name];
   if (!spec) throw new Error(`Unknown model "${name}". Known models: ${Object.keys(MODELS).join(", ")}.`);
   return spec;
+}
+
+/** Loss name per output of a registered model, from its task and declared heads (no model is built). */
+export function specLosses(spec: ModelSpec): Record<string, string> {
+  return taskLosses(spec.task, (output) => spec.heads?.[output as "age" | "gender"]);
 }
 
 /** Builds a new, uncompiled model by name. */

@@ -11,7 +11,8 @@ import { TrainingCallback, ProgressOptions, earlyStopping, progressCallback } fr
 import { ColorMode, FaceDataset, Normalization, loadFaces } from "../data/dataset";
 import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "../data/labels";
 import { computeMetrics } from "../analysis/metrics";
-import { ModelSpec, buildModel, modelSpec } from "../models/registry";
+import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../models/registry";
+import { hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/paths";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, profileSettings } from "./profile";
@@ -86,6 +87,8 @@ export interface PreparedExperiment {
   normalize: Normalization;
   seed: number;
   backend: BackendInfo;
+  /** What `buildModel` gets for every model of this run (each K-fold fold builds a fresh one). */
+  modelOptions: ModelOptions;
 }
 
 /**
@@ -104,37 +107,36 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   if (data.size !== size) throw new Error(`The preloaded data are ${data.size}x${data.size} but the run asks for size ${size}: load with size ${size} or drop the size option.`);
   if ((color === "rgb" ? 3 : 1) !== data.channels) throw new Error(`The preloaded data have ${data.channels} channel(s) but the run uses color "${color}": load with color "${color}".`);
   const seed = config.seed ?? settings.seed;
-  const hasGroups = spec.task === "age-groups" || spec.task === "age-gender";
+  const hasGroups = hasAgeGroups(spec.task);
   const eligible = data.records.map((_, i) => i).filter((i) => !hasGroups || ageGroupOf(data.records[i].age, division) >= 0);
   const droppedByDivision = data.records.length - eligible.length;
   const cap = config.maxImages ?? settings.maxImages;
   const used = cap !== undefined && cap < eligible.length ? permutation(eligible.length, seed).slice(0, cap).map((i) => eligible[i]).sort((a, b) => a - b) : eligible;
   if (used.length < 4) throw new Error(`Only ${used.length} usable image(s) in ${data.dir} for ${spec.name}: need at least 4 (check the directory and the model's age division).`);
-  const probe = buildModel(spec.name, modelOptions(config, spec, size, color, division, seed));
   const hyper: HyperParameters = {
     epochs: epochs ?? config.epochs ?? settings.epochs,
     batchSize: config.batchSize ?? settings.batchSize,
     learningRate: config.learningRate ?? DEFAULT_LEARNING_RATE,
     optimizer: "adam",
-    loss: lossesFor(spec.task, probe),
+    loss: specLosses(spec),
     dropout: config.dropout ?? 0.25,
     ageDivision: division.name,
     validationFraction: config.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
     patience: config.patience ?? 0,
   };
-  probe.dispose();
-  return { spec, settings, division, data, used, droppedByDivision, hyper, size, color, normalize: spec.normalize, seed, backend };
+  const factory = modelOptions({ size, color, division, seed, dropout: config.dropout, pretrainedWeights: config.pretrainedWeights });
+  return { spec, settings, division, data, used, droppedByDivision, hyper, size, color, normalize: spec.normalize, seed, backend, modelOptions: factory };
 }
 
-/** The factory options of a run. */
-export function modelOptions(config: ExperimentConfig, spec: ModelSpec, size: number, color: ColorMode, division: AgeDivision, seed: number) {
+/** The factory options of a run: its input size and colour, its division's group count, its seed. */
+export function modelOptions(o: { size: number; color: ColorMode; division: AgeDivision; seed: number; dropout?: number; pretrainedWeights?: string }): ModelOptions {
   return {
-    size,
-    channels: color === "rgb" ? 3 : 1,
-    ageGroups: groupCount(division),
-    dropout: config.dropout,
-    seed,
-    pretrainedWeights: config.pretrainedWeights,
+    size: o.size,
+    channels: o.color === "rgb" ? 3 : 1,
+    ageGroups: groupCount(o.division),
+    dropout: o.dropout,
+    seed: o.seed,
+    pretrainedWeights: o.pretrainedWeights,
   };
 }
 
@@ -232,7 +234,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
 
   const experiment = config.experiment ?? p.spec.name;
   const { runId, runDir } = createRunDir(experiment, config.resultsRoot);
-  const model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
+  const model = buildModel(p.spec.name, p.modelOptions);
   const fineTune = fineTuneOptionsFor(p.spec, p.settings.profile, config);
   // The plan goes into config.json before training, so an interrupted run still says what it was doing.
   let plan: FineTunePlan | undefined;
@@ -318,7 +320,7 @@ export async function evaluateRun(runDir: string, options: EvaluateOptions = {})
     const own = await loadFaces({ dir: ownDir, size: cfg.size, color: cfg.color }).catch(() => undefined);
     if (own) for (const i of cfg.split.train) if (own.records[i]) trainedOn.add(own.records[i].file);
   }
-  const hasGroups = spec.task === "age-groups" || spec.task === "age-gender";
+  const hasGroups = hasAgeGroups(spec.task);
   const indices = data.records
     .map((r, i) => ({ r, i }))
     .filter(({ r }) => (sameData ? heldOut.has(r.file) : !trainedOn.has(r.file)))

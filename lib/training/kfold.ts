@@ -10,7 +10,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { baseRunConfig, evaluateHeldOut, ExperimentConfig, modelMetadata, modelOptions, prepareExperiment, runCallbacks } from "./experiment";
+import { baseRunConfig, evaluateHeldOut, ExperimentConfig, modelMetadata, prepareExperiment, runCallbacks } from "./experiment";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel } from "../models/registry";
 import { RESULTS_DIR, writeJsonAtomic } from "../core/paths";
@@ -152,7 +152,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
     if (carry && carried) {
       ({ model, optimizer } = carried);
     } else {
-      model = buildModel(p.spec.name, modelOptions(config, p.spec, p.size, p.color, p.division, p.seed));
+      model = buildModel(p.spec.name, p.modelOptions);
       optimizer = tf.train.adam(p.hyper.learningRate);
       if (carry && previous && !fs.existsSync(path.join(checkpointDir, "state.json"))) {
         // Carrying weights across processes or a resume: start from the previous fold's final state.

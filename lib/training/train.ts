@@ -10,38 +10,30 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
 import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/dataset";
-import { AGE_SCALE, AgeDivision, REPORT_AGE_GROUPS, ageGroupOf, groupCount, oneHot } from "../data/labels";
+import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
+import { taskLosses, taskSpecs } from "../models/tasks";
 import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import type { EpochRecord } from "./runs";
 import { permutation } from "../data/splits";
 
-/** Loss name per output ("age", "gender") for a model of a task. */
-export function lossesFor(task: ModelTask, model: tf.LayersModel): Record<string, string> {
-  const activation = (name: string): string | undefined => {
-    try {
-      return (model.getLayer(name).getConfig() as { activation?: string }).activation;
-    } catch {
-      return undefined;
-    }
-  };
-  // Independent sigmoids per group (the report's age model) are binary problems; softmax is one choice among groups.
-  const ageGroupsLoss = () => (activation("age") === "sigmoid" ? "binaryCrossentropy" : "categoricalCrossentropy");
-  switch (task) {
-    case "age-groups":
-      return { age: ageGroupsLoss() };
-    case "age-regression":
-      return { age: "meanSquaredError" };
-    case "gender":
-      return { gender: "binaryCrossentropy" };
-    case "age-gender":
-      return { age: ageGroupsLoss(), gender: "binaryCrossentropy" };
+/** Activation of a model's output layer (undefined when it has none by that name). */
+function outputActivation(model: tf.LayersModel, name: string): string | undefined {
+  try {
+    return (model.getLayer(name).getConfig() as { activation?: string }).activation;
+  } catch {
+    return undefined;
   }
+}
+
+/** Loss name per output ("age", "gender") for a model of a task: the task specs' losses for its heads. */
+export function lossesFor(task: ModelTask, model: tf.LayersModel): Record<string, string> {
+  return taskLosses(task, (output) => outputActivation(model, output));
 }
 
 /** Output names of a task, in the model's output order. */
 export function outputsOf(task: ModelTask): ("age" | "gender")[] {
-  return task === "gender" ? ["gender"] : task === "age-gender" ? ["age", "gender"] : ["age"];
+  return taskSpecs(task).map((s) => s.output);
 }
 
 /**
@@ -49,16 +41,7 @@ export function outputsOf(task: ModelTask): ("age" | "gender")[] {
  * code (1 = female). A sample outside the division is an error: filter with the division first.
  */
 export function targetTensors(records: readonly FaceRecord[], indices: readonly number[], task: ModelTask, division: AgeDivision = REPORT_AGE_GROUPS): tf.Tensor[] {
-  return outputsOf(task).map((out) => {
-    if (out === "gender") return tf.tensor2d(indices.map((i) => records[i].gender), [indices.length, 1]);
-    if (task === "age-regression") return tf.tensor2d(indices.map((i) => records[i].age / AGE_SCALE), [indices.length, 1]);
-    const groups = indices.map((i) => {
-      const g = ageGroupOf(records[i].age, division);
-      if (g < 0) throw new Error(`${records[i].file}: age ${records[i].age} is outside the "${division.name}" division; filter the data with filterByDivision first.`);
-      return g;
-    });
-    return tf.tensor2d(oneHot(groups, groupCount(division)), [indices.length, groupCount(division)]);
-  });
+  return taskSpecs(task).map((spec) => spec.targets(records, indices, division));
 }
 
 function lossFn(name: string): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
@@ -79,14 +62,11 @@ function lossFn(name: string): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor
  * targets. Used for training batches and for validation, so both report the same figures.
  */
 export function lossAndMetrics(task: ModelTask, losses: Record<string, string>, preds: tf.Tensor[], ys: tf.Tensor[]): { loss: tf.Scalar; metrics: Record<string, tf.Scalar> } {
-  const names = outputsOf(task);
   let loss = tf.scalar(0);
   const metrics: Record<string, tf.Scalar> = {};
-  names.forEach((out, i) => {
-    loss = tf.add(loss, tf.mean(lossFn(losses[out])(ys[i], preds[i]))) as tf.Scalar;
-    if (out === "gender") metrics.genderAccuracy = tf.mean(tf.metrics.binaryAccuracy(ys[i], preds[i])) as tf.Scalar;
-    else if (task === "age-regression") metrics.maeYears = tf.mul(tf.mean(tf.abs(tf.sub(ys[i], preds[i]))), AGE_SCALE) as tf.Scalar;
-    else metrics.ageAccuracy = tf.mean(tf.metrics.categoricalAccuracy(ys[i], preds[i])) as tf.Scalar;
+  taskSpecs(task).forEach((spec, i) => {
+    loss = tf.add(loss, tf.mean(lossFn(losses[spec.output])(ys[i], preds[i]))) as tf.Scalar;
+    metrics[spec.metric] = spec.batchMetric(ys[i], preds[i]);
   });
   return { loss, metrics };
 }
@@ -299,7 +279,7 @@ export async function evaluateLoss(o: {
       const { loss, metrics } = lossAndMetrics(o.task, losses, preds, targetTensors(o.data.records, idx, o.task, o.division));
       return [loss, ...Object.values(metrics)];
     });
-    const names = ["loss", ...Object.keys(lossAndMetricNames(o.task))];
+    const names = ["loss", ...taskSpecs(o.task).map((spec) => spec.metric)];
     const values = await Promise.all(figures.map(async (t) => (await t.data())[0]));
     figures.forEach((t) => t.dispose());
     values.forEach((v, k) => {
@@ -309,17 +289,6 @@ export async function evaluateLoss(o: {
   }
   const n = Math.max(o.indices.length, 1);
   return { loss: lossSum / n, metrics: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])) };
-}
-
-/** Metric names a task reports, in `lossAndMetrics` order. */
-function lossAndMetricNames(task: ModelTask): Record<string, true> {
-  const out: Record<string, true> = {};
-  for (const o of outputsOf(task)) {
-    if (o === "gender") out.genderAccuracy = true;
-    else if (task === "age-regression") out.maeYears = true;
-    else out.ageAccuracy = true;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
