@@ -18,8 +18,8 @@ import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, profileSettings } from "./profile";
 import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";
 import { permutation, trainTestSplit } from "../data/splits";
-import { TrainOptions, lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
-import { FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
+import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
+import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
 export interface ExperimentConfig {
@@ -215,6 +215,38 @@ export function modelMetadata(p: PreparedExperiment) {
   return { model: p.spec.name, task: p.spec.task, size: p.size, color: p.color, normalize: p.normalize, ageDivision: p.division.name };
 }
 
+/** Options of `trainAndRecord`. */
+export interface TrainAndRecordOptions {
+  p: PreparedExperiment;
+  /** The run (or fold) folder that receives history, model, predictions and metrics. */
+  dir: string;
+  /** The loop's options: model, training indices, checkpoint folder, callbacks. */
+  train: TrainOptions;
+  /** A frozen-then-fine-tune plan (transfer models); absent = one stage. */
+  fineTune?: FineTuneOptions;
+  /** Held-out images the model is evaluated on (test split or fold validation), never trained on. */
+  heldOut: readonly number[];
+  /** The images the model was trained on: their labels give the majority baseline. */
+  trainIndices: readonly number[];
+  split: "test" | "validation";
+}
+
+/**
+ * The one train-save-evaluate-record step of single runs and of every K-fold fold: trains with
+ * the one loop, writes history.json, saves the model, evaluates it on the held-out images and
+ * writes predictions.json, then metrics.json last (its presence marks the step finished). The
+ * caller keeps the optimizer (K-fold may carry it) and the checkpoint folder.
+ */
+export async function trainAndRecord(o: TrainAndRecordOptions): Promise<{ trained: TrainResult; metrics: RunMetrics; predictions: PredictionRow[] }> {
+  const trained = o.fineTune ? await trainFrozenThenFineTune(o.train, o.fineTune) : await trainModel(o.train);
+  writeJsonAtomic(path.join(o.dir, RUN_FILES.history), trained.history);
+  await saveModel(o.train.model, path.join(o.dir, RUN_FILES.model), modelMetadata(o.p));
+  const { metrics, predictions } = await evaluateHeldOut({ model: o.train.model, p: o.p, indices: o.heldOut, trainIndices: o.trainIndices, split: o.split, trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+  writeJsonAtomic(path.join(o.dir, RUN_FILES.predictions), predictions);
+  writeJsonAtomic(path.join(o.dir, RUN_FILES.metrics), metrics);
+  return { trained, metrics, predictions };
+}
+
 /**
  * Trains on the train split, evaluates on the held-out test split and writes the run folder
  * (config.json first, so an interrupted run is still identifiable; metrics.json last).
@@ -265,14 +297,9 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       callbacks: runCallbacks(config, p.hyper),
       checkpointDir,
     };
-    const trained = fineTune ? await trainFrozenThenFineTune(trainOptions, fineTune) : await trainModel(trainOptions);
+    const { trained, metrics, predictions } = await trainAndRecord({ p, dir: runDir, train: trainOptions, fineTune, heldOut: test, trainIndices: train, split: "test" });
     // Adam's moments are tensors of their own: free them, or every run leaks one per weight.
     trained.optimizer.dispose();
-    writeJsonAtomic(path.join(runDir, RUN_FILES.history), trained.history);
-    await saveModel(model, path.join(runDir, RUN_FILES.model), modelMetadata(p));
-    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, trainIndices: train, split: "test", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
-    writeJsonAtomic(path.join(runDir, RUN_FILES.predictions), predictions);
-    writeJsonAtomic(path.join(runDir, RUN_FILES.metrics), metrics);
     // The final model is saved; the per-epoch checkpoint only served resuming.
     fs.rmSync(checkpointDir, { recursive: true, force: true });
     return { runDir, config: runConfig, history: trained.history, metrics, predictions };

@@ -10,13 +10,13 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { baseRunConfig, evaluateHeldOut, ExperimentConfig, modelMetadata, prepareExperiment, runCallbacks } from "./experiment";
+import { baseRunConfig, ExperimentConfig, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel } from "../models/registry";
 import { RESULTS_DIR, writeJsonAtomic } from "../core/paths";
 import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
 import { epochSchedule, kFold } from "../data/splits";
-import { loadCheckpoint, saveModel, trainModel } from "./train";
+import { loadCheckpoint } from "./train";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
 export interface KFoldConfig extends ExperimentConfig {
@@ -162,28 +162,30 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
         }
       }
     }
-    const trained = await trainModel({
-      model,
-      modelName: p.spec.name,
-      task: p.spec.task,
-      data: p.data,
+    const { trained } = await trainAndRecord({
+      p,
+      dir: foldDir,
+      train: {
+        model,
+        modelName: p.spec.name,
+        task: p.spec.task,
+        data: p.data,
+        trainIndices: f.train,
+        division: p.division,
+        normalize: p.normalize,
+        epochs,
+        batchSize: p.hyper.batchSize,
+        learningRate: p.hyper.learningRate,
+        seed: p.seed + (step.pass - 1) * 1000,
+        fold: step.fold,
+        optimizer,
+        callbacks: runCallbacks(config, p.hyper),
+        checkpointDir,
+      },
+      heldOut: f.validation,
       trainIndices: f.train,
-      division: p.division,
-      normalize: p.normalize,
-      epochs,
-      batchSize: p.hyper.batchSize,
-      learningRate: p.hyper.learningRate,
-      seed: p.seed + (step.pass - 1) * 1000,
-      fold: step.fold,
-      optimizer,
-      callbacks: runCallbacks(config, p.hyper),
-      checkpointDir,
+      split: "validation",
     });
-    writeJsonAtomic(path.join(foldDir, RUN_FILES.history), trained.history);
-    await saveModel(model, path.join(foldDir, RUN_FILES.model), modelMetadata(p));
-    const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: f.validation, trainIndices: f.train, split: "validation", trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
-    writeJsonAtomic(path.join(foldDir, RUN_FILES.predictions), predictions);
-    writeJsonAtomic(path.join(foldDir, RUN_FILES.metrics), metrics);
     if (carry) {
       carried = { model, optimizer: trained.optimizer };
     } else {
