@@ -3,6 +3,7 @@
  * One import gives a notebook everything: `import * as ut from "../dist/lib";`
  */
 export * from "./core/paths";
+export * from "./core/files";
 export * from "./engine/backend";
 export * from "./data/labels";
 export * from "./data/splits";

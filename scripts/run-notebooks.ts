@@ -18,7 +18,8 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { REPO_ROOT, RESULTS_DIR, writeJsonAtomic } from "../lib/core/paths";
+import { REPO_ROOT, RESULTS_DIR } from "../lib/core/paths";
+import { writeJsonAtomic } from "../lib/core/files";
 
 const NOTEBOOKS_DIR = path.join(REPO_ROOT, "notebooks");
 const OUT_DIR = path.join(RESULTS_DIR, "notebooks");

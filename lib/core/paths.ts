@@ -56,16 +56,3 @@ export function resolveDataDir(explicit?: string): string {
   if (fs.existsSync(DEFAULT_DATA_DIR)) return DEFAULT_DATA_DIR;
   return SAMPLE_DATA_DIR;
 }
-
-/** Writes a file atomically: a reader sees the old content or the new one, never half of it. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
-/** Writes JSON atomically, pretty-printed. */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeFileAtomic(file, JSON.stringify(value, null, 2) + "\n");
-}

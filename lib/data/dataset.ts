@@ -16,6 +16,7 @@ import * as zlib from "zlib";
 import type * as tf from "@tensorflow/tfjs";
 import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
+import { writeFileAtomicWith } from "../core/files";
 import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
 
 /** Colour mode of decoded images: 1 channel (the report's CNN) or 3 (VGG19). */
@@ -93,8 +94,17 @@ export interface FaceDataset {
   report: LoadReport;
 }
 
-/** Files with these endings are decoded; anything else in the directory is ignored. */
-const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+/**
+ * The one list of image endings the library decodes (sharp reads all of them), for UTKFace
+ * folders and for predicting any image files alike; anything else in a folder is ignored.
+ */
+export const IMAGE_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff"];
+
+/** Whether a file name has one of IMAGE_EXTENSIONS (any case). */
+export function isImageFile(name: string): boolean {
+  const lower = name.toLowerCase();
+  return IMAGE_EXTENSIONS.some((x) => lower.endsWith(x));
+}
 /** Race codes documented by UTKFace: 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others. */
 const MAX_RACE = 4;
 /** Bumped whenever decoding changes, so older cache files are rebuilt rather than reused. */
@@ -414,8 +424,7 @@ function listDirectory(dir: string): Listing {
   for (const e of entries) {
     if (e.isDirectory()) continue;
     files++;
-    const lower = e.name.toLowerCase();
-    if (e.name.startsWith(".") || !IMAGE_EXTENSIONS.some((x) => lower.endsWith(x))) {
+    if (e.name.startsWith(".") || !isImageFile(e.name)) {
       ignored.push(e.name);
       continue;
     }
@@ -490,17 +499,12 @@ function writeCache(file: string, header: CacheHeader, pixels: Uint8Array): void
   const prefix = Buffer.alloc(12);
   CACHE_MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(json.length, 8);
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fd = fs.openSync(tmp, "w");
-  try {
+  writeFileAtomicWith(file, (fd) => {
     fs.writeSync(fd, prefix);
     fs.writeSync(fd, json);
     // writeSync may write less than asked for very large buffers; loop until done.
     for (let done = 0; done < pixels.length; ) done += fs.writeSync(fd, pixels, done, pixels.length - done);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
-import { ColorMode, FaceRecord, Normalization, decodeImageFile, normalizePixels } from "../data/dataset";
+import { ColorMode, FaceRecord, Normalization, decodeImageFile, isImageFile, normalizePixels } from "../data/dataset";
 import { AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, decodeAgeGroup, decodeGender } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
 import { DecodedPrediction, taskSpecs } from "../models/tasks";
-import { writeFileAtomic } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
 import { loadModelFile } from "../training/train";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
@@ -94,14 +94,11 @@ export interface FilePrediction {
   pFemale?: number;
 }
 
-/** Image extensions `listImageFiles` picks up from a directory. */
-const IMAGE_EXTENSIONS = /\.(jpe?g|png|webp|bmp|gif|tiff?)$/i;
-
 /** Image files of a directory (sorted), or the file itself; a clear error when there are none. */
 export function listImageFiles(fileOrDir: string): string[] {
   if (!fs.existsSync(fileOrDir)) throw new Error(`"${fileOrDir}" does not exist: pass an image file or a folder of images.`);
   if (fs.statSync(fileOrDir).isFile()) return [fileOrDir];
-  const files = fs.readdirSync(fileOrDir).filter((f) => IMAGE_EXTENSIONS.test(f)).sort().map((f) => path.join(fileOrDir, f));
+  const files = fs.readdirSync(fileOrDir).filter(isImageFile).sort().map((f) => path.join(fileOrDir, f));
   if (files.length === 0) throw new Error(`"${fileOrDir}" holds no image files (.jpg, .png, ...).`);
   return files;
 }

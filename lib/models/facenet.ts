@@ -20,6 +20,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import type { ModelOptions } from "./options";
+import { readManifestWeights } from "../core/weights";
 import { AGE_GROUP_COUNT } from "../core/paths";
 
 /** The npm package the weights come from, and its licence (see docs/transfer.md). */
@@ -273,18 +274,8 @@ export function readFaceNetWeights(dir: string = faceNetModelDir()): Map<string,
     throw new Error(`${manifestFile} does not exist: expected face-api's model folder (${FACENET_PACKAGE}/model) with ${FACENET_WEIGHTS}-weights_manifest.json and ${FACENET_WEIGHTS}.bin.`);
   }
   const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8")) as tf.io.WeightsManifestConfig;
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const parts: Buffer[] = [];
-  for (const group of manifest) {
-    specs.push(...group.weights);
-    for (const p of group.paths) {
-      const f = path.join(dir, p);
-      if (!fs.existsSync(f)) throw new Error(`${manifestFile} lists ${p}, missing next to it: reinstall ${FACENET_PACKAGE}.`);
-      parts.push(fs.readFileSync(f));
-    }
-  }
-  const all = Buffer.concat(parts);
-  return new Map(Object.entries(tf.io.decodeWeights(all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength), specs)));
+  const { specs, data } = readManifestWeights(manifest, dir, (p) => `${manifestFile} lists ${p}, missing next to it: reinstall ${FACENET_PACKAGE}.`);
+  return new Map(Object.entries(tf.io.decodeWeights(data, specs)));
 }
 
 /** The FaceNetStage layers of a model, in network order. */

@@ -9,6 +9,7 @@ import { EIGHT_AGE_RANGES, groupCount } from "../data/labels";
 import { AGE_GROUP_COUNT, IMAGE_SIZE } from "../core/paths";
 import { buildFaceNetTransfer } from "./facenet";
 import type { ModelOptions } from "./options";
+import { readManifestWeights } from "../core/weights";
 import { taskLosses } from "./tasks";
 import type { ExperimentProfile, ModelTask } from "../core/kinds";
 
@@ -231,18 +232,8 @@ export function readLayersWeights(modelJson: string): Map<string, tf.Tensor> {
     throw new Error(`${modelJson} is not JSON (${(e as Error).message}); expected a tfjs layers model.json.`);
   }
   if (!Array.isArray(json.weightsManifest)) throw new Error(`${modelJson} has no weightsManifest: expected a tfjs layers model.json with weight files.`);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const parts: Buffer[] = [];
-  for (const group of json.weightsManifest) {
-    specs.push(...group.weights);
-    for (const p of group.paths) {
-      const f = path.join(path.dirname(modelJson), p);
-      if (!fs.existsSync(f)) throw new Error(`${modelJson} lists weight file ${p}, missing next to it.`);
-      parts.push(fs.readFileSync(f));
-    }
-  }
-  const all = Buffer.concat(parts);
-  const map = tf.io.decodeWeights(all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength), specs);
+  const { specs, data } = readManifestWeights(json.weightsManifest, path.dirname(modelJson), (p) => `${modelJson} lists weight file ${p}, missing next to it.`);
+  const map = tf.io.decodeWeights(data, specs);
   return new Map(Object.entries(map));
 }
 

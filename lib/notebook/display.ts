@@ -23,6 +23,7 @@ import { runExperiment, type ExperimentConfig } from "../training/experiment";
 import { profileSettings } from "../training/profile";
 import { listRuns, loadRun, portablePath, type ExperimentProfile } from "../training/runs";
 import { CACHE_DIR } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 
 /** The plotly.js bundle installed with the project (plotly.js-dist). */
 export function plotlyBundlePath(): string {
@@ -53,10 +54,7 @@ export function plotlyBundle(): string {
   try {
     const esbuild = require("esbuild") as { transformSync(code: string, o: object): { code: string } };
     bundleText = esbuild.transformSync(full, { minify: true, legalComments: "none" }).code;
-    fs.mkdirSync(CACHE_DIR, { recursive: true });
-    const tmp = `${cached}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, bundleText);
-    fs.renameSync(tmp, cached);
+    writeFileAtomic(cached, bundleText);
   } catch {
     bundleText = full;
   }

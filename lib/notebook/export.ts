@@ -8,7 +8,8 @@ import * as os from "os";
 import * as path from "path";
 import type { NamedFigure, PlotlyFigure } from "../analysis/figures";
 import { plotlyBundlePath } from "./display";
-import { FIGURES_DIR, writeFileAtomic } from "../core/paths";
+import { FIGURES_DIR } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 
 /** Environment variable naming the Chromium executable (default /usr/bin/chromium, Debian's). */
 export const CHROMIUM_PATH_ENV = "CHROMIUM_PATH";

@@ -13,7 +13,7 @@ import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "../data/labels
 import { computeMetrics } from "../analysis/metrics";
 import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../models/registry";
 import { hasAgeGroups } from "../models/tasks";
-import { writeJsonAtomic } from "../core/paths";
+import { writeJsonAtomic } from "../core/files";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, profileSettings } from "./profile";
 import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";

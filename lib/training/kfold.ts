@@ -13,7 +13,8 @@ import * as tf from "@tensorflow/tfjs";
 import { baseRunConfig, ExperimentConfig, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel } from "../models/registry";
-import { RESULTS_DIR, writeJsonAtomic } from "../core/paths";
+import { RESULTS_DIR } from "../core/paths";
+import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
 import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
 import { epochSchedule, kFold } from "../data/splits";
 import { loadCheckpoint } from "./train";
@@ -61,21 +62,6 @@ function stepsOf(k: number, secondPass: boolean): Step[] {
     for (let f = 0; f < k; f++) steps.push({ pass, fold: f, dir: (pass === 2 ? "pass2-" : "") + foldDirName(f) });
   }
   return steps;
-}
-
-/** Writes a file only if it does not exist yet (atomic and exclusive); returns whether it did. */
-function writeJsonExclusive(file: string, value: unknown): boolean {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-  try {
-    fs.linkSync(tmp, file);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw e;
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
 }
 
 /** Finds or creates the run folder of a K-fold call. */

@@ -13,7 +13,8 @@ import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/da
 import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
 import { taskLosses, taskSpecs } from "../models/tasks";
-import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
+import { writeFileAtomic, writeJsonAtomic } from "../core/files";
+import { readManifestWeights } from "../core/weights";
 import type { EpochRecord } from "./runs";
 import { permutation } from "../data/splits";
 
@@ -389,19 +390,6 @@ export async function loadModelFile(modelJson: string): Promise<tf.LayersModel> 
   if (!fs.existsSync(modelJson)) throw new Error(`${modelJson} does not exist: expected a tfjs layers model.json.`);
   const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
   if (!json.modelTopology || !json.weightsManifest) throw new Error(`${modelJson} is not a tfjs layers model (no modelTopology/weightsManifest).`);
-  const dir = path.dirname(modelJson);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of json.weightsManifest as tf.io.WeightsManifestConfig) {
-    specs.push(...group.weights);
-    for (const p of group.paths) {
-      const f = path.join(dir, p);
-      if (!fs.existsSync(f)) throw new Error(`${modelJson} names weight file ${p}, which is missing next to it.`);
-      buffers.push(fs.readFileSync(f));
-    }
-  }
-  const all = Buffer.concat(buffers);
-  return tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) }),
-  );
+  const { specs, data } = readManifestWeights(json.weightsManifest, path.dirname(modelJson), (p) => `${modelJson} names weight file ${p}, which is missing next to it.`);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }));
 }

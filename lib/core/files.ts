@@ -1,0 +1,60 @@
+/**
+ * The one atomic writer: every file the library writes (run files, model weights, the pixel
+ * cache, the plotly bundle) goes to a temporary name first and is renamed into place, so a
+ * reader (or a run killed mid-write) sees the old content or the new one, never half of it.
+ */
+import * as fs from "fs";
+import * as path from "path";
+
+/** A temporary name beside `file`, unique per process and moment (same folder, so rename is atomic). */
+function tempName(file: string): string {
+  return `${file}.${process.pid}.${Date.now()}.tmp`;
+}
+
+/**
+ * Writes a file atomically: `write` fills a temporary file (through its descriptor, for data
+ * written in parts), which is then renamed over `file`.
+ */
+export function writeFileAtomicWith(file: string, write: (fd: number) => void): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = tempName(file);
+  const fd = fs.openSync(tmp, "w");
+  try {
+    write(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/** Writes a file atomically: a reader sees the old content or the new one, never half of it. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = tempName(file);
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/** Writes JSON atomically, pretty-printed. */
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + "\n");
+}
+
+/**
+ * Writes JSON only if `file` does not exist yet, atomically and exclusively (a hard link fails
+ * when the name is taken, so of two processes racing exactly one wins); returns whether it did.
+ */
+export function writeJsonExclusive(file: string, value: unknown): boolean {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = tempName(file);
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
