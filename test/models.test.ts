@@ -7,7 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { EIGHT_AGE_RANGES, groupCount } from "../lib/data/labels";
 import { MODELS, buildModel, specLosses } from "../lib/models/registry";
-import { lossesFor, saveModel } from "../lib/training/train";
+import { saveModel } from "../lib/models/files";
+import { lossesFor } from "../lib/training/train";
 
 setBackendQuiet(true);
 const SIZE = 32;
@@ -27,7 +28,7 @@ test("every model builds with the output shape its task needs", async () => {
     if (spec.needsPretrained) continue;
     const channels = spec.color === "rgb" ? 3 : 1;
     // Models that cannot take SIZE (the face-api backbone needs >= 103) use their own quick size.
-    const size = spec.sizes?.quick ?? SIZE;
+    const size = spec.profiles?.quick?.size ?? SIZE;
     const model = buildModel(name, { size, channels });
     const out = tf.tidy(() => {
       const y = model.predict(tf.zeros([2, size, size, channels]));

@@ -12,7 +12,8 @@ import { buildModel } from "../lib/models/registry";
 import { resolveDataDir } from "../lib/core/paths";
 import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
 import { loadRun } from "../lib/training/runs";
-import { predictOutputs, saveModel, trainModel } from "../lib/training/train";
+import { saveModel } from "../lib/models/files";
+import { predictOutputs, trainModel } from "../lib/training/train";
 import { TransferEpochRecord, layersToUnfreeze, unfreeze } from "../lib/models/transfer";
 
 setBackendQuiet(true);

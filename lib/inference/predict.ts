@@ -13,7 +13,7 @@ import type { ModelTask } from "../core/kinds";
 import { DecodedPrediction, taskSpecs } from "../models/tasks";
 import { writeFileAtomic } from "../core/files";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
-import { loadModelFile } from "../training/train";
+import { loadModelFile } from "../models/files";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";
 

@@ -17,6 +17,20 @@ export type { ModelTask } from "../core/kinds";
 
 export type { ModelOptions } from "./options";
 
+/** What a model may change in a profile's settings. */
+export interface ProfileOverrides {
+  size?: number;
+  epochs?: number;
+  maxImages?: number;
+}
+
+/**
+ * The quick profile for VGG19 (about 40x the report CNN's work per image): at the quick
+ * profile's size it alone would take ~5 minutes on 2 cores; at 32x32 (the smallest input its
+ * five poolings allow), 1 epoch and 150 images it takes well under a minute.
+ */
+const VGG19_PROFILES: ModelSpec["profiles"] = { quick: { size: 32, epochs: 1, maxImages: 150 } };
+
 /** A registered model: its factory and what it expects. */
 export interface ModelSpec {
   name: string;
@@ -30,8 +44,11 @@ export interface ModelSpec {
   ageDivision?: string;
   /** Whether the factory needs `pretrainedWeights`. */
   needsPretrained?: boolean;
-  /** Input side per profile when the run does not say (models that cannot take the profile's size). */
-  sizes?: Partial<Record<ExperimentProfile, number>>;
+  /**
+   * This model's trims of a profile's settings (lib/training/profile.ts modelProfileSettings),
+   * applied the same way by the CLI and notebooks; explicit options still win.
+   */
+  profiles?: Partial<Record<ExperimentProfile, ProfileOverrides>>;
   /** Default fine-tune stage after the frozen one (lib/transfer.ts); options and flags win. */
   fineTune?: { epochs: Record<ExperimentProfile, number>; learningRate?: number; layers?: number | "all" };
   /**
@@ -291,8 +308,8 @@ export const MODELS: Record<string, ModelSpec> = {
   "cnn-age-relu": { name: "cnn-age-relu", task: "age-regression", color: "gray", normalize: "unit", description: "report CNN, one ReLU output (age/100)", build: buildCnnAgeRelu },
   "cnn-gender": { name: "cnn-gender", task: "gender", color: "gray", normalize: "unit", description: "report CNN, gender sigmoid (1 = female)", build: buildCnnGender },
   "cnn-multi": { name: "cnn-multi", task: "age-gender", color: "gray", normalize: "unit", description: "shared trunk, age-group and gender outputs", build: buildMultiOutput },
-  vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", build: buildVgg19 },
-  "vgg19-pretrained": { name: "vgg19-pretrained", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 with user-supplied Keras ImageNet weights, conv layers frozen", needsPretrained: true, build: buildVgg19Pretrained },
+  vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", profiles: VGG19_PROFILES, build: buildVgg19 },
+  "vgg19-pretrained": { name: "vgg19-pretrained", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 with user-supplied Keras ImageNet weights, conv layers frozen", needsPretrained: true, profiles: VGG19_PROFILES, build: buildVgg19Pretrained },
   "facenet-transfer": {
     name: "facenet-transfer",
     task: "age-gender",
@@ -300,7 +317,7 @@ export const MODELS: Record<string, ModelSpec> = {
     normalize: "unit",
     description: "face-api's pretrained face-recognition ResNet (npm, MIT), frozen then fine-tuned; age-group and gender heads",
     // 112 is about 1.5x faster than the native 150 on CPU; the backbone needs >= 103.
-    sizes: { quick: 112, full: 150 },
+    profiles: { quick: { size: 112 }, full: { size: 150 } },
     // Unfreezing the last two stages (stage256 + descriptor, 80% of the backbone's weights) trains
     // about 4x faster than unfreezing all six on wasm (see docs/transfer.md).
     // 1e-5, not the usual 1e-4: Adam moves every weight by about the learning rate per step, and

@@ -19,9 +19,6 @@ import { asLoadedRun, runFigures } from "../analysis/figures";
 import { ageDivision, decodeAgeGroup, decodeGender, GENDER_LABELS, predictionCaption } from "../data/labels";
 import { buildModel, modelSpec, type ModelOptions } from "../models/registry";
 import { permutation } from "../data/splits";
-import { runExperiment, type ExperimentConfig } from "../training/experiment";
-import { profileSettings } from "../training/profile";
-import { listRuns, loadRun, portablePath, type ExperimentProfile } from "../training/runs";
 import { CACHE_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 
@@ -319,36 +316,4 @@ export function describeModel(name: string, options: ModelOptions = {}): number 
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The newest finished run of `config.experiment` trained like `config` (same model, profile,
- * data folder and image count, size, colour, seed), or a new run when there is none. This is
- * what lets 06-comparison reuse the runs of 02–04 instead of training every model again.
- */
-export async function reuseOrRun(config: ExperimentConfig & { experiment: string; data: FaceDataset }): Promise<AnyRun> {
-  const settings = profileSettings(config.profile);
-  const seed = config.seed ?? settings.seed;
-  const color = config.data.channels === 3 ? "rgb" : "gray";
-  const candidates = listRuns(config.experiment).filter((r) => r.finished && r.kind === "split" && r.model === config.model);
-  for (const entry of candidates.reverse()) {
-    const run = loadRun(entry.runDir);
-    const c = run.config;
-    if (c.profile === settings.profile && c.size === config.data.size && c.color === color && c.seed === seed && c.data.dir === portablePath(config.data.dir) && c.data.usable === config.data.records.length) {
-      console.log(`reusing ${portablePath(run.runDir)} (${config.model}, trained ${c.createdAt})`);
-      return run;
-    }
-  }
-  return runExperiment(config);
-}
-
-/**
- * Extra trimming of the quick profile for models far heavier than the report CNN: VGG19 does
- * about 40x its work per image, so at the quick profile's size it alone would take ~5 minutes
- * on 2 cores; at 32x32 (the smallest input its five poolings allow), 1 epoch and 150 images it
- * takes well under a minute. Empty for other models and for the full profile.
- */
-export function quickOverrides(model: string, profile: ExperimentProfile = profileSettings().profile): { size?: number; epochs?: number; maxImages?: number } {
-  if (profile !== "quick" || !/^vgg19/.test(model)) return {};
-  return { size: 32, epochs: 1, maxImages: 150 };
 }

@@ -15,10 +15,12 @@ import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../m
 import { hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/files";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
-import { ProfileSettings, profileSettings } from "./profile";
-import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, loadRun, portablePath, resolveStoredPath } from "./runs";
+import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
+import type { AnyRun } from "../analysis/figures";
+import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveStoredPath } from "./runs";
 import { permutation, trainTestSplit } from "../data/splits";
-import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, saveModel, targetTensors, trainModel } from "./train";
+import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
+import { saveModel } from "../models/files";
 import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
@@ -98,9 +100,9 @@ export interface PreparedExperiment {
 export async function prepareExperiment(config: ExperimentConfig, epochs?: number): Promise<PreparedExperiment> {
   const backend = await initBackend();
   const spec = modelSpec(config.model);
-  const settings = profileSettings(config.profile);
+  const settings = modelProfileSettings(spec.name, config.profile);
   const division = ageDivision(spec.ageDivision ?? "report20");
-  const size = config.size ?? config.data?.size ?? spec.sizes?.[settings.profile] ?? settings.size;
+  const size = config.size ?? config.data?.size ?? settings.size;
   const color = config.color ?? spec.color;
   if (spec.color === "rgb" && color !== "rgb") throw new Error(`Model ${spec.name} needs RGB inputs; got color "${color}".`);
   const data = config.data ?? (await loadFaces({ dir: config.dir, size, color }));
@@ -370,4 +372,25 @@ export async function evaluateRun(runDir: string, options: EvaluateOptions = {})
   const file = path.join(run.runDir, "evaluations", `${stamp}-${process.pid}.json`);
   writeJsonAtomic(file, { dir: portablePath(dir), metrics, predictions });
   return { metrics, predictions, file };
+}
+
+/**
+ * The newest finished run of `config.experiment` trained like `config` (same model, profile,
+ * data folder and image count, size, colour, seed), or a new run when there is none. This is
+ * what lets 06-comparison reuse the runs of 02–04 instead of training every model again.
+ */
+export async function reuseOrRun(config: ExperimentConfig & { experiment: string; data: FaceDataset }): Promise<AnyRun> {
+  const settings = profileSettings(config.profile);
+  const seed = config.seed ?? settings.seed;
+  const color = config.data.channels === 3 ? "rgb" : "gray";
+  const candidates = listRuns(config.experiment).filter((r) => r.finished && r.kind === "split" && r.model === config.model);
+  for (const entry of candidates.reverse()) {
+    const run = loadRun(entry.runDir);
+    const c = run.config;
+    if (c.profile === settings.profile && c.size === config.data.size && c.color === color && c.seed === seed && c.data.dir === portablePath(config.data.dir) && c.data.usable === config.data.records.length) {
+      console.log(`reusing ${portablePath(run.runDir)} (${config.model}, trained ${c.createdAt})`);
+      return run;
+    }
+  }
+  return runExperiment(config);
 }

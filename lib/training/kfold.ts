@@ -17,7 +17,8 @@ import { RESULTS_DIR } from "../core/paths";
 import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
 import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
 import { epochSchedule, kFold } from "../data/splits";
-import { loadCheckpoint } from "./train";
+import { loadCheckpoint } from "./checkpoints";
+import { profileSettings } from "./profile";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
 export interface KFoldConfig extends ExperimentConfig {
@@ -94,7 +95,7 @@ function foldDone(runDir: string, step: Step): boolean {
  * an uninterrupted run.
  */
 export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
-  const settings0 = (await import("./profile")).profileSettings(config.profile);
+  const settings0 = profileSettings(config.profile);
   const k = config.folds ?? settings0.folds;
   const schedule = foldSchedule(k, config.firstEpochs ?? settings0.firstEpochs, config.lastEpochs ?? settings0.minEpochs);
   const p = await prepareExperiment({ ...config, validationFraction: 0 }, schedule[0]);

@@ -7,6 +7,7 @@
  */
 import { BATCH_SIZE, IMAGE_SIZE, SEED } from "../core/paths";
 import type { ExperimentProfile } from "../core/kinds";
+import { modelSpec } from "../models/registry";
 
 /** Environment variable selecting the profile. */
 export const PROFILE_ENV = "EXPERIMENT_PROFILE";
@@ -42,4 +43,22 @@ export function profileSettings(name?: string): ProfileSettings {
     throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: about a minute on the sample) or full (the report's protocol).`);
   }
   return { ...PROFILES[chosen] };
+}
+
+/**
+ * The settings of a profile for one model: the profile's, with the model's own trims of it
+ * (ModelSpec.profiles: VGG19's quick run is smaller, facenet-transfer's input larger). Every
+ * run (CLI, notebook, test) resolves its defaults here, so a profile means the same everywhere.
+ */
+export function modelProfileSettings(model: string, name?: string): ProfileSettings {
+  const settings = profileSettings(name);
+  return { ...settings, ...(modelSpec(model).profiles?.[settings.profile] ?? {}) };
+}
+
+/**
+ * A model's trims of a profile (size, epochs, image cap), e.g. for a notebook that loads its
+ * faces at the size the run will use; empty when the model keeps the profile's settings.
+ */
+export function quickOverrides(model: string, profile: ExperimentProfile = profileSettings().profile): { size?: number; epochs?: number; maxImages?: number } {
+  return { ...(modelSpec(model).profiles?.[profile] ?? {}) };
 }

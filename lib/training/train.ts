@@ -4,17 +4,15 @@
  * early stopping and history plug in as callbacks. With a checkpoint folder the loop saves
  * weights, Adam's moments and the epoch after every epoch, and resumes from them, with batch
  * order drawn from a seed per (fold, epoch) so a resumed run repeats an uninterrupted one.
+ * Checkpoint files live in ./checkpoints, saved models in lib/models/files.ts.
  */
-import * as fs from "fs";
-import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
 import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/dataset";
 import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
 import { taskLosses, taskSpecs } from "../models/tasks";
-import { writeFileAtomic, writeJsonAtomic } from "../core/files";
-import { readManifestWeights } from "../core/weights";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoints";
 import type { EpochRecord } from "./runs";
 import { permutation } from "../data/splits";
 
@@ -290,106 +288,4 @@ export async function evaluateLoss(o: {
   }
   const n = Math.max(o.indices.length, 1);
   return { loss: lossSum / n, metrics: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Saving: models in the tfjs layers format; checkpoints as weights + Adam state + epoch.
-
-/** Writes tensors as a tfjs weights manifest (JSON) and one binary file. */
-async function writeTensors(dir: string, base: string, named: { name: string; tensor: tf.Tensor }[]): Promise<void> {
-  const { data, specs } = await tf.io.encodeWeights(named);
-  fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, `${base}.bin`), new Uint8Array(data as ArrayBuffer));
-  writeJsonAtomic(path.join(dir, `${base}.json`), specs);
-}
-
-/** Reads tensors written by `writeTensors`, in their saved order. */
-function readTensors(dir: string, base: string): tf.Tensor[] {
-  const specs = JSON.parse(fs.readFileSync(path.join(dir, `${base}.json`), "utf8")) as tf.io.WeightsManifestEntry[];
-  const buf = fs.readFileSync(path.join(dir, `${base}.bin`));
-  const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), specs);
-  return specs.map((s) => map[s.name]);
-}
-
-interface CheckpointState {
-  epoch: number;
-  /** Folder of the newest complete checkpoint, relative to the checkpoint folder. */
-  dir: string;
-  history: EpochRecord[];
-  savedAt: string;
-}
-
-const CHECKPOINT_STATE = "state.json";
-
-/**
- * Saves weights, optimizer state (Adam's step and moments) and the epoch. The state file is
- * written last and atomically, so a kill at any moment leaves the previous complete checkpoint.
- */
-export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer, epoch: number, history: EpochRecord[]): Promise<void> {
-  const sub = `epoch-${String(epoch).padStart(3, "0")}`;
-  const target = path.join(dir, sub);
-  fs.rmSync(target, { recursive: true, force: true });
-  await writeTensors(target, "weights", model.weights.map((w, i) => ({ name: `w${i}_${w.name}`, tensor: w.read() })));
-  const optWeights = await optimizer.getWeights();
-  await writeTensors(target, "optimizer", optWeights.map((w, i) => ({ name: `o${i}_${w.name}`, tensor: w.tensor })));
-  // Only the step counter is a fresh tensor; the moments are the optimizer's live variables.
-  optWeights[0]?.tensor.dispose();
-  const state: CheckpointState = { epoch, dir: sub, history, savedAt: new Date().toISOString() };
-  writeJsonAtomic(path.join(dir, CHECKPOINT_STATE), state);
-  for (const old of fs.readdirSync(dir)) {
-    if (old.startsWith("epoch-") && old !== sub) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
-  }
-}
-
-/** Restores a checkpoint into a freshly built model and optimizer; undefined when there is none. */
-export async function loadCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer): Promise<{ epoch: number; history: EpochRecord[] } | undefined> {
-  const stateFile = path.join(dir, CHECKPOINT_STATE);
-  if (!fs.existsSync(stateFile)) return undefined;
-  const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as CheckpointState;
-  const sub = path.join(dir, state.dir);
-  const weights = readTensors(sub, "weights");
-  if (weights.length !== model.weights.length) {
-    throw new Error(`Checkpoint ${sub} holds ${weights.length} weight tensors but the model has ${model.weights.length}: it was saved from a different model or size. Delete it or start a new run.`);
-  }
-  model.setWeights(weights);
-  weights.forEach((t) => t.dispose());
-  const opt = readTensors(sub, "optimizer");
-  const specs = JSON.parse(fs.readFileSync(path.join(sub, "optimizer.json"), "utf8")) as tf.io.WeightsManifestEntry[];
-  // Names were prefixed with their position to keep them unique; the optimizer only needs order.
-  await optimizer.setWeights(opt.map((tensor, i) => ({ name: specs[i].name.replace(/^o\d+_/, ""), tensor })));
-  // setWeights made variables sharing these tensors' data; our handles are no longer needed.
-  opt.forEach((t) => t.dispose());
-  return { epoch: state.epoch, history: state.history };
-}
-
-/**
- * Saves a model in the tfjs layers format (model.json + weights.bin) into `dir`, replacing
- * what is there; files appear atomically.
- */
-export async function saveModel(model: tf.LayersModel, dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      fs.mkdirSync(dir, { recursive: true });
-      const weightData = artifacts.weightData as ArrayBuffer;
-      writeFileAtomic(path.join(dir, "weights.bin"), new Uint8Array(weightData));
-      writeJsonAtomic(path.join(dir, "model.json"), {
-        modelTopology: artifacts.modelTopology,
-        format: "layers-model",
-        generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
-        convertedBy: null,
-        weightsManifest: [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }],
-        userDefinedMetadata: extra,
-      });
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-    }),
-  );
-}
-
-/** Loads a model saved by `saveModel` (or any tfjs layers model.json with its weight files). */
-export async function loadModelFile(modelJson: string): Promise<tf.LayersModel> {
-  if (!fs.existsSync(modelJson)) throw new Error(`${modelJson} does not exist: expected a tfjs layers model.json.`);
-  const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
-  if (!json.modelTopology || !json.weightsManifest) throw new Error(`${modelJson} is not a tfjs layers model (no modelTopology/weightsManifest).`);
-  const { specs, data } = readManifestWeights(json.weightsManifest, path.dirname(modelJson), (p) => `${modelJson} names weight file ${p}, which is missing next to it.`);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }));
 }
