@@ -1,29 +1,79 @@
 /**
  * utkface-ts: age and gender estimation from UTKFace faces with tfjs.
- * One import gives a notebook everything: `import * as ut from "../dist/lib";`
+ * The notebook API: `import * as ut from "../dist/lib";` gives what a notebook author needs,
+ * listed by purpose (docs/notebooks.md describes each group). Everything else (the training
+ * loop's parts, checkpoints, wasm kernels, the facenet backbone, file writers) stays
+ * importable by path, e.g. `import { trainModel } from "../dist/lib/training/train"`.
  */
-export * from "./core/paths";
-export * from "./core/files";
-export * from "./engine/backend";
-export * from "./data/labels";
-export * from "./data/splits";
-export * from "./models/registry";
-export * from "./models/tasks";
-export * from "./analysis/figures";
-export * from "./notebook/display";
-export * from "./notebook/export";
-export * from "./data/dataset";
-export * from "./analysis/tables";
-export * from "./training/profile";
-export * from "./training/runs";
-export * from "./training/experiment";
-export * from "./training/kfold";
-export * from "./analysis/metrics";
-export * from "./training/callbacks";
-export * from "./training/train";
-export * from "./training/checkpoints";
-export * from "./models/files";
-export * from "./inference/predict";
-export * from "./engine/wasm";
-export * from "./models/facenet";
-export * from "./models/transfer";
+
+// Setup: backend, profile, paths.
+export { tf, initBackend, setBackendQuiet, BACKEND_NAMES } from "./engine/backend";
+export type { BackendInfo, BackendName } from "./engine/backend";
+export { profileSettings, modelProfileSettings, quickOverrides, PROFILE_ENV } from "./training/profile";
+export type { ProfileSettings } from "./training/profile";
+export type { ExperimentProfile, ModelTask } from "./core/kinds";
+export { REPO_ROOT, RESULTS_DIR, FIGURES_DIR, SAMPLE_DATA_DIR, DATA_DIR_ENV, IMAGE_SIZE, AGE_GROUP_COUNT, AGE_GROUP_WIDTH, MAX_AGE, BATCH_SIZE, SEED, resolveDataDir } from "./core/paths";
+
+// Data: faces, labels, splits.
+export { loadFaces, parseFileName, isFaceRecord, decodeImageFile, normalizePixels, imagesTensor, countByGroupGender, channelsOf, IMAGE_EXTENSIONS } from "./data/dataset";
+export type { FaceDataset, FaceRecord, LoadReport, LoadOptions, ColorMode, Normalization, GroupCount } from "./data/dataset";
+export {
+  REPORT_AGE_GROUPS,
+  EIGHT_AGE_RANGES,
+  AGE_DIVISIONS,
+  ageDivision,
+  ageGroupOf,
+  decodeAgeGroup,
+  groupMidAge,
+  groupCount,
+  filterByDivision,
+  GENDER_LABELS,
+  decodeGender,
+  predictionCaption,
+} from "./data/labels";
+export type { AgeDivision, Gender } from "./data/labels";
+export { permutation, mulberry32, trainTestSplit, kFold } from "./data/splits";
+export { recordsFrame } from "./analysis/tables";
+
+// Models: the registry and the task each output follows.
+export { MODELS, modelSpec, buildModel } from "./models/registry";
+export type { ModelSpec, ModelOptions } from "./models/registry";
+export { TASK_SPECS, TASK_OUTPUTS, taskSpecs } from "./models/tasks";
+export type { TaskSpec, OutputKind } from "./models/tasks";
+
+// Train: one run, K-fold, reuse, evaluation of a saved run; progress and early stopping.
+export { runExperiment, reuseOrRun, evaluateRun } from "./training/experiment";
+export type { ExperimentConfig, Evaluation } from "./training/experiment";
+export { runKFold, mergeKFold, foldSchedule } from "./training/kfold";
+export type { KFoldConfig } from "./training/kfold";
+export { progressCallback, earlyStopping, historyCallback } from "./training/callbacks";
+export type { TrainingCallback } from "./training/callbacks";
+export { loadRun, listRuns, latestRun, portablePath, RUN_FILES } from "./training/runs";
+export type { RunConfig, RunMetrics, RunResult, LoadedRun, KFoldResult, PredictionRow, EpochRecord } from "./training/runs";
+
+// Evaluate and predict.
+export { computeMetrics, majorityBaseline, headlineFigures, accuracy, accuracyWithin, confusionMatrix, meanAbsoluteError, maeByBand, predictedVsReal } from "./analysis/metrics";
+export { loadTrainedModel, predictFiles, listImageFiles, predictionsCsv, writePredictionsCsv } from "./inference/predict";
+export type { TrainedModel, FilePrediction } from "./inference/predict";
+
+// Figures: plotly specs, shown inline and exported as PNG/SVG.
+export {
+  groupGenderCountsFigure,
+  ageHistogramFigure,
+  sharesFigure,
+  pixelHistogramFigure,
+  trainingCurvesFigure,
+  confusionMatrixFigure,
+  predictedVsRealFigure,
+  meanVarianceFigure,
+  maeByBandFigure,
+  foldAccuracyFigure,
+  comparisonRow,
+  comparisonFigure,
+  runFigures,
+  PUBLISHED_CLAIMS,
+  RACE_LABELS,
+} from "./analysis/figures";
+export type { PlotlyFigure, NamedFigure, AnyRun } from "./analysis/figures";
+export { initNotebookPlotly, show, showTable, showMarkdown, showFaces, showRunFigures, showMetrics, showPredictions, describeModel, figureHtml, plotlyInitHtml } from "./notebook/display";
+export { exportFigures } from "./notebook/export";
