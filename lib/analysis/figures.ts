@@ -6,6 +6,7 @@
  * Every title says what is plotted and on which images (split, count, profile), because a
  * figure copied out of its notebook loses that context otherwise.
  */
+import { HELD_OUT_FIGURES } from "./metrics";
 import type { FaceRecord, GroupCount } from "../data/dataset";
 import { GENDER_LABELS } from "../data/labels";
 import type { BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../training/runs";
@@ -391,7 +392,7 @@ export function comparisonRow(anyRun: AnyRun, parameters?: number): ComparisonRo
 
 function foldMeans(s: KFoldSummary): Partial<RunMetrics> {
   const mean = (k: string) => s.summary[k]?.mean;
-  return { ageAccuracy: mean("ageAccuracy"), ageAccuracyWithin1: mean("ageAccuracyWithin1"), mae: mean("mae"), genderAccuracy: mean("genderAccuracy") };
+  return Object.fromEntries(HELD_OUT_FIGURES.map((k) => [k, mean(k)]));
 }
 
 /**

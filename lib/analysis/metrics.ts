@@ -61,10 +61,13 @@ export function computeMetrics(rows: readonly PredictionRow[], o: MetricsOptions
   return m;
 }
 
+/** The held-out figures a run is compared by (tables, K-fold means, the comparison figure), in display order. */
+export const HELD_OUT_FIGURES = ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy"] as const;
+
 /** Numeric headline figures of a metrics object (for K-fold means and tables). */
 export function headlineFigures(m: RunMetrics): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const key of ["loss", "ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy", "trainSeconds", "imagesPerSecond"] as const) {
+  for (const key of ["loss", ...HELD_OUT_FIGURES, "trainSeconds", "imagesPerSecond"] as const) {
     const v = m[key];
     if (typeof v === "number" && Number.isFinite(v)) out[key] = v;
   }

@@ -16,6 +16,7 @@ import * as path from "path";
 import type { FaceDataset } from "../data/dataset";
 import type { AnyRun, NamedFigure, PlotlyFigure } from "../analysis/figures";
 import { asLoadedRun, runFigures } from "../analysis/figures";
+import { HELD_OUT_FIGURES } from "../analysis/metrics";
 import { ageDivision, decodeAgeGroup, decodeGender, GENDER_LABELS, predictionCaption } from "../data/labels";
 import { buildModel, modelSpec, type ModelOptions } from "../models/registry";
 import { permutation } from "../data/splits";
@@ -263,7 +264,7 @@ export function showMetrics(anyRun: AnyRun): void {
     const m = run.metrics;
     row.split = m.split;
     row.images = m.images;
-    for (const k of ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy", "loss", "trainSeconds", "imagesPerSecond"] as const) {
+    for (const k of [...HELD_OUT_FIGURES, "loss", "trainSeconds", "imagesPerSecond"] as const) {
       if (m[k] !== undefined) row[k] = m[k];
     }
     if (m.baseline) {

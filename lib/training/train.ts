@@ -30,11 +30,6 @@ export function lossesFor(task: ModelTask, model: tf.LayersModel): Record<string
   return taskLosses(task, (output) => outputActivation(model, output));
 }
 
-/** Output names of a task, in the model's output order. */
-export function outputsOf(task: ModelTask): ("age" | "gender")[] {
-  return taskSpecs(task).map((s) => s.output);
-}
-
 /**
  * Target tensors of the given samples, one per output: one-hot groups, age / 100, or the gender
  * code (1 = female). A sample outside the division is an error: filter with the division first.
