@@ -297,7 +297,7 @@ for (const c of contenders) compared.push(await ut.reuseOrRun({ model: c.model, 
     code(`
 const rows = compared.map((run) => ut.comparisonRow(run, parameters[run.config.model]));
 ut.showTable(rows, { title: "Measured here: every model on the same held-out test split" });
-ut.showTable(ut.PUBLISHED_CLAIMS.length ? ut.PUBLISHED_CLAIMS : [{ note: "no published figure recorded yet (lib/figures.ts PUBLISHED_CLAIMS)" }], { title: "Claimed by the report and sibling write-ups (their numbers, not measured here)" });
+ut.showTable(ut.PUBLISHED_CLAIMS.length ? ut.PUBLISHED_CLAIMS : [{ note: "no published figure recorded yet (lib/analysis/figures.ts PUBLISHED_CLAIMS)" }], { title: "Claimed by the report and sibling write-ups (their numbers, not measured here)" });
 `),
     md("## Figures"),
     code(`

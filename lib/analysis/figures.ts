@@ -1,7 +1,7 @@
 /**
  * The report's figures as Plotly specs, built from plain data (load reports, run files).
- * Pure functions: no browser, no tfjs. `show()` in lib/notebook.ts draws them inline and
- * `exportFigures()` in lib/export.ts writes them as PNG and SVG.
+ * Pure functions: no browser, no tfjs. `show()` in lib/notebook/display.ts draws them inline and
+ * `exportFigures()` in lib/notebook/export.ts writes them as PNG and SVG.
  *
  * Every title says what is plotted and on which images (split, count, profile), because a
  * figure copied out of its notebook loses that context otherwise.

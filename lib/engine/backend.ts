@@ -2,7 +2,7 @@
  * Backend choice. On first use the library picks the fastest tfjs backend that actually
  * loads, in order tfjs-node-gpu (with a visible GPU), tfjs-node, wasm, cpu, and says once,
  * in plain words, which one runs and why. TFJS_BACKEND=tensorflow|wasm|cpu forces one.
- * UTKFACE_WASM_THREADS=2 (opt-in) runs wasm on 2 threads; see lib/kernels/threads.ts.
+ * UTKFACE_WASM_THREADS=2 (opt-in) runs wasm on 2 threads; see lib/engine/wasm/threads.ts.
  *
  * A native backend is detected by its registration (`tf.findBackend('tensorflow')`), not by a
  * successful require: in this project's install, "@tensorflow/tfjs-node" can resolve to an

@@ -40,7 +40,7 @@ export interface ModelSpec {
   /** Input normalisation: [0,1] or ImageNet mean/std. */
   normalize: "unit" | "imagenet";
   description: string;
-  /** Age division of its age-group output (lib/labels.ts AGE_DIVISIONS); default "report20". */
+  /** Age division of its age-group output (lib/data/labels.ts AGE_DIVISIONS); default "report20". */
   ageDivision?: string;
   /** Whether the factory needs `pretrainedWeights`. */
   needsPretrained?: boolean;
@@ -49,7 +49,7 @@ export interface ModelSpec {
    * applied the same way by the CLI and notebooks; explicit options still win.
    */
   profiles?: Partial<Record<ExperimentProfile, ProfileOverrides>>;
-  /** Default fine-tune stage after the frozen one (lib/transfer.ts); options and flags win. */
+  /** Default fine-tune stage after the frozen one (lib/models/transfer.ts); options and flags win. */
   fineTune?: { epochs: Record<ExperimentProfile, number>; learningRate?: number; layers?: number | "all" };
   /**
    * Activation of an output layer where the loss follows from it (an age-group head of

@@ -5,7 +5,7 @@
  *                 a lower learning rate with a fresh Adam (its moments belong to the new set of
  *                 variables).
  * Works with any model whose pretrained layers are built frozen: facenet-transfer (face-api's
- * face-recognition ResNet, lib/facenet.ts) and vgg19-pretrained. `runExperiment` calls it when
+ * face-recognition ResNet, lib/models/facenet.ts) and vgg19-pretrained. `runExperiment` calls it when
  * the config (or the model's spec) asks for fine-tune epochs; history.json then holds both
  * stages, each row tagged with its `stage`, epochs numbered on from the frozen stage.
  */

@@ -1,5 +1,5 @@
 /**
- * Training callbacks: the one training loop (lib/train.ts) calls these named events, and
+ * Training callbacks: the one training loop (lib/training/train.ts) calls these named events, and
  * progress display, checkpoints, early stopping and history plug in here, so notebooks and
  * the CLI share the loop and differ only in the callbacks they pass.
  */

@@ -1,7 +1,7 @@
 /**
  * Train/test experiments: train one model on the train split, evaluate it on the held-out test
- * split (never on training images) and write results/<experiment>/<run-id>/ (lib/runs.ts).
- * The data preparation here is shared with K-fold runs (lib/kfold.ts).
+ * split (never on training images) and write results/<experiment>/<run-id>/ (lib/training/runs.ts).
+ * The data preparation here is shared with K-fold runs (lib/training/kfold.ts).
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -25,7 +25,7 @@ import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, tr
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
 export interface ExperimentConfig {
-  /** Model name (lib/models.ts MODELS). */
+  /** Model name (lib/models/registry.ts MODELS). */
   model: string;
   /** Folder under results/ (default: the model name). */
   experiment?: string;
@@ -59,7 +59,7 @@ export interface ExperimentConfig {
   /** vgg19-pretrained: the tfjs layers model.json converted from Keras VGG19. */
   pretrainedWeights?: string;
   /**
-   * Transfer learning (lib/transfer.ts): epochs of a fine-tune stage after the frozen one
+   * Transfer learning (lib/models/transfer.ts): epochs of a fine-tune stage after the frozen one
    * (default: the model's spec, facenet-transfer quick 1 / full 3; 0 = frozen stage only).
    */
   fineTuneEpochs?: number;

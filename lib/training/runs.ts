@@ -59,7 +59,7 @@ export interface DataInfo {
 export interface KFoldPlan {
   k: number;
   seed: number;
-  /** Epochs of each fold, index = fold (see `foldSchedule` in lib/kfold.ts). */
+  /** Epochs of each fold, index = fold (see `foldSchedule` in lib/training/kfold.ts). */
   schedule: number[];
   /** Whether each fold starts from the previous fold's weights (the report) or fresh (default). */
   carryWeights: boolean;
@@ -268,7 +268,7 @@ export function resolveStoredPath(p: string): string {
 }
 
 function readJson<T>(file: string): T {
-  if (!fs.existsSync(file)) throw new Error(`${file} does not exist: is this a finished run folder? (see lib/runs.ts for the layout)`);
+  if (!fs.existsSync(file)) throw new Error(`${file} does not exist: is this a finished run folder? (see lib/training/runs.ts for the layout)`);
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as T;
   } catch (e) {

@@ -42,7 +42,7 @@ export function trainingKernelsInstalled(): boolean {
 /**
  * Registers the wasm training kernels when the wasm backend is registered (idempotent), and
  * returns the number of threads the wasm backend computes with (1 unless threads were enabled,
- * see lib/backend.ts). Other backends need nothing and get nothing.
+ * see lib/engine/backend.ts). Other backends need nothing and get nothing.
  */
 export function registerTrainingKernels(): number {
   if (!tf.getKernel("Conv2D", "wasm")) return 1; // tfjs-backend-wasm not loaded: nothing to fix
