@@ -68,12 +68,12 @@ export {
   meanVarianceFigure,
   maeByBandFigure,
   foldAccuracyFigure,
-  comparisonRow,
   comparisonFigure,
-  runFigures,
   PUBLISHED_CLAIMS,
   RACE_LABELS,
 } from "./analysis/figures";
-export type { PlotlyFigure, NamedFigure, AnyRun } from "./analysis/figures";
+export type { PlotlyFigure, NamedFigure } from "./analysis/figures";
+export { runFigures, comparisonRow, asLoadedRun } from "./analysis/run-figures";
+export type { AnyRun } from "./analysis/run-figures";
 export { initNotebookPlotly, show, showTable, showMarkdown, showFaces, showRunFigures, showMetrics, showPredictions, describeModel, figureHtml, plotlyInitHtml } from "./notebook/display";
 export { exportFigures } from "./notebook/export";

@@ -9,7 +9,8 @@
 import * as path from "path";
 import { loadFaces } from "../lib/data/dataset";
 import { exportFigures } from "../lib/notebook/export";
-import { ageHistogramFigure, comparisonFigure, comparisonRow, groupGenderCountsFigure, PUBLISHED_CLAIMS, runFigures, sharesFigure, type NamedFigure } from "../lib/analysis/figures";
+import { ageHistogramFigure, comparisonFigure, groupGenderCountsFigure, PUBLISHED_CLAIMS, sharesFigure, type NamedFigure } from "../lib/analysis/figures";
+import { comparisonRow, runFigures } from "../lib/analysis/run-figures";
 import { FIGURES_DIR, IMAGE_SIZE, resolveDataDir } from "../lib/core/paths";
 import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/training/runs";
 

@@ -16,7 +16,7 @@ import { hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/files";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
-import type { AnyRun } from "../analysis/figures";
+import type { AnyRun } from "../analysis/run-figures";
 import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveStoredPath } from "./runs";
 import { permutation, trainTestSplit } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
