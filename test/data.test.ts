@@ -150,7 +150,7 @@ test("resizing to 70 (report), 128 and 32 averages areas: close to libvips' own 
     // Different filters and gray formulas differ by a few levels; a wrong layout differs by tens.
     assert.ok(mad < 4, `${size} ${color}: mean |ours - libvips| = ${mad.toFixed(2)}`);
   }
-  await assert.rejects(decodeImageFile(path.join(tmpRoot, "nope.jpg"), 70, "gray"), /nope\.jpg does not exist/);
+  await assert.rejects(decodeImageFile(path.join(tmpRoot, "nope.jpg"), 70, "gray"), /nope\.jpg: the file does not exist/);
   await assert.rejects(decodeImageFile(file, 0, "gray"), /Image size 0/);
 });
 

@@ -65,7 +65,7 @@ export function formatReport(r: LoadReport): string {
   lines.push(`UTKFace directory: ${r.dir}`);
   lines.push(`Usable faces: ${r.usable} of ${r.files} files (${r.skipped.length} skipped, ${r.ignored.length} not images)`);
   lines.push(`Decoded: ${r.size}x${r.size} ${r.color}`);
-  lines.push(`Load time: ${r.seconds.toFixed(2)} s (${r.cacheUsed ? "from the cache" : r.cacheFile ? "decoded, cache written" : "decoded, cache off"})`);
+  lines.push(`Load time: ${r.seconds.toFixed(2)} s (${r.cacheUsed ? "from the cache" : r.cacheWritten ? "decoded, cache written" : r.cacheFile ? "decoded, cache NOT written (see the warning)" : "decoded, cache off"})`);
   if (r.cacheFile) lines.push(`Cache file: ${r.cacheFile}`);
   lines.push("");
   const w = Math.max(...r.countsByGroupGender.map((g) => g.group.length), "Age group".length);
@@ -81,6 +81,10 @@ export function formatReport(r: LoadReport): string {
   if (r.skipped.length > 0) {
     lines.push("", `Skipped files (${r.skipped.length}):`);
     for (const s of r.skipped) lines.push(`  ${s.file}: ${s.reason}`);
+  }
+  if (r.warnings.length > 0) {
+    lines.push("", "Warnings:");
+    for (const w of r.warnings) lines.push(`  ${w}`);
   }
   if (r.ignored.length > 0) {
     const shown = r.ignored.slice(0, 10).join(", ");

@@ -12,12 +12,12 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as zlib from "zlib";
 import type * as tf from "@tensorflow/tfjs";
 import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
 import { writeFileAtomicWith } from "../core/files";
 import { toFrame } from "./resample";
+import { checkReadableFile, describeErrno, errnoOf, imageFailureReason } from "../core/file-errors";
 import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
 
 /** Colour mode of decoded images: 1 channel (the report's CNN) or 3 (VGG19). */
@@ -40,6 +40,19 @@ export interface SkippedFile {
   reason: string;
 }
 
+/** An image smaller than MIN_IMAGE_SIDE on a side: used, but listed as a warning. */
+export interface TinyImage {
+  file: string;
+  width: number;
+  height: number;
+}
+
+/**
+ * Images with a side under this many pixels are still used but reported: upscaled 2x or more
+ * to the model's input, they carry little of a face (UTKFace's crops are 200 px).
+ */
+export const MIN_IMAGE_SIDE = 32;
+
 /** Counts of one age group by gender. */
 export interface GroupCount {
   group: string;
@@ -59,8 +72,14 @@ export interface LoadReport {
   ignored: string[];
   seconds: number;
   cacheUsed: boolean;
+  /** Whether this load wrote the cache file (false on a hit, with `cache: false`, or when the write failed). */
+  cacheWritten: boolean;
   /** The cache file read or written, relative to the repository root; null with `cache: false`. */
   cacheFile: string | null;
+  /** Usable images smaller than MIN_IMAGE_SIDE on a side (used, but worth a look). */
+  tiny: TinyImage[];
+  /** Things the user should know about this load, in words (tiny images, a cache not written). */
+  warnings: string[];
   size: number;
   color: ColorMode;
   countsByGroupGender: GroupCount[];
@@ -109,8 +128,11 @@ export function isImageFile(name: string): boolean {
 /** Race codes documented by UTKFace: 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others. */
 const MAX_RACE = 4;
 /** Bumped whenever decoding changes, so older cache files are rebuilt rather than reused. */
-const CACHE_FORMAT = "utkface-pixels-v1";
-const CACHE_MAGIC = Buffer.from("UTKPX001", "ascii");
+// v2: EXIF orientation applied; tiny images recorded.
+const CACHE_FORMAT = "utkface-pixels-v2";
+// v2 layout: magic, header length (uint32 LE), SHA-256 of header + pixels (32 bytes), header, pixels.
+const CACHE_MAGIC = Buffer.from("UTKPX002", "ascii");
+const CACHE_PREFIX = 8 + 4 + 32;
 
 const HOW_TO_GET_UTKFACE =
   `Get UTKFace: unpack the official download (https://susanqq.github.io/UTKFace/) or Kaggle's "UTKFace" ` +
@@ -163,28 +185,27 @@ function sharpLib(): typeof import("sharp") {
   return sharpModule;
 }
 
-/** Decodes one image (path or bytes) into `out` at `offset`; throws a plain reason on failure. */
-async function decodeInto(input: string | Buffer, size: number, color: ColorMode, out: Uint8Array, offset: number): Promise<void> {
+/**
+ * Decodes one image (path or bytes) into `out` at `offset` and returns its upright size;
+ * throws a plain reason on failure. `.rotate()` with no angle applies the EXIF orientation, so
+ * a phone photo stored sideways (orientation 6) is decoded the way it is shown.
+ */
+async function decodeInto(input: string | Buffer, size: number, color: ColorMode, out: Uint8Array, offset: number): Promise<{ width: number; height: number }> {
   // sharp already turns CMYK into sRGB; an alpha channel (RGBA, gray+alpha) is dropped by toFrame.
-  const { data, info } = await sharpLib()(input).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharpLib()(input).rotate().raw().toBuffer({ resolveWithObject: true });
   toFrame(data, info.width, info.height, info.channels, size, channelsOf(color), out, offset);
+  return { width: info.width, height: info.height };
 }
 
 /** Decodes any image file (any name) to uint8 HWC pixels at the given size and colour mode. */
 export async function decodeImageFile(file: string, size: number, color: ColorMode): Promise<Uint8Array> {
   checkSize(size);
   const out = new Uint8Array(size * size * channelsOf(color));
-  let stat: fs.Stats;
   try {
-    stat = fs.statSync(file);
-  } catch {
-    throw new Error(`Image file ${file} does not exist.`);
-  }
-  if (stat.size === 0) throw new Error(`Image file ${file} is empty (0 bytes).`);
-  try {
+    checkReadableFile(file);
     await decodeInto(file, size, color, out, 0);
   } catch (e) {
-    throw new Error(`Cannot decode ${file}: ${(e as Error).message}. Is it a JPEG or PNG image?`);
+    throw new Error(`Cannot use image ${file}: ${imageFailureReason(e)}.`);
   }
   return out;
 }
@@ -249,6 +270,8 @@ export function countByGroupGender(records: readonly FaceRecord[]): GroupCount[]
 interface Listing {
   /** Image files, sorted by name, with size and mtime for the cache key. */
   images: { name: string; size: number; mtimeMs: number }[];
+  /** Image names that cannot even be looked at (link loop, dangling link), with the reason. */
+  unreadable: SkippedFile[];
   ignored: string[];
   files: number;
 }
@@ -263,6 +286,7 @@ function listDirectory(dir: string): Listing {
     throw new Error(`UTKFace directory ${dir} ${what}. ${HOW_TO_GET_UTKFACE}`);
   }
   const images: Listing["images"] = [];
+  const unreadable: SkippedFile[] = [];
   const ignored: string[] = [];
   let files = 0;
   for (const e of entries) {
@@ -272,7 +296,14 @@ function listDirectory(dir: string): Listing {
       ignored.push(e.name);
       continue;
     }
-    const st = fs.statSync(path.join(dir, e.name));
+    let st: fs.Stats;
+    try {
+      // Follows symbolic links: a loop (ELOOP) or a link to nothing (ENOENT) is skipped, not fatal.
+      st = fs.statSync(path.join(dir, e.name));
+    } catch (err) {
+      unreadable.push({ file: e.name, reason: `cannot read: the file ${describeErrno(errnoOf(err)) ?? (err as Error).message}` });
+      continue;
+    }
     if (!st.isFile()) {
       ignored.push(e.name);
       continue;
@@ -281,7 +312,7 @@ function listDirectory(dir: string): Listing {
   }
   images.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   ignored.sort();
-  return { images, ignored, files };
+  return { images, unreadable, ignored, files };
 }
 
 interface CacheHeader {
@@ -291,8 +322,8 @@ interface CacheHeader {
   channels: number;
   records: FaceRecord[];
   skipped: SkippedFile[];
+  tiny: TinyImage[];
   pixelBytes: number;
-  crc32: number;
 }
 
 /** The cache key: every image's name, size and mtime, plus size and colour mode and the format. */
@@ -300,6 +331,7 @@ function fingerprintOf(listing: Listing, size: number, color: ColorMode): string
   const h = crypto.createHash("sha256");
   h.update(`${CACHE_FORMAT}\n${size}\n${color}\n`);
   for (const f of listing.images) h.update(`${f.name}\t${f.size}\t${f.mtimeMs}\n`);
+  for (const f of listing.unreadable) h.update(`!${f.file}\n`);
   return h.digest("hex");
 }
 
@@ -309,9 +341,15 @@ function cacheFileFor(cacheDir: string, dir: string, size: number, color: ColorM
   return path.join(cacheDir, `${path.basename(dir).replace(/[^\w.-]/g, "_")}-${dirHash}-${size}-${color}.bin`);
 }
 
-const crc32 = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+/** SHA-256 of the whole cache content: names, labels, sizes and pixels alike. */
+function cacheDigest(header: Uint8Array, pixels: Uint8Array): Buffer {
+  return crypto.createHash("sha256").update(header).update(pixels).digest();
+}
 
-/** Reads a cache file; any mismatch or damage returns undefined (the caller rebuilds). */
+/**
+ * Reads a cache file; any mismatch or damage returns undefined (the caller rebuilds). The
+ * digest covers the header too: a flipped byte in a label (an age 26 read as 66) is damage.
+ */
 function readCache(file: string, fingerprint: string, size: number, channels: number): { header: CacheHeader; pixels: Uint8Array } | undefined {
   let buf: Buffer;
   try {
@@ -320,16 +358,17 @@ function readCache(file: string, fingerprint: string, size: number, channels: nu
     return undefined;
   }
   try {
-    if (buf.length < 12 || !buf.subarray(0, 8).equals(CACHE_MAGIC)) return undefined;
+    if (buf.length < CACHE_PREFIX || !buf.subarray(0, 8).equals(CACHE_MAGIC)) return undefined;
     const headerLength = buf.readUInt32LE(8);
-    if (12 + headerLength > buf.length) return undefined;
-    const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
+    if (CACHE_PREFIX + headerLength > buf.length) return undefined;
+    const headerBytes = buf.subarray(CACHE_PREFIX, CACHE_PREFIX + headerLength);
+    const pixelBytes = buf.subarray(CACHE_PREFIX + headerLength);
+    if (!cacheDigest(headerBytes, pixelBytes).equals(buf.subarray(12, CACHE_PREFIX))) return undefined;
+    const header = JSON.parse(headerBytes.toString("utf8")) as CacheHeader;
     if (header.format !== CACHE_FORMAT || header.fingerprint !== fingerprint || header.size !== size || header.channels !== channels) return undefined;
-    if (!Array.isArray(header.records) || !Array.isArray(header.skipped)) return undefined;
-    if (header.pixelBytes !== header.records.length * size * size * channels) return undefined;
-    if (buf.length !== 12 + headerLength + header.pixelBytes) return undefined;
-    const pixels = new Uint8Array(buf.buffer, buf.byteOffset + 12 + headerLength, header.pixelBytes);
-    if (crc32 && crc32(pixels) !== header.crc32) return undefined;
+    if (!Array.isArray(header.records) || !Array.isArray(header.skipped) || !Array.isArray(header.tiny)) return undefined;
+    if (header.pixelBytes !== header.records.length * size * size * channels || pixelBytes.length !== header.pixelBytes) return undefined;
+    const pixels = new Uint8Array(buf.buffer, buf.byteOffset + CACHE_PREFIX + headerLength, header.pixelBytes);
     return { header, pixels };
   } catch {
     return undefined;
@@ -340,9 +379,10 @@ function readCache(file: string, fingerprint: string, size: number, channels: nu
 function writeCache(file: string, header: CacheHeader, pixels: Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const json = Buffer.from(JSON.stringify(header), "utf8");
-  const prefix = Buffer.alloc(12);
+  const prefix = Buffer.alloc(CACHE_PREFIX);
   CACHE_MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(json.length, 8);
+  cacheDigest(json, pixels).copy(prefix, 12);
   writeFileAtomicWith(file, (fd) => {
     fs.writeSync(fd, prefix);
     fs.writeSync(fd, json);
@@ -373,28 +413,37 @@ export async function loadFaces(options: LoadOptions = {}): Promise<FaceDataset>
 
   let records: FaceRecord[];
   let skipped: SkippedFile[];
+  let tiny: TinyImage[];
   let pixels: Uint8Array;
   let cacheUsed = false;
+  let cacheWritten = false;
+  const warnings: string[] = [];
+  const rel = (p: string) => path.relative(REPO_ROOT, p).split(path.sep).join("/") || ".";
   const cached = cacheFile ? readCache(cacheFile, fingerprint, size, channels) : undefined;
   if (cached) {
-    ({ records, skipped } = cached.header);
+    ({ records, skipped, tiny } = cached.header);
     pixels = cached.pixels;
     cacheUsed = true;
   } else {
-    ({ records, skipped, pixels } = await decodeDirectory(dir, listing, size, color, concurrency));
+    ({ records, skipped, tiny, pixels } = await decodeDirectory(dir, listing, size, color, concurrency));
     if (cacheFile && records.length > 0) {
       try {
-        writeCache(cacheFile, { format: CACHE_FORMAT, fingerprint, size, channels, records, skipped, pixelBytes: pixels.length, crc32: crc32 ? crc32(pixels) : 0 }, pixels);
+        writeCache(cacheFile, { format: CACHE_FORMAT, fingerprint, size, channels, records, skipped, tiny, pixelBytes: pixels.length }, pixels);
+        cacheWritten = true;
       } catch (e) {
         // A read-only checkout still loads; it just decodes again next time.
-        process.emitWarning(`Could not write the pixel cache ${cacheFile}: ${(e as Error).message}`);
+        const why = describeErrno(errnoOf(e)) ?? `failed (${(e as Error).message})`;
+        warnings.push(`pixel cache not written: ${rel(cacheFile)} ${why}; images will be decoded again next time (use --no-cache or free the space).`);
       }
     }
   }
+  if (tiny.length > 0) {
+    const list = tiny.slice(0, 5).map((t) => `${t.file} (${t.width}x${t.height})`).join(", ");
+    warnings.push(`${tiny.length} image(s) smaller than ${MIN_IMAGE_SIDE} px on a side, used but upscaled to ${size}x${size}: ${list}${tiny.length > 5 ? ", ..." : ""}. Check them, or remove them from the folder.`);
+  }
 
-  const rel = (p: string) => path.relative(REPO_ROOT, p).split(path.sep).join("/") || ".";
   if (records.length === 0) {
-    const why = listing.images.length === 0 ? "has no .jpg/.jpeg/.png files" : `has no usable image (${skipped.length} skipped, e.g. ${skipped[0].file}: ${skipped[0].reason})`;
+    const why = listing.images.length === 0 && listing.unreadable.length === 0 ? "has no .jpg/.jpeg/.png files" : `has no usable image (${skipped.length} skipped, e.g. ${skipped[0].file}: ${skipped[0].reason})`;
     throw new Error(`UTKFace directory ${dir} ${why}. ${HOW_TO_GET_UTKFACE}`);
   }
   const report: LoadReport = {
@@ -405,7 +454,10 @@ export async function loadFaces(options: LoadOptions = {}): Promise<FaceDataset>
     ignored: listing.ignored,
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
     cacheUsed,
+    cacheWritten,
     cacheFile: cacheFile ? rel(cacheFile) : null,
+    tiny,
+    warnings,
     size,
     color,
     countsByGroupGender: countByGroupGender(records),
@@ -420,10 +472,11 @@ async function decodeDirectory(
   size: number,
   color: ColorMode,
   concurrency: number,
-): Promise<{ records: FaceRecord[]; skipped: SkippedFile[]; pixels: Uint8Array }> {
+): Promise<{ records: FaceRecord[]; skipped: SkippedFile[]; tiny: TinyImage[]; pixels: Uint8Array }> {
   const frame = size * size * channelsOf(color);
   const candidates: FaceRecord[] = [];
   const problems = new Map<string, string>();
+  for (const u of listing.unreadable) problems.set(u.file, u.reason);
   for (const f of listing.images) {
     const parsed = parseFileName(f.name);
     if (!isFaceRecord(parsed)) problems.set(f.name, `file name does not parse: ${parsed.error}`);
@@ -433,14 +486,15 @@ async function decodeDirectory(
   // Each candidate owns slot i, so the order does not depend on which decode finishes first.
   const pixels = new Uint8Array(candidates.length * frame);
   const ok = new Uint8Array(candidates.length);
+  const dims: ({ width: number; height: number } | undefined)[] = new Array(candidates.length);
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < candidates.length; i = next++) {
       try {
-        await decodeInto(path.join(dir, candidates[i].file), size, color, pixels, i * frame);
+        dims[i] = await decodeInto(path.join(dir, candidates[i].file), size, color, pixels, i * frame);
         ok[i] = 1;
       } catch (e) {
-        problems.set(candidates[i].file, `cannot decode image: ${(e as Error).message.split("\n")[0]}`);
+        problems.set(candidates[i].file, `cannot decode image: ${imageFailureReason(e)}`);
       }
     }
   };
@@ -448,11 +502,15 @@ async function decodeDirectory(
 
   // Compact the usable frames in place (no second full-size buffer).
   const records: FaceRecord[] = [];
+  const tiny: TinyImage[] = [];
   for (let i = 0; i < candidates.length; i++) {
     if (!ok[i]) continue;
+    const d = dims[i]!;
+    if (d.width < MIN_IMAGE_SIDE || d.height < MIN_IMAGE_SIDE) tiny.push({ file: candidates[i].file, ...d });
     if (records.length !== i) pixels.copyWithin(records.length * frame, i * frame, (i + 1) * frame);
     records.push(candidates[i]);
   }
-  const skipped = listing.images.filter((f) => problems.has(f.name)).map((f) => ({ file: f.name, reason: problems.get(f.name)! }));
-  return { records, skipped, pixels: records.length === candidates.length ? pixels : pixels.subarray(0, records.length * frame) };
+  const names = [...listing.images.map((f) => f.name), ...listing.unreadable.map((u) => u.file)].sort();
+  const skipped = names.filter((f) => problems.has(f)).map((f) => ({ file: f, reason: problems.get(f)! }));
+  return { records, skipped, tiny, pixels: records.length === candidates.length ? pixels : pixels.subarray(0, records.length * frame) };
 }

@@ -106,6 +106,8 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   const color = config.color ?? spec.color;
   if (spec.color === "rgb" && color !== "rgb") throw new Error(`Model ${spec.name} needs RGB inputs; got color "${color}".`);
   const data = config.data ?? (await loadFaces({ dir: config.dir, size, color }));
+  // Tiny images, a cache that could not be written: said once, where the user is looking.
+  if (!config.data) for (const w of data.report.warnings) process.stderr.write(`warning: ${w}\n`);
   if (data.size !== size) throw new Error(`The preloaded data are ${data.size}x${data.size} but the run asks for size ${size}: load with size ${size} or drop the size option.`);
   if ((color === "rgb" ? 3 : 1) !== data.channels) throw new Error(`The preloaded data have ${data.channels} channel(s) but the run uses color "${color}": load with color "${color}".`);
   const seed = config.seed ?? settings.seed;

@@ -1,0 +1,81 @@
+/**
+ * File-system and decoder failures in words. Node and libvips report `ELOOP`, `EISDIR` or
+ * "Warning treated as error due to failOn setting"; a user needs to hear which file, what is
+ * wrong with it and what to do. Every reader and writer of the library goes through these.
+ */
+import * as fs from "fs";
+
+/** A plain-words reason for a failed file operation, from its errno code (undefined when unknown). */
+export function describeErrno(code: string | undefined): string | undefined {
+  switch (code) {
+    case "ENOENT":
+      return "does not exist (or is a symbolic link pointing nowhere)";
+    case "ELOOP":
+      return "is a symbolic link that loops back on itself";
+    case "EACCES":
+    case "EPERM":
+      return "cannot be read or written with this user's permissions";
+    case "EISDIR":
+      return "is a folder where a file is needed";
+    case "ENOTDIR":
+      return "has a part of its path that is a file, not a folder";
+    case "EEXIST":
+      return "already exists and is in the way";
+    case "ENOSPC":
+      return "cannot be written: the disk is full";
+    case "EDQUOT":
+      return "cannot be written: the disk quota is used up";
+    case "EROFS":
+      return "cannot be written: the file system is read-only";
+    case "EMFILE":
+    case "ENFILE":
+      return "cannot be opened: too many files are open";
+    case "EIO":
+      return "cannot be read: the device reported an input/output error";
+    default:
+      return undefined;
+  }
+}
+
+/** The errno code of an error, if it has one. */
+export function errnoOf(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Why an image could not be read or decoded, in words, as a clause about "the file":
+ * unreadable (permissions, a bad link), cut short, or not an image at all.
+ */
+export function imageFailureReason(e: unknown): string {
+  const known = describeErrno(errnoOf(e));
+  if (known) return `the file ${known}`;
+  const message = String((e as Error)?.message ?? e);
+  if (/premature end|truncated|unexpected end|failOn|corrupt|Invalid SOS|huffman|end of (file|image)/i.test(message)) {
+    return "the file is cut short or damaged (an incomplete download or copy?): copy it again from its source";
+  }
+  if (/unsupported image format|contains unsupported/i.test(message)) {
+    return "the file is not an image this program can read: its content matches no image format (expected JPEG or PNG)";
+  }
+  if (/empty|0 bytes/i.test(message)) return "the file is empty (0 bytes)";
+  return `the file could not be decoded as an image (${message.split("\n")[0]})`;
+}
+
+/**
+ * Checks that a path can be read as a regular file before handing it to a decoder, so the
+ * reason names the link loop, the dangling link or the permission rather than the image format.
+ */
+export function checkReadableFile(file: string): void {
+  const st = fs.statSync(file); // follows links: ELOOP and a dangling link's ENOENT surface here
+  if (st.isDirectory()) throw Object.assign(new Error(`${file} is a folder`), { code: "EISDIR" });
+  fs.accessSync(file, fs.constants.R_OK);
+  if (st.size === 0) throw new Error(`${file} is empty (0 bytes)`);
+}
+
+/** An error for a failed write: what failed, where (the path as given) and, when known, how to go on. */
+export function writeFailure(what: string, file: string, e: unknown, next?: string): Error {
+  const known = describeErrno(errnoOf(e));
+  const reason = known ? `${file} ${known}` : `${file}: ${(e as Error)?.message ?? e}`;
+  const err = new Error(`Could not write ${what}: ${reason}.${next ? ` ${next}` : ""}`);
+  (err as NodeJS.ErrnoException).code = errnoOf(e);
+  return err;
+}
