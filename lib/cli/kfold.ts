@@ -24,6 +24,10 @@ Options:
   --last-epochs N       epochs of the last fold (profile: quick 1, full 2)
   --carry-weights       each fold starts from the previous fold's weights (the report; default fresh)
   --second-pass         the report's second pass over the folds (implies --carry-weights)
+  --accept-changes      continue a run although options differ from its config.json (which
+                        then records each change and the fold and epoch it took effect);
+                        without it a difference is refused, listing every difference.
+                        Options left out when continuing are taken from config.json.
   --size N, --color gray|rgb, --dir D, --batch N, --lr X, --seed N, --max-images N,
   --experiment NAME, --profile quick|full   as for train`;
 
@@ -42,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
       "last-epochs": { type: "string" },
       "carry-weights": { type: "boolean" },
       "second-pass": { type: "boolean" },
+      "accept-changes": { type: "boolean" },
     },
     strict: true,
   });
@@ -51,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const result = await runKFold({
-    ...commonRunConfig(values),
+    ...commonRunConfig(values, Boolean(values.run)),
     folds: intOption("folds", values.folds, 2),
     fold: intOption("fold", values.fold, 0),
     runDir: values.run,
@@ -60,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     lastEpochs: intOption("last-epochs", values["last-epochs"]),
     carryWeights: values["carry-weights"],
     secondPass: values["second-pass"],
+    acceptChanges: values["accept-changes"],
   });
   printSummary(result.runDir, result.summary.summary, result.summary.completed.length, result.summary.k);
   if (result.summary.completed.length === result.summary.k && values.fold !== undefined) {

@@ -67,14 +67,27 @@ export const COMMON_RUN_OPTIONS = {
 /** Parsed values of COMMON_RUN_OPTIONS. */
 export type CommonRunValues = { [K in keyof typeof COMMON_RUN_OPTIONS]?: string };
 
-/** The ExperimentConfig fields the shared options set; --model is required. */
-export function commonRunConfig(values: CommonRunValues): ExperimentConfig {
-  if (!values.model) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
+/** A share strictly between 0 and 1 (or [0, 1) with allowZero); the error names the flag as typed. */
+export function fractionOption(flag: string, value: string | undefined, allowZero = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n >= 1 || (allowZero ? n < 0 : n <= 0)) {
+    throw new Error(`--${flag} must be a share ${allowZero ? "from 0 up to (not including) 1" : "strictly between 0 and 1"}, e.g. 0.2; got "${value}".`);
+  }
+  return n;
+}
+
+/**
+ * The ExperimentConfig fields the shared options set; --model is required unless the command
+ * continues a given run folder (its config.json names the model).
+ */
+export function commonRunConfig(values: CommonRunValues, modelFromRun = false): ExperimentConfig {
+  if (!values.model && !modelFromRun) throw new Error(`--model is required. Known models: ${Object.keys(MODELS).join(", ")}.`);
   if (values.profile !== undefined && values.profile !== "quick" && values.profile !== "full") {
     throw new Error(`--profile must be quick or full, got "${values.profile}".`);
   }
   return {
-    model: values.model,
+    model: values.model ?? "",
     size: intOption("size", values.size),
     color: colorOption(values.color),
     dir: values.dir,

@@ -3,7 +3,7 @@ import { parseArgs } from "util";
 import { runExperiment } from "../training/experiment";
 import { MODELS } from "../models/registry";
 import { portablePath } from "../training/runs";
-import { COMMON_RUN_OPTIONS, commonRunConfig, intOption, numberOption, printMetrics } from "./options";
+import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption, numberOption, printMetrics } from "./options";
 
 export const help = `Usage: npm run cli -- train --model <name> [options]
 
@@ -29,7 +29,17 @@ Options:
                           pretrained layers unfrozen (facenet-transfer: quick 1, full 3; 0 = off)
   --fine-tune-lr X        learning rate of the fine-tune stage (facenet-transfer 1e-5, else 1e-4)
   --fine-tune-layers N|all  pretrained layers to unfreeze, from the end (facenet-transfer: 2 of 6)
-  --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)`;
+  --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)
+
+Continuing an interrupted run (killed, disk full): every epoch is checkpointed in the run's
+checkpoint/ folder (weights and Adam state), removed once the run is complete.
+  --resume                continue the newest unfinished run of --model from its last epoch
+  --run <dir>             continue this run folder (--model not needed)
+  --accept-changes        continue even though options differ from the run's config.json;
+                          config.json records each change and the epoch it took effect.
+                          Without it, a difference is refused with the list of differences.
+Options left out when continuing are taken from the run's config.json. A run killed after
+its model was saved is finished by evaluating it (as \`npm run cli -- evaluate --run <dir>\` does).`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
@@ -45,14 +55,21 @@ export async function run(argv: string[]): Promise<number> {
       "fine-tune-epochs": { type: "string" },
       "fine-tune-lr": { type: "string" },
       "fine-tune-layers": { type: "string" },
+      resume: { type: "boolean" },
+      run: { type: "string" },
+      "accept-changes": { type: "boolean" },
     },
     strict: true,
   });
+  if (values.resume && values.run) throw new Error("Pass either --resume (the newest unfinished run of --model) or --run <dir>, not both.");
   const result = await runExperiment({
-    ...commonRunConfig(values),
+    ...commonRunConfig(values, Boolean(values.run)),
+    resume: values.resume,
+    runDir: values.run,
+    acceptChanges: values["accept-changes"],
     epochs: intOption("epochs", values.epochs),
-    testFraction: numberOption("test-fraction", values["test-fraction"]),
-    validationFraction: numberOption("validation-fraction", values["validation-fraction"], 0),
+    testFraction: fractionOption("test-fraction", values["test-fraction"]),
+    validationFraction: fractionOption("validation-fraction", values["validation-fraction"], true),
     patience: intOption("patience", values.patience, 0),
     pretrainedWeights: values.pretrained,
     fineTuneEpochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0),

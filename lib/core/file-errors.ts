@@ -4,6 +4,7 @@
  * wrong with it and what to do. Every reader and writer of the library goes through these.
  */
 import * as fs from "fs";
+import * as path from "path";
 
 /** A plain-words reason for a failed file operation, from its errno code (undefined when unknown). */
 export function describeErrno(code: string | undefined): string | undefined {
@@ -20,7 +21,7 @@ export function describeErrno(code: string | undefined): string | undefined {
     case "ENOTDIR":
       return "has a part of its path that is a file, not a folder";
     case "EEXIST":
-      return "already exists and is in the way";
+      return "is a file in the way where a folder is needed: move it or choose another path";
     case "ENOSPC":
       return "cannot be written: the disk is full";
     case "EDQUOT":
@@ -78,4 +79,24 @@ export function writeFailure(what: string, file: string, e: unknown, next?: stri
   const err = new Error(`Could not write ${what}: ${reason}.${next ? ` ${next}` : ""}`);
   (err as NodeJS.ErrnoException).code = errnoOf(e);
   return err;
+}
+
+/**
+ * For ENOTDIR/EEXIST on a path: the nearest existing part of it that is a file where a folder
+ * is needed (e.g. results/ being a file), or the path itself when none is.
+ */
+export function pathInTheWay(p: string): string {
+  const parts: string[] = [];
+  for (let q = p; ; q = path.dirname(q)) {
+    parts.unshift(q);
+    if (path.dirname(q) === q) break;
+  }
+  for (const q of parts) {
+    try {
+      if (!fs.statSync(q).isDirectory()) return q;
+    } catch {
+      return p;
+    }
+  }
+  return p;
 }

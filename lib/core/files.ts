@@ -5,6 +5,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { describeErrno, pathInTheWay } from "./file-errors";
 
 /** A temporary name beside `file`, unique per process and moment (same folder, so rename is atomic). */
 function tempName(file: string): string {
@@ -16,23 +17,52 @@ function tempName(file: string): string {
  * written in parts), which is then renamed over `file`.
  */
 export function writeFileAtomicWith(file: string, write: (fd: number) => void): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = tempName(file);
-  const fd = fs.openSync(tmp, "w");
   try {
-    write(fd);
-  } finally {
-    fs.closeSync(fd);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const fd = fs.openSync(tmp, "w");
+    try {
+      write(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    throw failedWrite(file, tmp, e);
   }
-  fs.renameSync(tmp, file);
 }
 
-/** Writes a file atomically: a reader sees the old content or the new one, never half of it. */
+/**
+ * Writes a file atomically: a reader sees the old content or the new one, never half of it.
+ * A failed write (disk full, a folder in the way) removes its temporary file and says, in
+ * words, which path was the problem.
+ */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = tempName(file);
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    throw failedWrite(file, tmp, e);
+  }
+}
+
+/** Removes the temporary file of a failed write and returns the failure in words, naming the path at fault. */
+function failedWrite(file: string, tmp: string, e: unknown): Error {
+  try {
+    fs.rmSync(tmp, { force: true });
+  } catch {
+    // The temporary file's folder itself is what failed (ENOTDIR): nothing was written.
+  }
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code;
+  // A file where a folder of the path should be: name that file, not the path below it.
+  const where = code === "EEXIST" || code === "ENOTDIR" ? pathInTheWay(path.dirname(file)) : file;
+  const known = describeErrno(code);
+  const out = new Error(`Could not write ${file}: ${known ? `${where} ${known}` : `${where}: ${err.message}`}.`);
+  Object.assign(out, { code, path: where });
+  return out;
 }
 
 /** Writes JSON atomically, pretty-printed. */

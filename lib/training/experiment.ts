@@ -14,13 +14,16 @@ import { computeMetrics } from "../analysis/metrics";
 import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../models/registry";
 import { hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/files";
+import { RESULTS_DIR } from "../core/paths";
+import { errnoOf } from "../core/file-errors";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
 import type { AnyRun } from "../analysis/run-figures";
-import { ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveStoredPath } from "./runs";
+import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveRunDir, resolveStoredPath } from "./runs";
 import { permutation, trainTestSplit } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
 import { saveModel } from "../models/files";
+import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fileListHash, fillFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
 /** Options of `runExperiment`. Anything left out comes from the profile or the model's spec. */
@@ -58,6 +61,15 @@ export interface ExperimentConfig {
   resultsRoot?: string;
   /** vgg19-pretrained: the tfjs layers model.json converted from Keras VGG19. */
   pretrainedWeights?: string;
+  /** Continue this run folder (created by an earlier call) instead of starting a new one. */
+  runDir?: string;
+  /** Continue the newest unfinished run of this model and experiment. */
+  resume?: boolean;
+  /**
+   * When continuing, accept settings that differ from the run's config.json (the CLI's
+   * --accept-changes); config.json then records each change and the epoch it took effect.
+   */
+  acceptChanges?: boolean;
   /**
    * Transfer learning (lib/models/transfer.ts): epochs of a fine-tune stage after the frozen one
    * (default: the model's spec, facenet-transfer quick 1 / full 3; 0 = frozen stage only).
@@ -161,6 +173,7 @@ export function baseRunConfig(p: PreparedExperiment, config: ExperimentConfig, e
       usable: p.data.records.length,
       used: p.used.length,
       droppedByDivision: p.droppedByDivision,
+      fileList: fileListHash(p.used.map((i) => p.data.records[i].file)),
       ...(config.maxImages ?? p.settings.maxImages ? { maxImages: config.maxImages ?? p.settings.maxImages } : {}),
     },
     size: p.size,
@@ -252,10 +265,104 @@ export async function trainAndRecord(o: TrainAndRecordOptions): Promise<{ traine
 }
 
 /**
+ * Checks the split fractions before anything is created: a bad one must not leave an empty
+ * run folder behind.
+ */
+export function checkFractions(config: Pick<ExperimentConfig, "testFraction" | "validationFraction">): void {
+  const t = config.testFraction;
+  if (t !== undefined && !(t > 0 && t < 1)) throw new Error(`testFraction (--test-fraction) must be a share strictly between 0 and 1, e.g. 0.2; got ${t}.`);
+  const v = config.validationFraction;
+  if (v !== undefined && !(v >= 0 && v < 1)) throw new Error(`validationFraction (--validation-fraction) must be a share in [0, 1), e.g. 0.1 (0 = none); got ${v}: nothing would be left to train on.`);
+}
+
+/** The run an ExperimentConfig continues (runDir or resume), with its config.json; undefined for a new run. */
+function runToContinue(config: ExperimentConfig): { runDir: string; stored: RunConfig } | undefined {
+  if (config.runDir) {
+    const runDir = path.resolve(config.runDir);
+    if (!fs.existsSync(path.join(runDir, RUN_FILES.config))) {
+      throw new Error(`--run ${config.runDir}: no config.json there, so it is not a run folder to continue. Pass a folder under results/<experiment>/, or leave out --run to start a new run.`);
+    }
+    const stored = readRunConfig(runDir);
+    if (stored.kind !== "split") throw new Error(`--run ${config.runDir} is a ${stored.kind === "kfold" ? "K-fold" : "K-fold fold"} run: continue it with npm run cli -- kfold --run <its K-fold folder>.`);
+    if (fs.existsSync(path.join(runDir, RUN_FILES.metrics))) throw new Error(`--run ${config.runDir} is already finished (metrics.json exists): there is nothing to continue. Leave out --run to start a new run.`);
+    return { runDir, stored };
+  }
+  if (config.resume) {
+    const spec = modelSpec(config.model);
+    const experiment = config.experiment ?? spec.name;
+    const root = config.resultsRoot ?? RESULTS_DIR;
+    const runDir = newestUnfinishedRun(root, experiment, "split", spec.name);
+    if (!runDir) throw new Error(`--resume: no unfinished train run of ${spec.name} under ${portablePath(path.join(root, experiment))}. Start one without --resume.`);
+    return { runDir, stored: readRunConfig(runDir) };
+  }
+  return undefined;
+}
+
+/**
+ * A failed write (disk full, permissions) in words, with where the run stands and the command
+ * that continues it. Other errors pass through unchanged.
+ */
+function interruptedRunError(e: unknown, runDir: string): unknown {
+  if (!errnoOf(e)) return e;
+  const done = checkpointEpoch(path.join(runDir, RUN_FILES.checkpoint));
+  const kept = done > 0 ? `its last complete checkpoint (epoch ${done}) is kept in ${portablePath(path.join(runDir, RUN_FILES.checkpoint))}` : "no epoch had finished yet";
+  const err = new Error(
+    `${(e as Error).message}\nThe run ${portablePath(runDir)} stopped; ${kept}. Fix the cause (free disk space, check permissions), then continue with:\n  npm run cli -- train --run ${portablePath(runDir)}`,
+  );
+  (err as NodeJS.ErrnoException).code = errnoOf(e);
+  return err;
+}
+
+/**
+ * Finishes a run whose model was saved but whose evaluation is missing (killed in between):
+ * predicts its held-out images, writes predictions.json and metrics.json, removes the
+ * checkpoint. Used by `train --resume`/`--run` and by `evaluate`.
+ */
+export async function finishSavedRun(runDir: string, data?: FaceDataset): Promise<RunResult> {
+  const cfg = readRunConfig(runDir);
+  const spec = modelSpec(cfg.model);
+  const division = ageDivision(cfg.hyper.ageDivision);
+  const indices = cfg.kind === "split" ? cfg.split?.test : cfg.kfold?.validation[cfg.fold ?? -1];
+  if (!indices) throw new Error(`${portablePath(path.join(runDir, RUN_FILES.config))} names no held-out images (no split or fold): cannot finish its evaluation.`);
+  const ds = data ?? (await loadFaces({ dir: resolveStoredPath(cfg.data.dir), size: cfg.size, color: cfg.color }));
+  if (cfg.kind === "split" && cfg.split && cfg.data.fileList) {
+    const used = [...cfg.split.train, ...cfg.split.test].sort((a, b) => a - b);
+    if (used.some((i) => i >= ds.records.length) || fileListHash(used.map((i) => ds.records[i].file)) !== cfg.data.fileList) {
+      throw new Error(`The images in ${cfg.data.dir} are not the ones ${portablePath(runDir)} was trained on (files added, removed or renamed): its test split cannot be rebuilt.`);
+    }
+  }
+  const history = fs.existsSync(path.join(runDir, RUN_FILES.history)) ? (JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.history), "utf8")) as EpochRecord[]) : [];
+  const seconds = history.reduce((a, r) => a + r.seconds, 0);
+  const tm = await loadTrainedModel(runDir);
+  try {
+    const { metrics, predictions } = await evaluateHeldOut({
+      model: tm.model,
+      p: { spec, data: ds, division, normalize: cfg.normalize, settings: profileSettings(cfg.profile) },
+      indices,
+      trainIndices: cfg.split?.train,
+      split: cfg.kind === "fold" ? "validation" : "test",
+      trainSeconds: seconds,
+      imagesPerSecond: history.reduce((a, r) => a + r.imagesPerSecond * r.seconds, 0) / Math.max(seconds, 1e-9),
+    });
+    writeJsonAtomic(path.join(runDir, RUN_FILES.predictions), predictions);
+    writeJsonAtomic(path.join(runDir, RUN_FILES.metrics), metrics);
+    fs.rmSync(path.join(runDir, RUN_FILES.checkpoint), { recursive: true, force: true });
+    return { runDir, config: cfg, history, metrics, predictions };
+  } finally {
+    tm.model.dispose();
+  }
+}
+
+/**
  * Trains on the train split, evaluates on the held-out test split and writes the run folder
- * (config.json first, so an interrupted run is still identifiable; metrics.json last).
+ * (config.json first, so an interrupted run is still identifiable; metrics.json last). With
+ * `runDir` or `resume` it continues an interrupted run from its last checkpointed epoch
+ * (weights and Adam state), after checking that the settings are the run's own.
  */
 export async function runExperiment(config: ExperimentConfig): Promise<RunResult> {
+  checkFractions(config);
+  const continued = runToContinue(config);
+  if (continued) config = fillFromStored(config, continued.stored);
   const p = await prepareExperiment(config);
   const testFraction = config.testFraction ?? 0.2;
   const split = trainTestSplit(p.used.length, { testFraction, seed: p.seed });
@@ -269,7 +376,8 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
   const fit = train.filter((i) => !inVal.has(i));
 
   const experiment = config.experiment ?? p.spec.name;
-  const { runId, runDir } = createRunDir(experiment, config.resultsRoot);
+  const { runId, runDir } = continued ? { runId: continued.stored.runId, runDir: continued.runDir } : createRunDir(experiment, config.resultsRoot);
+  const checkpointDir = path.join(runDir, RUN_FILES.checkpoint);
   const model = buildModel(p.spec.name, p.modelOptions);
   const fineTune = fineTuneOptionsFor(p.spec, p.settings.profile, config);
   // The plan goes into config.json before training, so an interrupted run still says what it was doing.
@@ -280,11 +388,33 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     model.dispose();
     throw e;
   }
-  const runConfig: RunConfig & { fineTune?: FineTunePlan } = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test }, ...(plan ? { fineTune: plan } : {}) };
-  writeJsonAtomic(path.join(runDir, RUN_FILES.config), runConfig);
+  let runConfig: RunConfig & { fineTune?: FineTunePlan } = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test }, ...(plan ? { fineTune: plan } : {}) };
+  let changed = false;
+  if (continued) {
+    const stored = continued.stored as RunConfig & { changes?: RecordedChange[] };
+    const changes = compareSettings(stored, runConfig);
+    if (changes.length > 0 && !config.acceptChanges) {
+      model.dispose();
+      throw changedSettingsError(runDir, changes);
+    }
+    changed = changes.length > 0;
+    runConfig = changed
+      ? withRecordedChanges(runConfig, stored, changes, checkpointEpoch(checkpointDir) + 1)
+      : { ...runConfig, createdAt: stored.createdAt, ...(stored.changes ? { changes: stored.changes } : {}) };
+  }
+  try {
+    writeJsonAtomic(path.join(runDir, RUN_FILES.config), runConfig);
+  } catch (e) {
+    model.dispose();
+    throw interruptedRunError(e, runDir);
+  }
+  if (continued && !changed && fs.existsSync(path.join(runDir, RUN_FILES.model, "model.json")) && fs.existsSync(path.join(runDir, RUN_FILES.history))) {
+    // Killed after the model was saved: only the evaluation is missing.
+    model.dispose();
+    return finishSavedRun(runDir, p.data);
+  }
 
   try {
-    const checkpointDir = path.join(runDir, RUN_FILES.checkpoint);
     const trainOptions: TrainOptions = {
       model,
       modelName: p.spec.name,
@@ -307,6 +437,8 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     // The final model is saved; the per-epoch checkpoint only served resuming.
     fs.rmSync(checkpointDir, { recursive: true, force: true });
     return { runDir, config: runConfig, history: trained.history, metrics, predictions };
+  } catch (e) {
+    throw interruptedRunError(e, runDir);
   } finally {
     model.dispose();
   }
@@ -334,7 +466,13 @@ export interface Evaluation {
  * leaves out files whose names were in the run's training split.
  */
 export async function evaluateRun(runDir: string, options: EvaluateOptions = {}): Promise<Evaluation> {
-  const run = loadRun(runDir);
+  const found = resolveRunDir(runDir);
+  if (!fs.existsSync(path.join(found, RUN_FILES.metrics)) && fs.existsSync(path.join(found, RUN_FILES.model, "model.json"))) {
+    // A run killed between saving its model and writing metrics.json: finish it first.
+    const finished = await finishSavedRun(found, options.dir ? undefined : options.data);
+    if (!options.dir && !options.data) return { metrics: finished.metrics, predictions: finished.predictions, file: path.join(found, RUN_FILES.metrics) };
+  }
+  const run = loadRun(found);
   if (run.kind === "kfold") throw new Error(`${runDir} is a K-fold run: evaluate one fold's folder (e.g. ${path.join(runDir, "fold-01")}).`);
   const tm = await loadTrainedModel(run.runDir);
   const cfg = run.config;

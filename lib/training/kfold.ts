@@ -12,10 +12,11 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { baseRunConfig, ExperimentConfig, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
 import { headlineFigures } from "../analysis/metrics";
-import { buildModel } from "../models/registry";
+import { buildModel, modelSpec } from "../models/registry";
+import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fillFromStored, fillKFoldFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { RESULTS_DIR } from "../core/paths";
 import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
-import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, listRuns, portablePath } from "./runs";
+import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "./runs";
 import { epochSchedule, kFold } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
 import { profileSettings } from "./profile";
@@ -65,21 +66,36 @@ function stepsOf(k: number, secondPass: boolean): Step[] {
   return steps;
 }
 
+/**
+ * The existing K-fold run a call continues (--run with a config.json, or --resume), or
+ * undefined when the call starts a new one.
+ */
+function kfoldRunToContinue(config: KFoldConfig): { runDir: string; stored: RunConfig } | undefined {
+  if (config.runDir) {
+    const runDir = path.resolve(config.runDir);
+    if (!fs.existsSync(path.join(runDir, RUN_FILES.config))) return undefined;
+    const stored = readRunConfig(runDir);
+    if (stored.kind !== "kfold") throw new Error(`--run ${config.runDir} is a ${stored.kind === "split" ? "train" : "fold"} run folder, not a K-fold run: continue it with npm run cli -- ${stored.kind === "split" ? "train" : "kfold"} --run <dir>.`);
+    return { runDir, stored };
+  }
+  if (config.resume) {
+    const spec = modelSpec(config.model);
+    const experiment = config.experiment ?? `${spec.name}-kfold`;
+    const root = config.resultsRoot ?? RESULTS_DIR;
+    const runDir = newestUnfinishedRun(root, experiment, "kfold", spec.name);
+    if (!runDir) throw new Error(`--resume: no unfinished K-fold run of ${spec.name} under ${portablePath(path.join(root, experiment))}. Start one without --resume.`);
+    return { runDir, stored: readRunConfig(runDir) };
+  }
+  return undefined;
+}
+
 /** Finds or creates the run folder of a K-fold call. */
-function resolveKFoldDir(config: KFoldConfig, experiment: string): { runDir: string; runId: string } {
+function resolveKFoldDir(config: KFoldConfig, experiment: string, continued: { runDir: string } | undefined): { runDir: string; runId: string } {
+  if (continued) return { runDir: continued.runDir, runId: path.basename(continued.runDir) };
   if (config.runDir) {
     const runDir = path.resolve(config.runDir);
     fs.mkdirSync(runDir, { recursive: true });
     return { runDir, runId: path.basename(runDir) };
-  }
-  if (config.resume) {
-    const root = config.resultsRoot ?? RESULTS_DIR;
-    const candidates = listRuns(experiment)
-      .filter((r) => r.kind === "kfold" && r.model === config.model && !r.finished)
-      .filter((r) => path.dirname(path.dirname(r.runDir)) === path.resolve(root));
-    if (candidates.length === 0) throw new Error(`--resume: no unfinished K-fold run of ${config.model} under ${portablePath(path.join(root, experiment))}. Start one without --resume.`);
-    const last = candidates[candidates.length - 1];
-    return { runDir: last.runDir, runId: last.runId };
   }
   return createRunDir(experiment, config.resultsRoot);
 }
@@ -95,6 +111,9 @@ function foldDone(runDir: string, step: Step): boolean {
  * an uninterrupted run.
  */
 export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
+  const continued = kfoldRunToContinue(config);
+  // Options not repeated on the command line are the run's own.
+  if (continued) config = fillKFoldFromStored(fillFromStored(config, continued.stored), continued.stored);
   const settings0 = profileSettings(config.profile);
   const k = config.folds ?? settings0.folds;
   const schedule = foldSchedule(k, config.firstEpochs ?? settings0.firstEpochs, config.lastEpochs ?? settings0.minEpochs);
@@ -106,20 +125,26 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
     throw new Error(`Fold ${config.fold} does not exist: folds are numbered 0..${k - 1} (k=${k}).`);
   }
   const folds = kFold(p.used.length, k, p.seed).map((f) => ({ fold: f.fold, train: f.train.map((i) => p.used[i]), validation: f.validation.map((i) => p.used[i]) }));
-  const { runDir, runId } = resolveKFoldDir(config, experiment);
+  const { runDir, runId } = resolveKFoldDir(config, experiment, continued);
   const plan = { k, seed: p.seed, schedule, carryWeights: carry, secondPass, validation: folds.map((f) => f.validation) };
   const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "kfold"), kfold: plan };
   const cfgFile = path.join(runDir, RUN_FILES.config);
+  const steps = stepsOf(k, secondPass);
+  let accepted: RecordedChange[] | undefined;
   if (!writeJsonExclusive(cfgFile, runConfig)) {
-    // Another process (or an earlier call) created the run: continue it only if it is the same plan.
-    const existing = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as RunConfig;
-    const same = existing.model === runConfig.model && existing.kfold?.k === k && existing.seed === p.seed && existing.size === p.size && existing.data.used === p.used.length && JSON.stringify(existing.kfold?.schedule) === JSON.stringify(schedule);
-    if (!same) {
-      throw new Error(`${portablePath(runDir)} holds a different K-fold run (model ${existing.model}, k=${existing.kfold?.k}, seed ${existing.seed}, size ${existing.size}, ${existing.data.used} images). Use a new --run folder or the same options.`);
+    // Another process (or an earlier call) created the run: continue it only with the same
+    // settings, or with changes the user accepted and config.json records.
+    const existing = readRunConfig(runDir);
+    const changes = compareSettings(existing, runConfig);
+    if (changes.length > 0) {
+      if (!config.acceptChanges) throw changedSettingsError(runDir, changes);
+      const next = steps.find((s) => !foldDone(runDir, s)) ?? steps[steps.length - 1];
+      const updated = withRecordedChanges(runConfig, existing, changes, checkpointEpoch(path.join(runDir, next.dir, RUN_FILES.checkpoint)) + 1, next.dir);
+      writeJsonAtomic(cfgFile, updated);
+      accepted = updated.changes;
     }
   }
 
-  const steps = stepsOf(k, secondPass);
   const todo = config.fold !== undefined ? steps.filter((s) => s.fold === config.fold) : steps;
   let carried: { model: tf.LayersModel; optimizer: tf.Optimizer } | undefined;
   for (const step of todo) {
@@ -131,7 +156,8 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
     const epochs = schedule[step.fold];
     fs.mkdirSync(foldDir, { recursive: true });
     const foldConfig: RunConfig = { ...runConfig, kind: "fold", fold: step.fold, hyper: { ...runConfig.hyper, epochs }, createdAt: new Date().toISOString() };
-    writeJsonExclusive(path.join(foldDir, RUN_FILES.config), foldConfig);
+    if (accepted) writeJsonAtomic(path.join(foldDir, RUN_FILES.config), { ...foldConfig, changes: accepted });
+    else writeJsonExclusive(path.join(foldDir, RUN_FILES.config), foldConfig);
 
     let model: tf.LayersModel;
     let optimizer: tf.Optimizer | undefined;

@@ -53,6 +53,8 @@ export interface DataInfo {
   droppedByDivision: number;
   /** Cap on the number of images (quick profile), if any. */
   maxImages?: number;
+  /** Hash of the used files' names (lib/resume.ts fileListHash): resuming checks the folder still holds them. */
+  fileList?: string;
 }
 
 /** The K-fold part of a run's configuration. */

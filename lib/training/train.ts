@@ -214,7 +214,16 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       record.valMetrics = v.metrics;
     }
     history.push(record);
-    if (o.checkpointDir) await saveCheckpoint(o.checkpointDir, o.model, optimizer, epoch, history);
+    if (o.checkpointDir) {
+      try {
+        await saveCheckpoint(o.checkpointDir, o.model, optimizer, epoch, history);
+      } catch (e) {
+        // Say which save failed; saveCheckpoint leaves the previous complete checkpoint in place.
+        const err = new Error(`Could not save the checkpoint of epoch ${epoch} in ${o.checkpointDir}: ${(e as Error).message}`);
+        (err as NodeJS.ErrnoException).code = (e as NodeJS.ErrnoException).code;
+        throw err;
+      }
+    }
     for (const cb of callbacks) {
       const action = await cb.onEpochEnd?.(record, info);
       if (action && action.stop) stoppedEarly = true;
