@@ -26,8 +26,8 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     assert.match(rows[0].ageGroup!, /^\d+ - \d+$|^\d+\+$/);
     assert.equal(rows[0].gender, undefined);
     const csv = predictionsCsv(rows).trim().split("\n");
-    assert.equal(csv[0], "file,age,age_group,gender,p_female");
-    assert.match(csv[1], /^.*face\.jpg,\d+(\.\d)?,[^,]+,,$/);
+    assert.equal(csv[0], "file,age,age_group,gender,p_female,skipped");
+    assert.match(csv[1], /^.*face\.jpg,\d+(\.\d)?,[^,]+,,,$/);
 
     // The CLI on the same file, with a gender model: age columns empty.
     const gender = await runExperiment({ model: "cnn-gender", data, epochs: 1, maxImages: 60, resultsRoot: tmp, progress: false });
@@ -35,7 +35,7 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const lines = fs.readFileSync(out, "utf8").trim().split("\n");
-    assert.match(lines[1], /face\.jpg,,,(Male|Female),0\.\d{4}$/);
+    assert.match(lines[1], /face\.jpg,,,(Male|Female),0\.\d{4},$/);
 
     await assert.rejects(predictFiles(path.join(tmp, "missing"), [face]), /No trained model at/);
   } finally {

@@ -205,7 +205,9 @@ export async function decodeImageFile(file: string, size: number, color: ColorMo
     checkReadableFile(file);
     await decodeInto(file, size, color, out, 0);
   } catch (e) {
-    throw new Error(`Cannot use image ${file}: ${imageFailureReason(e)}.`);
+    // `reason` without the file name, for lists that name the file already (predict's skipped column).
+    const reason = imageFailureReason(e);
+    throw Object.assign(new Error(`Cannot use image ${file}: ${reason}.`), { reason });
   }
   return out;
 }

@@ -92,6 +92,8 @@ export interface FilePrediction {
   /** "Male" or "Female". */
   gender?: string;
   pFemale?: number;
+  /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
+  skipped?: string;
 }
 
 /** Image files of a directory (sorted), or the file itself; a clear error when there are none. */
@@ -106,7 +108,8 @@ export function listImageFiles(fileOrDir: string): string[] {
 /**
  * Predicts age and/or gender of image files (any names), with a model from a run folder, a
  * model folder or an already loaded TrainedModel. Images are decoded to the model's size and
- * colour and fed in small batches.
+ * colour and fed in small batches. A file that cannot be used (unreadable, not an image, cut
+ * short) does not stop the others: its row carries `skipped` with the reason instead.
  */
 export async function predictFiles(modelOrDir: string | TrainedModel, files: readonly string[], batchSize = 32): Promise<FilePrediction[]> {
   const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
@@ -116,26 +119,36 @@ export async function predictFiles(modelOrDir: string | TrainedModel, files: rea
   const out: FilePrediction[] = [];
   for (let s = 0; s < files.length; s += batchSize) {
     const chunk = files.slice(s, s + batchSize);
-    const pixels = await Promise.all(
+    const decoded = await Promise.all(
       chunk.map(async (f) => {
         try {
           return await decodeImageFile(f, info.size, info.color);
         } catch (e) {
-          throw new Error(`Cannot decode ${f} as an image (${(e as Error).message}).`);
+          return { reason: (e as { reason?: string }).reason ?? (e as Error).message };
         }
       }),
     );
+    const usable = decoded.filter((p): p is Uint8Array => p instanceof Uint8Array);
     const per = info.size * info.size * channels;
-    const flat = new Float32Array(chunk.length * per);
-    pixels.forEach((p, i) => flat.set(normalizePixels(p, channels as 1 | 3, info.normalize), i * per));
-    const outs = tf.tidy(() => {
-      const y = tm.model.predict(tf.tensor4d(flat, [chunk.length, info.size, info.size, channels]));
-      return Array.isArray(y) ? y : [y];
-    });
-    const arrays = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
-    outs.forEach((t) => t.dispose());
+    const flat = new Float32Array(usable.length * per);
+    usable.forEach((p, i) => flat.set(normalizePixels(p, channels as 1 | 3, info.normalize), i * per));
+    let arrays: Float32Array[] = [];
+    if (usable.length > 0) {
+      const outs = tf.tidy(() => {
+        const y = tm.model.predict(tf.tensor4d(flat, [usable.length, info.size, info.size, channels]));
+        return Array.isArray(y) ? y : [y];
+      });
+      arrays = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+      outs.forEach((t) => t.dispose());
+    }
+    let k = 0;
     chunk.forEach((file, i) => {
-      const d = decodeOutputs(info.task, arrays, i, division);
+      const p = decoded[i];
+      if (!(p instanceof Uint8Array)) {
+        out.push({ file, skipped: p.reason });
+        return;
+      }
+      const d = decodeOutputs(info.task, arrays, k++, division);
       const row: FilePrediction = { file };
       if (d.predAge !== undefined) row.age = d.predAge;
       if (d.predGroup !== undefined && d.predGroup >= 0) row.ageGroup = decodeAgeGroup(d.predGroup, division);
@@ -155,10 +168,13 @@ function csvField(v: string | number | undefined): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** CSV with columns file, age, age_group, gender, p_female (empty where the model has no output). */
+/**
+ * CSV with columns file, age, age_group, gender, p_female, skipped (empty where the model has
+ * no output; `skipped` holds the reason a file was not predicted).
+ */
 export function predictionsCsv(rows: readonly FilePrediction[]): string {
-  const lines = ["file,age,age_group,gender,p_female"];
-  for (const r of rows) lines.push([r.file, r.age === undefined ? undefined : Number(r.age.toFixed(1)), r.ageGroup, r.gender, r.pFemale].map(csvField).join(","));
+  const lines = ["file,age,age_group,gender,p_female,skipped"];
+  for (const r of rows) lines.push([r.file, r.age === undefined ? undefined : Number(r.age.toFixed(1)), r.ageGroup, r.gender, r.pFemale, r.skipped].map(csvField).join(","));
   return lines.join("\n") + "\n";
 }
 
