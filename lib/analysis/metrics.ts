@@ -3,7 +3,8 @@
  * majority baseline, and the headline numbers K-fold averages. The scores themselves
  * (accuracy, confusion, MAE, mean/variance) are pure functions in ./scores, re-exported here.
  */
-import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
+import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS } from "../data/labels";
+import { meanAndVariance, mostFrequent } from "./scores";
 import type { ModelTask } from "../core/kinds";
 import { taskSpecs } from "../models/tasks";
 import type { Baseline, PredictionRow, RunMetrics } from "../training/runs";
@@ -58,11 +59,65 @@ export function computeMetrics(rows: readonly PredictionRow[], o: MetricsOptions
   if (o.loss !== undefined) m.loss = o.loss;
   if (o.training && o.training.length > 0) m.baseline = majorityBaseline(o.training, rows, o.task, division);
   for (const spec of taskSpecs(o.task)) Object.assign(m, spec.heldOut(rows, division));
+  const warnings = degenerateWarnings(rows, o.task, division);
+  if (warnings.length > 0) m.warnings = warnings;
   return m;
 }
 
 /** The held-out figures a run is compared by (tables, K-fold means, the comparison figure), in display order. */
 export const HELD_OUT_FIGURES = ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy"] as const;
+
+/** Share of held-out faces given the same answer above which a model counts as collapsed. */
+export const DEGENERATE_SHARE = 0.95;
+/** Fewer held-out faces than this say too little to call a model collapsed. */
+const DEGENERATE_MIN_ROWS = 10;
+
+/**
+ * Warnings for a degenerate model: one gender or one age group for nearly every held-out face
+ * (while the faces themselves are mixed), or a constant predicted age. Such a model can finish
+ * with a plausible accuracy (the majority class) and exit 0; this says so in words.
+ */
+export function degenerateWarnings(rows: readonly PredictionRow[], task: ModelTask, division: AgeDivision = REPORT_AGE_GROUPS): string[] {
+  const out: string[] = [];
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const dominant = (values: readonly number[]): { value: number; share: number } => {
+    const value = mostFrequent(values);
+    return { value, share: values.filter((v) => v === value).length / values.length };
+  };
+  const advice = "the model has collapsed to one answer: lower the learning rate (--lr), train longer or check the data";
+  if (task === "gender" || task === "age-gender") {
+    const g = rows.filter((r) => r.pFemale !== undefined);
+    if (g.length >= DEGENERATE_MIN_ROWS) {
+      const pred = dominant(g.map((r) => ((r.pFemale as number) >= GENDER_THRESHOLD ? 1 : 0)));
+      const real = g.filter((r) => r.gender === pred.value).length / g.length;
+      if (pred.share >= DEGENERATE_SHARE && real < DEGENERATE_SHARE) {
+        out.push(`gender: predicts ${GENDER_LABELS[pred.value]} for ${pct(pred.share)} of ${g.length} held-out faces (really ${pct(real)} ${GENDER_LABELS[pred.value]}); ${advice}.`);
+      }
+    }
+  }
+  if (task === "age-groups" || task === "age-gender") {
+    const a = rows.filter((r) => r.predGroup !== undefined && r.predGroup >= 0);
+    if (a.length >= DEGENERATE_MIN_ROWS) {
+      const pred = dominant(a.map((r) => r.predGroup as number));
+      const real = a.filter((r) => r.trueGroup === pred.value).length / a.length;
+      if (pred.share >= DEGENERATE_SHARE && real < DEGENERATE_SHARE) {
+        out.push(`age: predicts group ${division.labels[pred.value]} for ${pct(pred.share)} of ${a.length} held-out faces (really ${pct(real)} in it); ${advice}.`);
+      }
+    }
+  }
+  if (task === "age-regression") {
+    const a = rows.filter((r) => r.predAge !== undefined);
+    if (a.length >= DEGENERATE_MIN_ROWS) {
+      const p = meanAndVariance(a.map((r) => r.predAge as number));
+      const real = meanAndVariance(a.map((r) => r.age));
+      // Under a year of spread while real ages spread over decades: one answer for everyone.
+      if (Math.sqrt(p.variance) < 1 && Math.sqrt(real.variance) >= 5) {
+        out.push(`age: predicts about ${p.mean.toFixed(1)} years for every held-out face (spread ${Math.sqrt(p.variance).toFixed(2)} years; real ages spread ${Math.sqrt(real.variance).toFixed(1)}); ${advice}.`);
+      }
+    }
+  }
+  return out;
+}
 
 /** Numeric headline figures of a metrics object (for K-fold means and tables). */
 export function headlineFigures(m: RunMetrics): Record<string, number> {

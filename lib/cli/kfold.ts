@@ -68,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     acceptChanges: values["accept-changes"],
   });
   printSummary(result.runDir, result.summary.summary, result.summary.completed.length, result.summary.k);
+  result.summary.folds.forEach((m, i) => (m.warnings ?? []).forEach((w) => console.error(`warning: fold ${result.summary.completed[i] + 1}: ${w}`)));
   if (result.summary.completed.length === result.summary.k && values.fold !== undefined) {
     console.log(`all folds done: merge with  npm run cli -- kfold --merge ${portablePath(result.runDir)}`);
   }

@@ -48,6 +48,7 @@ export function printMetrics(m: RunMetrics): void {
     ].filter(Boolean);
     console.log(`majority baseline on the same images (training split's most common answer): ${base.join("  ")}`);
   }
+  for (const w of m.warnings ?? []) console.error(`warning: ${w}`);
 }
 
 /** parseArgs specs of the options that `train` and `kfold` share. */

@@ -255,6 +255,9 @@ export function showRunFigures(run: AnyRun): NamedFigure[] {
 /** Shows a run's held-out figures as a one-row table (K-fold: mean ± std over folds). */
 export function showMetrics(anyRun: AnyRun): void {
   const run = asLoadedRun(anyRun);
+  // A collapsed model (one answer for every face) is said first, before its figures.
+  const warnings = run.kind === "kfold" ? run.summary.folds.flatMap((m, i) => (m.warnings ?? []).map((w) => `fold ${run.summary.completed[i] + 1}: ${w}`)) : run.metrics.warnings ?? [];
+  if (warnings.length > 0) showMarkdown(warnings.map((w) => `**Warning:** ${w}`).join("\n\n"));
   const row: Record<string, unknown> = { model: run.config.model, run: run.config.runId, profile: run.config.profile };
   if (run.kind === "kfold") {
     row.split = `${run.summary.k}-fold (${run.summary.completed.length} done)`;

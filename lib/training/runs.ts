@@ -166,6 +166,11 @@ export interface RunMetrics {
    * most frequent age group, the median age, the more frequent gender): the bar a model must clear.
    */
   baseline?: Baseline;
+  /**
+   * What looks wrong with the model, in words: it gives one answer for nearly every face (a
+   * collapsed model, e.g. after too high a learning rate). Absent when nothing does.
+   */
+  warnings?: string[];
   /** Wall time of training (all epochs). */
   trainSeconds: number;
   /** Training throughput. */
