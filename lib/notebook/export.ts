@@ -14,7 +14,12 @@ import { writeFileAtomic } from "../core/files";
 /** Environment variable naming the Chromium executable (default /usr/bin/chromium, Debian's). */
 export const CHROMIUM_PATH_ENV = "CHROMIUM_PATH";
 
-/** Flags for a headless, offline, throwaway Chromium (no GPU, no sync, no background traffic). */
+/**
+ * Flags for a headless, offline, throwaway Chromium (no GPU, no sync, no background traffic).
+ * --disable-background-networking alone still let Chromium look up two outside hosts: the
+ * resolver rule answers "not found" for every name but localhost, so nothing leaves the machine
+ * even from services no flag names.
+ */
 export const CHROMIUM_ARGS: readonly string[] = [
   "--headless",
   "--no-sandbox",
@@ -24,7 +29,26 @@ export const CHROMIUM_ARGS: readonly string[] = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+  "--disable-domain-reliability",
+  "--disable-client-side-phishing-detection",
+  "--disable-default-apps",
+  "--disable-breakpad",
+  "--no-pings",
+  "--dns-prefetch-disable",
+  "--disable-features=OptimizationHints,MediaRouter,DialMediaRouteProvider,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater,NetworkTimeServiceQuerying",
 ];
+
+/** Whether a URL stays on this machine (inline data, files, the loopback). */
+export function isLocalUrl(url: string): boolean {
+  if (/^(data|blob|file|about|chrome|chrome-extension|devtools):/i.test(url)) return true;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    return host === "localhost" || host === "::1" || /^127\./.test(host);
+  } catch {
+    return false;
+  }
+}
 
 /** The Chromium to launch: $CHROMIUM_PATH, else /usr/bin/chromium. */
 export function chromiumPath(): string {
@@ -34,6 +58,8 @@ export function chromiumPath(): string {
 /** A running headless Chromium with a fresh profile; `close()` removes the profile. */
 export interface ChromiumSession {
   context: import("playwright-core").BrowserContext;
+  /** URLs of the pages' requests to other machines, refused by the request filter. */
+  blocked: string[];
   close(): Promise<void>;
 }
 
@@ -50,8 +76,18 @@ export async function launchChromium(): Promise<ChromiumSession> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-chromium-"));
   // launchPersistentContext is playwright's way to pass --user-data-dir (launch() refuses it).
   const context = await chromium.launchPersistentContext(profile, { executablePath: exe, headless: true, args: [...CHROMIUM_ARGS] });
+  // Figures are drawn from the inline plotly bundle: a page asking for anything off the machine
+  // (a CDN script, a web font, an image URL in a figure) is refused, never fetched.
+  const blocked: string[] = [];
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (isLocalUrl(url)) return route.continue();
+    blocked.push(url);
+    return route.abort("blockedbyclient");
+  });
   return {
     context,
+    blocked,
     async close() {
       await context.close().catch(() => undefined);
       fs.rmSync(profile, { recursive: true, force: true });
