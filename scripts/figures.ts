@@ -14,6 +14,27 @@ import { comparisonRow, runFigures } from "../lib/analysis/run-figures";
 import { FIGURES_DIR, IMAGE_SIZE, resolveDataDir } from "../lib/core/paths";
 import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/training/runs";
 
+/**
+ * The figures of each experiment's latest finished run. A damaged run (a corrupt metrics.json,
+ * say) is listed in `skipped` with its reason instead of stopping every other experiment's figures.
+ */
+export function latestRunFigures(experiments: readonly string[]): { latest: LoadedRun[]; figures: NamedFigure[]; skipped: { experiment: string; reason: string }[] } {
+  const latest: LoadedRun[] = [];
+  const figures: NamedFigure[] = [];
+  const skipped: { experiment: string; reason: string }[] = [];
+  for (const exp of experiments) {
+    try {
+      const run = latestRun(exp);
+      const figs = runFigures(run);
+      latest.push(run);
+      figures.push(...figs);
+    } catch (e) {
+      skipped.push({ experiment: exp, reason: (e as Error).message });
+    }
+  }
+  return { latest, figures, skipped };
+}
+
 async function main(argv: string[]): Promise<number> {
   const figures: NamedFigure[] = [];
   if (!argv.includes("--no-data")) {
@@ -26,13 +47,10 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   const experiments = [...new Set(listRuns().filter((r) => r.finished && r.kind !== "fold").map((r) => r.experiment))].sort();
-  const latest: LoadedRun[] = [];
-  for (const exp of experiments) {
-    const run = latestRun(exp);
-    latest.push(run);
-    figures.push(...runFigures(run));
-    console.log(`${exp}: ${portablePath(run.runDir)}`);
-  }
+  const { latest, figures: fromRuns, skipped } = latestRunFigures(experiments);
+  figures.push(...fromRuns);
+  for (const run of latest) console.log(`${run.config.experiment}: ${portablePath(run.runDir)}`);
+  for (const s of skipped) console.error(`warning: no figures for ${s.experiment}: ${s.reason}`);
   // Compare only runs made like the newest one (same profile, data and size): others saw other images.
   const newest = latest.filter((r) => r.kind === "split").sort((a, b) => (a.config.createdAt < b.config.createdAt ? 1 : -1))[0];
   const splitRuns = latest.filter((r) => r.kind === "split" && newest && r.config.profile === newest.config.profile && r.config.data.dir === newest.config.data.dir && r.config.seed === newest.config.seed);
@@ -50,10 +68,12 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (err: Error) => {
-    console.error(`error: ${err.message}`);
-    process.exitCode = 1;
-  },
-);
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err: Error) => {
+      console.error(`error: ${err.message}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -82,6 +82,24 @@ export function writeFailure(what: string, file: string, e: unknown, next?: stri
 }
 
 /**
+ * Reads and parses a JSON file; a missing, unreadable or damaged file is an error naming it,
+ * with `fix` (what to do) appended.
+ */
+export function readJsonFile<T>(file: string, fix: string): T {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Error(`${file} ${describeErrno(errnoOf(e)) ?? `cannot be read (${(e as Error).message})`}. ${fix}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${file} is damaged: not valid JSON (${(e as Error).message}). ${fix}`);
+  }
+}
+
+/**
  * For ENOTDIR/EEXIST on a path: the nearest existing part of it that is a file where a folder
  * is needed (e.g. results/ being a file), or the path itself when none is.
  */

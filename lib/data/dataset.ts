@@ -17,7 +17,7 @@ import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
 import { writeFileAtomicWith } from "../core/files";
 import { toFrame } from "./resample";
-import { checkReadableFile, describeErrno, errnoOf, imageFailureReason } from "../core/file-errors";
+import { checkReadableFile, describeErrno, errnoOf, imageFailureReason, pathInTheWay } from "../core/file-errors";
 import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
 
 /** Colour mode of decoded images: 1 channel (the report's CNN) or 3 (VGG19). */
@@ -434,8 +434,10 @@ export async function loadFaces(options: LoadOptions = {}): Promise<FaceDataset>
         cacheWritten = true;
       } catch (e) {
         // A read-only checkout still loads; it just decodes again next time.
-        const why = describeErrno(errnoOf(e)) ?? `failed (${(e as Error).message})`;
-        warnings.push(`pixel cache not written: ${rel(cacheFile)} ${why}; images will be decoded again next time (use --no-cache or free the space).`);
+        const code = errnoOf(e);
+        const where = code === "EEXIST" || code === "ENOTDIR" ? pathInTheWay(path.dirname(cacheFile)) : cacheFile;
+        const why = describeErrno(code) ?? `failed (${(e as Error).message})`;
+        warnings.push(`pixel cache not written: ${rel(where)} ${why}; images will be decoded again next time (fix that, or load with --no-cache).`);
       }
     }
   }

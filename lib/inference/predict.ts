@@ -12,6 +12,7 @@ import { AgeDivision, REPORT_AGE_GROUPS, ageDivision, ageGroupOf, decodeAgeGroup
 import type { ModelTask } from "../core/kinds";
 import { DecodedPrediction, taskSpecs } from "../models/tasks";
 import { writeFileAtomic } from "../core/files";
+import { readJsonFile } from "../core/file-errors";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
 import { loadModelFile } from "../models/files";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
@@ -62,16 +63,17 @@ export interface TrainedModel {
 export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
   await initBackend();
   const abs = path.resolve(dir);
-  const candidates = abs.endsWith(".json") ? [abs] : [path.join(abs, RUN_FILES.model, "model.json"), path.join(abs, "model.json")];
+  // Paths built from `dir` as the user typed it, so messages name the file the way they know it.
+  const candidates = abs.endsWith(".json") ? [dir] : [path.join(dir, RUN_FILES.model, "model.json"), path.join(dir, "model.json")];
   const modelJson = candidates.find((c) => fs.existsSync(c));
   if (!modelJson) {
     const hint = fs.existsSync(path.join(abs, RUN_FILES.config)) && fs.existsSync(path.join(abs, "fold-01")) ? " This is a K-fold run: pass one fold's folder, e.g. .../fold-01." : "";
     throw new Error(`No trained model at "${dir}": expected a run folder with model/model.json, a model folder or a model.json.${hint}`);
   }
-  const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
+  const json = readJsonFile<{ userDefinedMetadata?: Partial<ModelInfo> }>(modelJson, "Save or copy the model again (train writes model/model.json and model/weights.bin).");
   const meta = (json.userDefinedMetadata ?? {}) as Partial<ModelInfo>;
   const runDir = path.basename(path.dirname(modelJson)) === RUN_FILES.model ? path.dirname(path.dirname(modelJson)) : undefined;
-  const config = runDir && fs.existsSync(path.join(runDir, RUN_FILES.config)) ? (JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), "utf8")) as RunConfig) : undefined;
+  const config = runDir && fs.existsSync(path.join(runDir, RUN_FILES.config)) ? readJsonFile<RunConfig>(path.join(runDir, RUN_FILES.config), "Repair it, or remove it: model/model.json also says what the model predicts.") : undefined;
   const info: Partial<ModelInfo> = config
     ? { model: config.model, task: config.task, size: config.size, color: config.color, normalize: config.normalize, ageDivision: config.hyper.ageDivision }
     : meta;
@@ -79,7 +81,7 @@ export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
     throw new Error(`${modelJson} does not say what it predicts (no run config.json beside it and no userDefinedMetadata): it was not saved by this library.`);
   }
   const model = await loadModelFile(modelJson);
-  return { model, info: { normalize: "unit", ageDivision: "report20", model: "unknown", ...info } as ModelInfo, modelDir: path.dirname(modelJson), config };
+  return { model, info: { normalize: "unit", ageDivision: "report20", model: "unknown", ...info } as ModelInfo, modelDir: path.resolve(path.dirname(modelJson)), config };
 }
 
 /** One image's prediction; fields the model does not predict are absent. */

@@ -17,6 +17,7 @@ import * as path from "path";
 import type { BackendInfo } from "../engine/backend";
 import type { ColorMode, Normalization } from "../data/dataset";
 import type { ExperimentProfile, ModelTask } from "../core/kinds";
+import { describeErrno, pathInTheWay } from "../core/file-errors";
 import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 
 export type { ExperimentProfile } from "../core/kinds";
@@ -362,7 +363,14 @@ export function latestRun(experiment: string): LoadedRun {
 export function createRunDir(experiment: string, root: string = RESULTS_DIR): { runId: string; runDir: string } {
   if (!/^[A-Za-z0-9._-]+$/.test(experiment)) throw new Error(`Experiment name "${experiment}" may use only letters, digits, '.', '_' and '-'.`);
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  fs.mkdirSync(path.join(root, experiment), { recursive: true });
+  try {
+    fs.mkdirSync(path.join(root, experiment), { recursive: true });
+  } catch (e) {
+    // e.g. results/ (or results/<experiment>) is a file: say which path is in the way.
+    const where = pathInTheWay(path.join(root, experiment));
+    const words = describeErrno((e as NodeJS.ErrnoException).code) ?? `cannot be created (${(e as Error).message})`;
+    throw new Error(`Cannot create the run folder under ${portablePath(path.join(root, experiment))}: ${portablePath(where)} ${words}.`);
+  }
   for (let attempt = 0; attempt < 100; attempt++) {
     const runId = `${stamp}-${Math.random().toString(36).slice(2, 6)}`;
     const runDir = path.join(root, experiment, runId);
