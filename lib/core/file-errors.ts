@@ -72,15 +72,6 @@ export function checkReadableFile(file: string): void {
   if (st.size === 0) throw new Error(`${file} is empty (0 bytes)`);
 }
 
-/** An error for a failed write: what failed, where (the path as given) and, when known, how to go on. */
-export function writeFailure(what: string, file: string, e: unknown, next?: string): Error {
-  const known = describeErrno(errnoOf(e));
-  const reason = known ? `${file} ${known}` : `${file}: ${(e as Error)?.message ?? e}`;
-  const err = new Error(`Could not write ${what}: ${reason}.${next ? ` ${next}` : ""}`);
-  (err as NodeJS.ErrnoException).code = errnoOf(e);
-  return err;
-}
-
 /**
  * Reads and parses a JSON file; a missing, unreadable or damaged file is an error naming it,
  * with `fix` (what to do) appended.
