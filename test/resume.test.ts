@@ -155,3 +155,18 @@ test("the CLI: train --run with a changed --lr is refused naming the flag; kfold
   assert.deepEqual(cfg.changes.map((c: { setting: string; atFold: string; atEpoch: number }) => [c.setting, c.atFold, c.atEpoch]), [["--lr", "fold-01", 2]]);
   assert.equal(JSON.parse(fs.readFileSync(path.join(done.runDir, "fold-02", "config.json"), "utf8")).hyper.learningRate, 0.01);
 });
+
+test("resume refuses a data folder whose images changed since the run started", async () => {
+  const dir = path.join(root, "faces-copy");
+  fs.cpSync(SAMPLE_DATA_DIR, dir, { recursive: true });
+  const before = await loadFaces({ dir, size: 32, color: "gray", cacheDir: path.join(root, "cache") });
+  await assert.rejects(runExperiment({ ...(await base("files")), data: before, callbacks: [stopAfter(1)] }), /stopped/);
+  // One face removed: same folder, same count after the cap, but other images in the run.
+  fs.rmSync(path.join(dir, before.records[5].file));
+  const after = await loadFaces({ dir, size: 32, color: "gray", cacheDir: path.join(root, "cache") });
+  await assert.rejects(runExperiment({ model: "cnn-gender", data: after, resultsRoot: root, experiment: "files", resume: true, progress: false }), (e: Error) => {
+    assert.match(e.message, /image files of --dir: "[0-9a-f]{16}" in the run, "[0-9a-f]{16}" now/);
+    assert.doesNotMatch(e.message, /^\s+--dir:/m, "same folder");
+    return true;
+  });
+});

@@ -61,6 +61,8 @@ export interface ResumableOptions {
 /** The flag that accepts changed settings when continuing a run. */
 export const ACCEPT_CHANGES_FLAG = "--accept-changes";
 
+const FILE_LIST = "image files of --dir";
+
 /** Hash of the image files a run used (names in record order): a changed folder changes it. */
 export function fileListHash(files: readonly string[]): string {
   const h = crypto.createHash("sha256");
@@ -89,7 +91,7 @@ export function resultSettings(cfg: RunConfig): Record<string, unknown> {
     "normalisation": c.normalize,
   };
   // Older runs have no file-list hash; the count above still catches most changes.
-  if (c.data.fileList) s["image files of --dir"] = c.data.fileList;
+  if (c.data.fileList) s[FILE_LIST] = c.data.fileList;
   if (c.kind === "split") {
     s["--epochs"] = c.hyper.epochs;
     s["--test-fraction"] = c.split?.testFraction;
@@ -113,6 +115,8 @@ export function resultSettings(cfg: RunConfig): Record<string, unknown> {
 export function compareSettings(stored: RunConfig, fresh: RunConfig): SettingChange[] {
   const a = resultSettings(stored);
   const b = resultSettings(fresh);
+  // Runs saved before the file-list hash existed are compared on the image count alone.
+  if (!(FILE_LIST in a)) delete b[FILE_LIST];
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
   return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => ({ setting: k, run: a[k], now: b[k] }));
 }
