@@ -7,7 +7,7 @@
  */
 import { after, mock, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -16,7 +16,7 @@ import type { TrainingCallback } from "../lib/training/callbacks";
 import { FaceDataset, loadFaces } from "../lib/data/dataset";
 import { ExperimentConfig, evaluateRun, runExperiment } from "../lib/training/experiment";
 import { runKFold } from "../lib/training/kfold";
-import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { REPO_ROOT, RESULTS_DIR, SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { loadRun } from "../lib/training/runs";
 
 setBackendQuiet(true);
@@ -169,4 +169,44 @@ test("resume refuses a data folder whose images changed since the run started", 
     assert.doesNotMatch(e.message, /^\s+--dir:/m, "same folder");
     return true;
   });
+});
+
+test("the CLI: train killed with SIGKILL after an epoch, then train --resume, finishes the same run", async () => {
+  const exp = `zz-kill-${process.pid}`;
+  const expDir = path.join(RESULTS_DIR, exp);
+  const tsx = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");
+  const cliPath = path.join(REPO_ROOT, "lib", "cli", "main.ts");
+  const args = ["train", "--model", "cnn-gender", "--size", "32", "--max-images", "80", "--batch", "10", "--epochs", "3", "--experiment", exp, "--dir", SAMPLE_DATA_DIR];
+  try {
+    const child = spawn(tsx, [cliPath, ...args], { cwd: REPO_ROOT, stdio: "ignore", detached: true });
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const runs = fs.existsSync(expDir) ? fs.readdirSync(expDir) : [];
+        const state = runs.length ? path.join(expDir, runs[0], "checkpoint", "state.json") : "";
+        if (state && fs.existsSync(state)) {
+          clearInterval(timer);
+          process.kill(-child.pid!, "SIGKILL");
+          resolve(JSON.parse(fs.readFileSync(state, "utf8")).epoch);
+        }
+      }, 20);
+      child.on("exit", () => {
+        clearInterval(timer);
+        reject(new Error("the run finished before it could be killed"));
+      });
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(killedAt < 3, `killed after epoch ${killedAt} of 3`);
+    const [runId] = fs.readdirSync(expDir);
+    assert.ok(!fs.existsSync(path.join(expDir, runId, "metrics.json")));
+    const r = spawnSync(tsx, [cliPath, "train", "--model", "cnn-gender", "--resume", "--experiment", exp], { cwd: REPO_ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`epochs ${killedAt + 1}\\.\\.3`), "continued after the killed epoch");
+    assert.deepEqual(fs.readdirSync(expDir), [runId], "the same run folder, no new one");
+    const history = JSON.parse(fs.readFileSync(path.join(expDir, runId, "history.json"), "utf8"));
+    assert.deepEqual(history.map((h: { epoch: number }) => h.epoch), [1, 2, 3]);
+    assert.ok(fs.existsSync(path.join(expDir, runId, "metrics.json")));
+    assert.ok(!fs.existsSync(path.join(expDir, runId, "checkpoint")));
+  } finally {
+    fs.rmSync(expDir, { recursive: true, force: true });
+  }
 });
