@@ -3,7 +3,7 @@
  * pixel cache checksummed whole, and loading that skips every kind of unreadable entry with a
  * reason in words, on real faces from data/sample.
  */
-import { after, test } from "node:test";
+import { after, mock, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
@@ -109,4 +109,26 @@ test("a single unreadable image names the file and says what is wrong, not the d
   fs.symlinkSync("loop.jpg", loop);
   await assert.rejects(decodeImageFile(loop, 48, "gray"), /loop\.jpg: the file is a symbolic link that loops back on itself/);
   await assert.rejects(decodeImageFile(path.join(dir, "missing.jpg"), 48, "gray"), /missing\.jpg: the file does not exist/);
+});
+
+test("a file this user may not read is skipped as unreadable, not as a bad image (simulated: tests run as root)", async () => {
+  const dir = tmpDir("perm");
+  for (const f of sampleFiles.slice(0, 3)) fs.copyFileSync(path.join(SAMPLE_DATA_DIR, f), path.join(dir, f));
+  const locked = path.join(dir, sampleFiles[1]);
+  fs.chmodSync(locked, 0o000);
+  // Root reads anything; make access() answer as it would for an ordinary user.
+  const nodeFs = require("fs") as typeof import("fs");
+  const real = nodeFs.accessSync;
+  const denied = mock.method(nodeFs, "accessSync", (p: fs.PathLike, mode?: number) => {
+    if (String(p) === locked) throw Object.assign(new Error(`EACCES: permission denied, access '${p}'`), { code: "EACCES" });
+    return real(p, mode);
+  });
+  try {
+    const ds = await loadFaces({ dir, cache: false });
+    assert.equal(ds.report.usable, 2);
+    assert.deepEqual(ds.report.skipped, [{ file: sampleFiles[1], reason: "unreadable: the file cannot be read or written with this user's permissions" }]);
+    await assert.rejects(decodeImageFile(locked, 32, "gray"), /cannot be read or written with this user's permissions/);
+  } finally {
+    denied.mock.restore();
+  }
 });

@@ -495,10 +495,13 @@ async function decodeDirectory(
   const worker = async () => {
     for (let i = next++; i < candidates.length; i = next++) {
       try {
-        dims[i] = await decodeInto(path.join(dir, candidates[i].file), size, color, pixels, i * frame);
+        const file = path.join(dir, candidates[i].file);
+        // A permission problem is named as such, not as "unsupported image format" by the decoder.
+        fs.accessSync(file, fs.constants.R_OK);
+        dims[i] = await decodeInto(file, size, color, pixels, i * frame);
         ok[i] = 1;
       } catch (e) {
-        problems.set(candidates[i].file, `cannot decode image: ${imageFailureReason(e)}`);
+        problems.set(candidates[i].file, `${errnoOf(e) ? "unreadable" : "cannot decode image"}: ${imageFailureReason(e)}`);
       }
     }
   };
