@@ -114,6 +114,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   const continued = kfoldRunToContinue(config);
   // Options not repeated on the command line are the run's own.
   if (continued) config = fillKFoldFromStored(fillFromStored(config, continued.stored), continued.stored);
+  else if (!config.model) throw new Error(`--model is required to start a K-fold run${config.runDir ? ` (${config.runDir} holds no config.json yet to take it from)` : ""}.`);
   const settings0 = profileSettings(config.profile);
   const k = config.folds ?? settings0.folds;
   const schedule = foldSchedule(k, config.firstEpochs ?? settings0.firstEpochs, config.lastEpochs ?? settings0.minEpochs);
