@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   kfold: () => import("./kfold"),
   evaluate: () => import("./evaluate"),
   predict: () => import("./predict"),
+  best: () => import("./best"),
 };
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -25,6 +26,7 @@ Commands:
   kfold      the report's K-fold protocol (resumable)
   evaluate   evaluate a saved run on held-out images
   predict    predict age and gender for image files
+  best       the best model: cached frozen face features + trained heads
 
 Run a command with --help for its options.`;
 

@@ -15,6 +15,7 @@ import { writeFileAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
 import { loadModelFile } from "../models/files";
+import { isBestModelDir, predictBestFiles } from "./best-predict";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";
 
@@ -114,6 +115,8 @@ export function listImageFiles(fileOrDir: string): string[] {
  * short) does not stop the others: its row carries `skipped` with the reason instead.
  */
 export async function predictFiles(modelOrDir: string | TrainedModel, files: readonly string[], batchSize = 32): Promise<FilePrediction[]> {
+  // A best-model folder (models/best: frozen backbones + heads) has its own predictor.
+  if (typeof modelOrDir === "string" && isBestModelDir(modelOrDir)) return predictBestFiles(modelOrDir, files, batchSize);
   const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
   const { info } = tm;
   const division = ageDivision(info.ageDivision);

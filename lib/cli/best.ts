@@ -1,0 +1,61 @@
+/**
+ * `npm run cli -- best <features|train>`: the best-model family (frozen pretrained face
+ * features + small heads), see models/best/MODEL_CARD.md.
+ */
+import * as fs from "fs";
+import { parseArgs } from "util";
+import { initBackend } from "../engine/backend";
+import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
+import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
+import { loadBestSplit } from "../training/best-data";
+import { intOption } from "./options";
+
+export const help = `Usage: npm run cli -- best <features|train> [options]
+
+  features   extract and cache frozen backbone features (plain + mirrored) of every face;
+             resumable: rerun after an interruption and it continues at the first missing chunk
+  train      choose heads on the validation split, train the final heads on all training faces,
+             score the held-out split once and write the model folder (see train --help below)
+
+Options of features:
+  --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
+  --backbones a,b         of ${BACKBONE_NAMES.join(", ")} (default facenet,faceres-caffe)
+  --first-train N         only the first N training faces (in split order): a cheap cache for
+                          choosing a preprocessing on training faces; never touches test faces`;
+
+/** A progress printer: one line at most every `seconds`, and one at the end. */
+export function progressPrinter(seconds = 15): (p: ExtractionProgress) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - last < seconds * 1000 && p.done < p.total) return;
+    last = now;
+    const eta = p.rate > 0 ? (p.total - p.done) / p.rate : 0;
+    console.log(`[${p.backbone}] ${p.done}/${p.total} faces (x2 with mirrored), ${p.rate.toFixed(1)} faces/s, ${Math.round(eta / 60)} min left`);
+  };
+}
+
+async function features(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" } }, strict: true });
+  const backbones = (values.backbones ?? "facenet,faceres-caffe").split(",").map((b) => backboneSpec(b.trim()).name);
+  const firstTrain = intOption("first-train", values["first-train"]);
+  await initBackend();
+  const split = await loadBestSplit({ dir: values.dir });
+  const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : split.records.map((_, i) => i);
+  const files = indices.map((i) => split.files[i]);
+  console.log(`${files.length} faces of ${split.dir}${firstTrain ? ` (first ${firstTrain} training faces)` : ""}`);
+  for (const b of backbones as BackboneName[]) {
+    const t = Date.now();
+    const set = await extractFeatureSet(files, b, { onProgress: progressPrinter() });
+    console.log(`[${b}] ${set.cacheHit ? "cache hit" : `extracted in ${((Date.now() - t) / 60000).toFixed(1)} min`}: ${set.cacheFile}`);
+  }
+  return 0;
+}
+
+/** Runs the command. */
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "features") return features(rest);
+  if (sub === "train") return (await import("./best-train")).run(rest);
+  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features" or "train" (see --help).`);
+}

@@ -1,0 +1,92 @@
+/**
+ * Using a `best` model folder (models/best/): its heads (tfjs layers model in heads/) and
+ * best.json (which backbones and columns it reads, the feature standardiser, whether it averages
+ * mirrored views). The backbones themselves load from their npm packages, so the folder stays
+ * small and works on a fresh clone after `npm install`.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { initBackend } from "../engine/backend";
+import { decodeAgeGroup, decodeGender, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
+import { Backbone, loadBackbone } from "../models/features";
+import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
+import { Standardizer, expectedAges } from "../models/heads";
+import type { FilePrediction } from "./predict";
+import { loadModelFile } from "../training/train";
+import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
+import type * as tf from "@tensorflow/tfjs";
+
+/** The file that marks a best-model folder. */
+export const BEST_MODEL_FILE = "best.json";
+/** Format tag of best.json, bumped when its meaning changes. */
+export const BEST_MODEL_FORMAT = "utkface-best-v1";
+
+/** Contents of best.json. */
+export interface BestModelFile {
+  format: string;
+  config: HeadConfig;
+  standardizer: Standardizer;
+  /** Anything else worth keeping beside the model (metrics summary, data, dates). */
+  [key: string]: unknown;
+}
+
+/** A loaded best model. */
+export interface BestModel {
+  dir: string;
+  file: BestModelFile;
+  heads: tf.LayersModel;
+  backbones: Map<string, Backbone>;
+}
+
+/** True when `dir` is a best-model folder (holds best.json). */
+export function isBestModelDir(dir: string): boolean {
+  return fs.existsSync(path.join(dir, BEST_MODEL_FILE));
+}
+
+/** Loads a best-model folder: best.json, heads/model.json and the backbones it names. */
+export async function loadBestModel(dir: string): Promise<BestModel> {
+  await initBackend();
+  const file = path.join(dir, BEST_MODEL_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${dir} is not a best-model folder: ${BEST_MODEL_FILE} is missing (train one with npm run cli -- best train).`);
+  const json = JSON.parse(fs.readFileSync(file, "utf8")) as BestModelFile;
+  if (json.format !== BEST_MODEL_FORMAT) throw new Error(`${file} has format "${json.format}", this library reads "${BEST_MODEL_FORMAT}": retrain it.`);
+  const heads = await loadModelFile(path.join(dir, "heads", "model.json"));
+  const backbones = new Map<string, Backbone>();
+  for (const part of json.config.features) if (!backbones.has(part.backbone)) backbones.set(part.backbone, await loadBackbone(part.backbone));
+  return { dir, file: json, heads, backbones };
+}
+
+/** Frees the heads and backbones of a loaded best model. */
+export function disposeBestModel(m: BestModel): void {
+  m.heads.dispose();
+  m.backbones.forEach((b) => b.dispose());
+}
+
+/**
+ * Predicts image files (any names) with a best model: each backbone's features of the faces as
+ * they are and mirrored, fused, standardised, through the heads, views averaged. Files go in
+ * batches of `batchSize`; `onBatch` reports progress. A file that cannot be decoded throws an
+ * error naming it.
+ */
+export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<FilePrediction[]> {
+  const m = typeof modelOrDir === "string" ? await loadBestModel(modelOrDir) : modelOrDir;
+  const parts: FeaturePart[] = m.file.config.features;
+  const out: FilePrediction[] = [];
+  try {
+    for (let s = 0; s < files.length; s += batchSize) {
+      const chunk = files.slice(s, s + batchSize);
+      const sets = new Map<string, FeatureSet>();
+      for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone }));
+      const rows = chunk.map((_, i) => i);
+      const pred = predictHeads({ model: m.heads, standardizer: m.file.standardizer, config: m.file.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
+      const ages = expectedAges(pred.ageProbabilities, pred.n);
+      chunk.forEach((file, i) => {
+        out.push({ file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pred.pFemale[i]), pFemale: pred.pFemale[i] });
+      });
+      onBatch?.(Math.min(files.length, s + batchSize), files.length);
+    }
+  } finally {
+    if (typeof modelOrDir === "string") disposeBestModel(m);
+  }
+  return out;
+}

@@ -1,0 +1,196 @@
+/**
+ * On-disk cache of frozen backbone features, like the pixel cache of lib/data.ts: one file per
+ * backbone and list of image files, holding every face's features as it is and mirrored left to
+ * right. Extracting 8,818 faces takes minutes to tens of minutes on CPU, training heads on the
+ * cache takes seconds, so the extraction runs once, in chunks that survive an interruption
+ * (rerunning picks up at the first missing chunk), and the finished file is written atomically
+ * with a checksum; a damaged or stale file is rebuilt, never used.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { decodeImageFile } from "../data/dataset";
+import { CACHE_DIR, writeFileAtomic } from "../core/paths";
+import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./features";
+
+/** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */
+export const FEATURE_CACHE_FORMAT = "utkface-features-v1";
+const MAGIC = Buffer.from("UTKFT001", "ascii");
+/** Faces per resumable chunk: about a minute of faceres on one core. */
+const CHUNK_FACES = 512;
+/** Faces per forward pass: large enough for efficient matmuls, small enough for memory. */
+const BATCH_FACES = 16;
+
+/** Features of a list of faces, plain and mirrored. */
+export interface FeatureSet {
+  backbone: BackboneName;
+  /** Base names of the image files, in row order. */
+  files: string[];
+  /** Values per face. */
+  dim: number;
+  /** files.length * dim values: features of the faces as they are. */
+  plain: Float32Array;
+  /** files.length * dim values: features of the faces mirrored left to right. */
+  flipped: Float32Array;
+  /** The cache file read or written; null when the cache was not used. */
+  cacheFile: string | null;
+  /** True when read from the cache without extracting anything. */
+  cacheHit: boolean;
+}
+
+/** Progress of an extraction, reported after every batch. */
+export interface ExtractionProgress {
+  backbone: BackboneName;
+  done: number;
+  total: number;
+  /** Faces per second since this call started (plain + mirrored count as one face). */
+  rate: number;
+}
+
+/** Options of `extractFeatureSet`. */
+export interface FeatureCacheOptions {
+  /** Where cache files live (default data/.cache/features). */
+  cacheDir?: string;
+  /** false: extract without reading or writing any cache (tests, one-off predictions). */
+  cache?: boolean;
+  /** Called after each batch. */
+  onProgress?: (p: ExtractionProgress) => void;
+  /** An already loaded backbone (disposed by the caller); default: load it here. */
+  loaded?: Backbone;
+}
+
+interface CacheHeader {
+  format: string;
+  key: string;
+  backbone: string;
+  dim: number;
+  files: string[];
+  /** sha256 of the float payload (plain then flipped). */
+  sha256: string;
+}
+
+/** The cache key: format, backbone, and every file's base name and byte size, in order. */
+export function featureCacheKey(files: readonly string[], backbone: BackboneName): string {
+  const h = crypto.createHash("sha256");
+  h.update(`${FEATURE_CACHE_FORMAT}\n${backbone}\n`);
+  for (const f of files) {
+    let size = -1;
+    try {
+      size = fs.statSync(f).size;
+    } catch {
+      // A missing file changes the key; extraction then names it.
+    }
+    h.update(`${path.basename(f)}\t${size}\n`);
+  }
+  return h.digest("hex");
+}
+
+/** The cache file for a file list and backbone. */
+export function featureCacheFile(files: readonly string[], backbone: BackboneName, cacheDir = path.join(CACHE_DIR, "features")): string {
+  return path.join(cacheDir, `${backbone}-${files.length}-${featureCacheKey(files, backbone).slice(0, 16)}.bin`);
+}
+
+function sha256(data: Uint8Array): string {
+  return crypto.createHash("sha256").update(data).digest("hex");
+}
+
+function bytesOf(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Reads a cache file; anything stale or damaged gives undefined (the caller rebuilds). */
+function readFeatureCache(file: string, key: string): { header: CacheHeader; payload: Float32Array } | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) return undefined;
+    const headerLength = buf.readUInt32LE(8);
+    const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
+    if (header.format !== FEATURE_CACHE_FORMAT || header.key !== key) return undefined;
+    const bytes = buf.subarray(12 + headerLength);
+    if (bytes.length !== 2 * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
+    // Copy into an aligned buffer: a Float32Array view needs a multiple-of-4 offset.
+    const payload = new Float32Array(bytes.length / 4);
+    bytesOf(payload).set(bytes);
+    return { header, payload };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeFeatureCache(file: string, header: Omit<CacheHeader, "sha256">, payload: Float32Array): void {
+  const bytes = bytesOf(payload);
+  const json = Buffer.from(JSON.stringify({ ...header, sha256: sha256(bytes) }), "utf8");
+  const prefix = Buffer.alloc(12);
+  MAGIC.copy(prefix, 0);
+  prefix.writeUInt32LE(json.length, 8);
+  writeFileAtomic(file, Buffer.concat([prefix, json, bytes]));
+}
+
+/**
+ * Features of image files (any names) with a backbone, both as they are and mirrored: from the
+ * cache when it matches the file list, otherwise extracted in resumable chunks and cached.
+ * A file that cannot be decoded is an error naming it.
+ */
+export async function extractFeatureSet(files: readonly string[], backboneName: BackboneName | string, options: FeatureCacheOptions = {}): Promise<FeatureSet> {
+  const spec = backboneSpec(backboneName);
+  if (files.length === 0) throw new Error("extractFeatureSet needs at least one image file.");
+  const useCache = options.cache ?? true;
+  const cacheDir = options.cacheDir ?? path.join(CACHE_DIR, "features");
+  const key = featureCacheKey(files, spec.name);
+  const cacheFile = useCache ? featureCacheFile(files, spec.name, cacheDir) : null;
+  const names = files.map((f) => path.basename(f));
+  const n = files.length;
+  const dim = spec.dim;
+  if (cacheFile) {
+    const hit = readFeatureCache(cacheFile, key);
+    if (hit) {
+      return { backbone: spec.name, files: names, dim, plain: hit.payload.subarray(0, n * dim), flipped: hit.payload.subarray(n * dim), cacheFile, cacheHit: true };
+    }
+  }
+  const backbone = options.loaded ?? (await loadBackbone(spec.name));
+  const payload = new Float32Array(2 * n * dim);
+  const partsDir = cacheFile ? `${cacheFile}.parts` : null;
+  const started = Date.now();
+  let extracted = 0;
+  try {
+    for (let c0 = 0; c0 < n; c0 += CHUNK_FACES) {
+      const c1 = Math.min(n, c0 + CHUNK_FACES);
+      const part = partsDir ? path.join(partsDir, `${key.slice(0, 16)}-${c0}-${c1}.f32`) : null;
+      const partBytes = 2 * (c1 - c0) * dim * 4;
+      if (part && fs.existsSync(part) && fs.statSync(part).size === partBytes) {
+        const chunk = new Float32Array(partBytes / 4);
+        bytesOf(chunk).set(fs.readFileSync(part));
+        payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
+        payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
+        continue;
+      }
+      const chunk = new Float32Array(2 * (c1 - c0) * dim);
+      for (let b0 = c0; b0 < c1; b0 += BATCH_FACES) {
+        const b1 = Math.min(c1, b0 + BATCH_FACES);
+        const per = spec.size * spec.size * 3;
+        const pixels = new Uint8Array((b1 - b0) * per);
+        const decoded = await Promise.all(files.slice(b0, b1).map((f) => decodeImageFile(f, spec.size, "rgb")));
+        decoded.forEach((p, i) => pixels.set(p, i * per));
+        chunk.set(backbone.extract(pixels, b1 - b0, false), (b0 - c0) * dim);
+        chunk.set(backbone.extract(pixels, b1 - b0, true), (c1 - c0 + b0 - c0) * dim);
+        extracted += b1 - b0;
+        options.onProgress?.({ backbone: spec.name, done: b1, total: n, rate: extracted / Math.max(1e-3, (Date.now() - started) / 1000) });
+      }
+      if (part) writeFileAtomic(part, bytesOf(chunk));
+      payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
+      payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
+    }
+  } finally {
+    if (!options.loaded) backbone.dispose();
+  }
+  if (cacheFile) {
+    writeFeatureCache(cacheFile, { format: FEATURE_CACHE_FORMAT, key, backbone: spec.name, dim, files: names }, payload);
+    if (partsDir) fs.rmSync(partsDir, { recursive: true, force: true });
+  }
+  return { backbone: spec.name, files: names, dim, plain: payload.subarray(0, n * dim), flipped: payload.subarray(n * dim), cacheFile, cacheHit: false };
+}

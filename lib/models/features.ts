@@ -1,0 +1,190 @@
+/**
+ * Frozen pretrained face backbones used as feature extractors (the `best` model family):
+ *
+ * - "facenet": face-api's recognition ResNet (lib/facenet.ts, @vladmandic/face-api, MIT),
+ *   150x150 RGB -> 128-d identity descriptor.
+ * - "faceres" / "faceres-caffe": human's `faceres` (@vladmandic/human, MIT), a MobileNet-v1 at
+ *   224x224 RGB whose base was trained for identity on VGGFace2 (HSE_FaceRec_tf), run as a tfjs
+ *   graph model read from the npm package's files. Features: the 1024-d pooled feature followed
+ *   by its own 100-bin age distribution and gender score (1125 values). Two preprocessings:
+ *   "faceres" feeds RGB 0..255 (what human does); "faceres-caffe" feeds BGR minus the
+ *   VGG mean pixel (what the model's original repository does).
+ *
+ * Never add face-api's ageGenderNet or human's `gear` here: both were trained on UTKFace, so
+ * a UTKFace test split would not be held out from them.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { FACENET_NATIVE_SIZE, buildFaceNetDescriptor } from "./facenet";
+
+/** Names of the backbones (one per preprocessing). */
+export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe"] as const;
+export type BackboneName = (typeof BACKBONE_NAMES)[number];
+
+/** What a backbone expects and gives. */
+export interface BackboneSpec {
+  name: BackboneName;
+  /** Side of the RGB square fed to the network. */
+  size: number;
+  /** Values per face in its feature vector. */
+  dim: number;
+  /** The npm package its weights come from, and that package's licence. */
+  package: string;
+  licence: string;
+  /** One line on the preprocessing, for model cards. */
+  preprocessing: string;
+}
+
+/** The package holding human's faceres graph model (models/faceres.json + .bin). */
+export const HUMAN_PACKAGE = "@vladmandic/human";
+/** faceres's pooled identity feature length. */
+export const FACERES_POOLED = 1024;
+/** faceres's own age output: softmax over ages 0..99 in one-year bins. */
+export const FACERES_AGE_BINS = 100;
+/** The VGGFace2/caffe mean pixel in BGR order, subtracted by the model's original repository. */
+export const CAFFE_MEAN_BGR: readonly number[] = [103.939, 116.779, 123.68];
+const FACERES_OUTPUTS = ["global_pooling/Mean", "age_pred/Softmax", "gender_pred/Sigmoid"];
+
+/** Every backbone's spec, by name. */
+export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
+  facenet: {
+    name: "facenet",
+    size: FACENET_NATIVE_SIZE,
+    dim: 128,
+    package: "@vladmandic/face-api 1.7.15 (face_recognition_model)",
+    licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
+    preprocessing: "RGB 150x150 (area-averaged from 200x200), minus mean RGB (122.782, 117.001, 104.298), divided by 255",
+  },
+  faceres: {
+    name: "faceres",
+    size: 224,
+    dim: FACERES_POOLED + FACERES_AGE_BINS + 1,
+    package: `${HUMAN_PACKAGE} 3.3.6 (models/faceres)`,
+    licence: "MIT (package); MobileNet trained by A. Savchenko (HSE_FaceRec_tf) on VGGFace2 + age/gender data, not UTKFace",
+    preprocessing: "RGB 224x224 (bilinear from 200x200), values 0..255",
+  },
+  "faceres-caffe": {
+    name: "faceres-caffe",
+    size: 224,
+    dim: FACERES_POOLED + FACERES_AGE_BINS + 1,
+    package: `${HUMAN_PACKAGE} 3.3.6 (models/faceres)`,
+    licence: "MIT (package); MobileNet trained by A. Savchenko (HSE_FaceRec_tf) on VGGFace2 + age/gender data, not UTKFace",
+    preprocessing: "BGR 224x224 (bilinear from 200x200), 0..255 minus the mean pixel (103.939, 116.779, 123.68)",
+  },
+};
+
+/** The spec of a backbone; an unknown name is an error listing the known ones. */
+export function backboneSpec(name: string): BackboneSpec {
+  const spec = (BACKBONES as Record<string, BackboneSpec>)[name];
+  if (!spec) throw new Error(`Unknown backbone "${name}". Known backbones: ${BACKBONE_NAMES.join(", ")}.`);
+  return spec;
+}
+
+/** A loaded backbone: uint8 RGB faces at spec.size in, one feature row per face out. */
+export interface Backbone {
+  spec: BackboneSpec;
+  /**
+   * Features of `n` faces given as uint8 HWC RGB pixels (n * size * size * 3), mirrored left to
+   * right first when `flip` is set. Returns n * spec.dim floats.
+   */
+  extract(pixels: Uint8Array, n: number, flip?: boolean): Float32Array;
+  dispose(): void;
+}
+
+/** The folder of human's model files inside node_modules (resolved, never hard-coded). */
+export function humanModelDir(): string {
+  // The package's "exports" map hides package.json from require.resolve, so look for the folder
+  // along Node's own module search paths.
+  for (const base of require.resolve.paths(HUMAN_PACKAGE) ?? []) {
+    const dir = path.join(base, HUMAN_PACKAGE, "models");
+    if (fs.existsSync(path.join(dir, "faceres.json"))) return dir;
+  }
+  throw new Error(`${HUMAN_PACKAGE} is not installed: run npm install (it is a dependency of this project; its tarball ships models/faceres).`);
+}
+
+/**
+ * An IO handler that reads a tfjs graph model (model.json + weight files) from disk: pure tfjs
+ * in Node has no file:// loader, and tfjs-node is not always installed.
+ */
+export function fileModelHandler(modelJson: string): tf.io.IOHandler {
+  return {
+    load: async () => {
+      if (!fs.existsSync(modelJson)) throw new Error(`Model file ${modelJson} does not exist.`);
+      const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
+      const manifest = json.weightsManifest as tf.io.WeightsManifestConfig;
+      const specs: tf.io.WeightsManifestEntry[] = [];
+      const parts: Buffer[] = [];
+      for (const group of manifest) {
+        specs.push(...group.weights);
+        for (const p of group.paths) {
+          const f = path.join(path.dirname(modelJson), p);
+          if (!fs.existsSync(f)) throw new Error(`${modelJson} lists weight file ${p}, missing next to it: reinstall the package it came from.`);
+          parts.push(fs.readFileSync(f));
+        }
+      }
+      const all = Buffer.concat(parts);
+      return {
+        modelTopology: json.modelTopology,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        convertedBy: json.convertedBy,
+        signature: json.signature,
+        userDefinedMetadata: json.userDefinedMetadata,
+        modelInitializer: json.modelInitializer,
+        weightSpecs: specs,
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+      };
+    },
+  };
+}
+
+/** uint8 HWC faces -> float NHWC tensor, mirrored when asked (inside the caller's tidy). */
+function facesTensor(pixels: Uint8Array, n: number, size: number, flip: boolean): tf.Tensor4D {
+  const expected = n * size * size * 3;
+  if (pixels.length !== expected) throw new Error(`Expected ${n} RGB faces of ${size}x${size} (${expected} bytes), got ${pixels.length} bytes.`);
+  const x = tf.tensor4d(Float32Array.from(pixels), [n, size, size, 3]);
+  return flip ? (tf.reverse(x, 2) as tf.Tensor4D) : x;
+}
+
+async function loadFaceres(spec: BackboneSpec): Promise<Backbone> {
+  const model = await tf.loadGraphModel(fileModelHandler(path.join(humanModelDir(), "faceres.json")));
+  const caffe = spec.name === "faceres-caffe";
+  return {
+    spec,
+    extract(pixels, n, flip = false) {
+      const out = tf.tidy(() => {
+        let x: tf.Tensor4D = facesTensor(pixels, n, spec.size, flip);
+        // The original repository feeds OpenCV's BGR order with the mean pixel removed.
+        if (caffe) x = tf.sub(tf.reverse(x, 3), tf.tensor1d(CAFFE_MEAN_BGR as number[])) as tf.Tensor4D;
+        const [pooled, age, gender] = model.execute(x, FACERES_OUTPUTS) as tf.Tensor[];
+        return tf.concat([pooled.reshape([n, FACERES_POOLED]), age.reshape([n, FACERES_AGE_BINS]), gender.reshape([n, 1])], 1);
+      });
+      const data = out.dataSync() as Float32Array;
+      out.dispose();
+      return data;
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+async function loadFaceNet(spec: BackboneSpec): Promise<Backbone> {
+  const model = buildFaceNetDescriptor(spec.size);
+  return {
+    spec,
+    extract(pixels, n, flip = false) {
+      // buildFaceNetDescriptor takes [0,1] RGB and applies face-api's mean subtraction itself.
+      const out = tf.tidy(() => model.predict(tf.div(facesTensor(pixels, n, spec.size, flip), 255)) as tf.Tensor);
+      const data = out.dataSync() as Float32Array;
+      out.dispose();
+      return data;
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** Loads a backbone by name from its npm package (nothing is downloaded). */
+export async function loadBackbone(name: BackboneName | string): Promise<Backbone> {
+  const spec = backboneSpec(name);
+  return spec.name === "facenet" ? loadFaceNet(spec) : loadFaceres(spec);
+}

@@ -1,0 +1,203 @@
+/**
+ * The best-model run: load the cached features of every face, try each head configuration of an
+ * ablation on the validation split (carved from the training faces), train the chosen one on all
+ * training faces, score the held-out split once, and write the model folder (heads, best.json,
+ * metrics.json, ablation.json, MODEL_CARD.md).
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { initBackend } from "../engine/backend";
+import { GENDER_THRESHOLD } from "../data/labels";
+import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED } from "../models/features";
+import { ExtractionProgress, FeatureSet, extractFeatureSet } from "../models/feature-cache";
+import { expectedAges } from "../models/heads";
+import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
+import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
+import { saveModel } from "./train";
+import { BestSplit, loadBestSplit } from "./best-data";
+import { bestModelCard } from "./best-card";
+import { BestMetrics, DEFAULT_HEAD_CONFIG, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
+
+/** One row of the ablation table (validation split). */
+export interface AblationRow {
+  name: string;
+  /** What changed, in words. */
+  description: string;
+  dim: number;
+  /** Epoch with the lowest validation MAE (the count the final model trains for). */
+  bestEpoch: number;
+  mae: number;
+  genderAccuracy: number;
+  genderAccuracy13: number;
+  ageGroupAccuracy: number;
+  seconds: number;
+}
+
+/** A named ablation step: a head config or a backbone's own outputs (no training). */
+export type AblationStep = { kind: "heads"; description: string; config: HeadConfig } | { kind: "own"; description: string; backbone: BackboneName; name: string };
+
+/** Options of `runBest`. */
+export interface BestRunOptions {
+  /** UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample). */
+  dir?: string;
+  /** The steps to compare on validation; the heads step with the lowest MAE becomes the model. */
+  steps: AblationStep[];
+  /** Where the model folder goes (e.g. models/best). */
+  outDir: string;
+  /** Feature cache folder (default data/.cache/features). */
+  cacheDir?: string;
+  /** Progress lines (default console.log). */
+  log?: (line: string) => void;
+  /** Faces timed through the whole predictor (decode + backbones + heads) for the speed figure. */
+  speedFaces?: number;
+}
+
+/** What a best run produced. */
+export interface BestRunResult {
+  ablation: AblationRow[];
+  chosen: HeadConfig;
+  test: BestMetrics;
+  /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
+  testOwn?: BestMetrics;
+  secondsPerImage: number;
+  split: BestSplit;
+}
+
+function labels(split: BestSplit, idx: readonly number[]) {
+  return { ages: idx.map((i) => split.records[i].age), genders: idx.map((i) => split.records[i].gender as number) };
+}
+
+/** A faceres backbone's own predictions (expected age of its 100 bins, 1 - its male score). */
+export function ownOutputs(set: FeatureSet, indices: readonly number[], view: "plain" | "flipped" = "plain"): HeadOutputs {
+  if (set.dim !== FACERES_POOLED + FACERES_AGE_BINS + 1) throw new Error(`Backbone ${set.backbone} has no own age/gender outputs.`);
+  const n = indices.length;
+  // Pad its 100 bins to the heads' AGE_BINS so expectedAges reads both alike.
+  const probs = new Float32Array(n * 101);
+  const pFemale = new Float32Array(n);
+  indices.forEach((idx, i) => {
+    const row = set[view].subarray(idx * set.dim, (idx + 1) * set.dim);
+    probs.set(row.subarray(FACERES_POOLED, FACERES_POOLED + FACERES_AGE_BINS), i * 101);
+    pFemale[i] = 1 - row[FACERES_POOLED + FACERES_AGE_BINS];
+  });
+  return { ageProbabilities: probs, pFemale, n };
+}
+
+function summary(m: BestMetrics) {
+  const b13 = m.genderByBand.find((b) => b.band === "13+");
+  return { mae: m.mae ?? NaN, genderAccuracy: m.genderAccuracy ?? NaN, genderAccuracy13: b13?.accuracy ?? NaN, ageGroupAccuracy: m.ageAccuracy ?? NaN };
+}
+
+/** Loads (or extracts, with progress) the cached features of every face for each backbone. */
+export async function loadFeatureSets(split: BestSplit, backbones: readonly BackboneName[], cacheDir?: string, log: (line: string) => void = console.log): Promise<Map<string, FeatureSet>> {
+  const sets = new Map<string, FeatureSet>();
+  let last = 0;
+  const onProgress = (p: ExtractionProgress) => {
+    if (Date.now() - last < 15000 && p.done < p.total) return;
+    last = Date.now();
+    log(`[${p.backbone}] extracting ${p.done}/${p.total} faces, ${p.rate.toFixed(1)} faces/s`);
+  };
+  for (const b of backbones) sets.set(b, await extractFeatureSet(split.files, b, { cacheDir, onProgress }));
+  return sets;
+}
+
+/** Runs the ablation, trains and scores the chosen heads, writes the model folder. */
+export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
+  const log = options.log ?? console.log;
+  await initBackend();
+  const split = await loadBestSplit({ dir: options.dir });
+  const needed = new Set<BackboneName>();
+  for (const s of options.steps) {
+    if (s.kind === "own") needed.add(s.backbone);
+    else s.config.features.forEach((f) => needed.add(f.backbone));
+  }
+  const sets = await loadFeatureSets(split, [...needed], options.cacheDir, log);
+  const trainRows = [...split.fit, ...split.validation];
+  const fitLabels = labels(split, split.fit);
+  const valLabels = labels(split, split.validation);
+  const training = trainRows.map((i) => split.records[i]);
+
+  const ablation: AblationRow[] = [];
+  let chosen: { config: HeadConfig; row: AblationRow } | undefined;
+  for (const step of options.steps) {
+    const t = Date.now();
+    if (step.kind === "own") {
+      const out = ownOutputs(sets.get(step.backbone)!, split.validation);
+      const m = bestMetrics(bestPredictionRows(split.records, split.validation, out), "validation", training);
+      ablation.push({ name: step.name, description: step.description, dim: 0, bestEpoch: 0, ...summary(m), seconds: (Date.now() - t) / 1000 });
+    } else {
+      const cfg = step.config;
+      const heads = await trainHeads(
+        cfg,
+        { plain: fuseFeatures(sets, cfg.features, split.fit, "plain"), flipped: fuseFeatures(sets, cfg.features, split.fit, "flipped"), ...fitLabels },
+        { plain: fuseFeatures(sets, cfg.features, split.validation, "plain"), flipped: fuseFeatures(sets, cfg.features, split.validation, "flipped"), ...valLabels },
+      );
+      const best = heads.curve.reduce((a, b) => (b.mae < a.mae ? b : a));
+      // Score the final epoch's heads on validation with every figure (the curve has MAE and gender only).
+      const out = predictHeads(heads, fuseFeatures(sets, cfg.features, split.validation, "plain"), fuseFeatures(sets, cfg.features, split.validation, "flipped"));
+      const m = bestMetrics(bestPredictionRows(split.records, split.validation, out), "validation", training);
+      heads.model.dispose();
+      const row: AblationRow = { name: cfg.name, description: step.description, dim: heads.standardizer.mean.length, bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
+      ablation.push(row);
+      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row };
+    }
+    const r = ablation[ablation.length - 1];
+    log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, ${r.seconds.toFixed(0)} s`);
+  }
+  if (!chosen) throw new Error("The ablation has no heads step to choose from.");
+
+  // The final heads: the chosen config at its best epoch count, on every training face.
+  const finalConfig: HeadConfig = { ...chosen.config, epochs: chosen.row.bestEpoch };
+  log(`[final] ${finalConfig.name}, ${finalConfig.epochs} epochs on ${trainRows.length} training faces`);
+  const t = Date.now();
+  const heads = await trainHeads(finalConfig, { plain: fuseFeatures(sets, finalConfig.features, trainRows, "plain"), flipped: fuseFeatures(sets, finalConfig.features, trainRows, "flipped"), ...labels(split, trainRows) });
+  const trainSeconds = (Date.now() - t) / 1000;
+  // The one look at the test split.
+  const testOut = predictHeads(heads, fuseFeatures(sets, finalConfig.features, split.test, "plain"), fuseFeatures(sets, finalConfig.features, split.test, "flipped"));
+  const testRows = bestPredictionRows(split.records, split.test, testOut);
+  const test = bestMetrics(testRows, "test", training, "best");
+  test.trainSeconds = trainSeconds;
+  const ownBackbone = [...needed].find((b) => b !== "facenet");
+  const testOwn = ownBackbone ? bestMetrics(bestPredictionRows(split.records, split.test, ownOutputs(sets.get(ownBackbone)!, split.test)), "test", training, `${ownBackbone} own outputs`) : undefined;
+
+  const out = path.resolve(options.outDir);
+  fs.mkdirSync(out, { recursive: true });
+  await saveModel(heads.model, path.join(out, "heads"), { model: "best", inputs: "fused standardised features, see ../best.json" });
+  heads.model.dispose();
+  const rel = (p: string) => path.relative(process.cwd(), p).split(path.sep).join("/");
+  const file: BestModelFile = {
+    format: BEST_MODEL_FORMAT,
+    config: finalConfig,
+    standardizer: { mean: heads.standardizer.mean.map((v) => Number(v.toPrecision(7))), std: heads.standardizer.std.map((v) => Number(v.toPrecision(7))) },
+    backbones: finalConfig.features.map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
+    data: { dir: rel(split.dir), faces: split.records.length, fit: split.fit.length, validation: split.validation.length, test: split.test.length, seed: split.seed },
+  };
+  writeJsonAtomic(path.join(out, BEST_MODEL_FILE), file);
+
+  // Speed: the whole path a user runs (decode, both views through every backbone, heads).
+  const speedFiles = split.test.slice(0, options.speedFaces ?? 32).map((i) => split.files[i]);
+  const model = await loadBestModel(out);
+  await predictBestFiles(model, speedFiles.slice(0, 2));
+  const ts = Date.now();
+  await predictBestFiles(model, speedFiles);
+  const secondsPerImage = (Date.now() - ts) / 1000 / speedFiles.length;
+  disposeBestModel(model);
+
+  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split };
+  writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
+  writeJsonAtomic(path.join(out, "ablation.json"), ablation);
+  writeJsonAtomic(
+    path.join(out, "predictions.json"),
+    testRows.map((r) => ({ file: r.file, age: r.age, gender: r.gender, predAge: Number((r.predAge as number).toFixed(2)), pFemale: Number((r.pFemale as number).toFixed(4)) })),
+  );
+  writeFileAtomic(path.join(out, "MODEL_CARD.md"), bestModelCard(result));
+  log(`[test] ${split.test.length} held-out faces: MAE ${test.mae?.toFixed(2)}, gender ${((test.genderAccuracy ?? 0) * 100).toFixed(1)}%, 20-group ${((test.ageAccuracy ?? 0) * 100).toFixed(1)}% (within one ${((test.ageAccuracyWithin1 ?? 0) * 100).toFixed(1)}%), ${secondsPerImage.toFixed(3)} s/image`);
+  return result;
+}
+
+/** Gender decided from P(female), as everywhere in the library. */
+export function isFemale(pFemale: number): boolean {
+  return pFemale >= GENDER_THRESHOLD;
+}
+
+/** Expected ages of head outputs (re-exported for notebooks). */
+export { expectedAges };
