@@ -79,9 +79,9 @@ export function expectedAges(probabilities: Float32Array, n: number): Float32Arr
  * towards the truth.
  */
 export function ageLossFn(kind: AgeLoss): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor {
-  const bins = tf.range(0, AGE_BINS, 1, "float32");
   return (yTrue, yPred) =>
     tf.tidy(() => {
+      const bins = tf.range(0, AGE_BINS, 1, "float32");
       const p = tf.clipByValue(yPred, 1e-7, 1);
       const ce = tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(p)), -1)));
       if (kind === "dldl") return ce;

@@ -194,6 +194,8 @@ export async function trainHeads(config: HeadConfig, train: HeadTrainingData, va
     }
   } finally {
     tf.dispose([xs, ya, yg]);
+    // Adam's moment estimates are not freed by model.dispose(); the heads never train again.
+    model.optimizer?.dispose();
   }
   return heads;
 }

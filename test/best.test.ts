@@ -1,0 +1,155 @@
+import { test, before, after } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, setBackendQuiet } from "../lib/backend";
+import { decodeImageFile, parseFileName, FaceRecord } from "../lib/data";
+import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/paths";
+import { backboneSpec, loadBackbone } from "../lib/models/features";
+import { extractFeatureSet, featureCacheFile } from "../lib/models/feature-cache";
+import { AGE_BINS, ageDistributionTargets, expectedAges } from "../lib/models/heads";
+import { DEFAULT_HEAD_CONFIG, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
+import { isBestModelDir } from "../lib/inference/best-predict";
+import { predictFiles } from "../lib/predict";
+
+setBackendQuiet(true);
+
+let tmp: string;
+/** Sample faces spread over names (every 4th), so ages and genders vary. */
+let files: string[];
+let records: FaceRecord[];
+
+before(async () => {
+  await initBackend();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "best-"));
+  files = fs.readdirSync(SAMPLE_DATA_DIR).filter((f) => f.endsWith(".jpg")).sort().filter((_, i) => i % 4 === 0).slice(0, 96).map((f) => path.join(SAMPLE_DATA_DIR, f));
+  records = files.map((f) => parseFileName(f) as FaceRecord);
+});
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+test("faceres features of real faces: shape, determinism, own outputs are probabilities, a mirrored face is close but not equal", async () => {
+  const bb = await loadBackbone("faceres-caffe");
+  try {
+    const size = bb.spec.size;
+    const px = new Uint8Array(2 * size * size * 3);
+    for (let i = 0; i < 2; i++) px.set(await decodeImageFile(files[i], size, "rgb"), i * size * size * 3);
+    const a = bb.extract(px, 2);
+    const b = bb.extract(px, 2);
+    assert.equal(a.length, 2 * bb.spec.dim);
+    assert.deepEqual(a, b);
+    const ageBins = a.subarray(1024, 1124);
+    assert.ok(Math.abs(ageBins.reduce((s, v) => s + v, 0) - 1) < 1e-3, "the own age output is a distribution");
+    assert.ok(a[1124] >= 0 && a[1124] <= 1);
+    const f = bb.extract(px, 2, true);
+    const c = cosine(a.subarray(0, 1024), f.subarray(0, 1024));
+    assert.ok(c > 0.8 && c < 0.99999, `cosine of a face's and its mirror's pooled feature: ${c}`);
+    assert.throws(() => bb.extract(px, 3), /Expected 3 RGB faces of 224x224/);
+  } finally {
+    bb.dispose();
+  }
+});
+
+test("an unknown backbone is a clear error", async () => {
+  assert.throws(() => backboneSpec("gear"), /Unknown backbone "gear". Known backbones: facenet, faceres, faceres-caffe/);
+  await assert.rejects(() => loadBackbone("ageGenderNet"), /Unknown backbone/);
+});
+
+test("feature cache: the mirrored view equals features of mirrored pixels, a second call hits, a changed file list or a damaged file rebuilds", async () => {
+  const cacheDir = path.join(tmp, "cache");
+  const few = files.slice(0, 3);
+  const first = await extractFeatureSet(few, "facenet", { cacheDir });
+  assert.equal(first.cacheHit, false);
+  assert.equal(first.plain.length, 3 * 128);
+  assert.equal(first.flipped.length, 3 * 128);
+  // The mirrored view is the backbone on mirrored pixels.
+  const px = await decodeImageFile(few[1], 150, "rgb");
+  const mirrored = new Uint8Array(px.length);
+  for (let y = 0; y < 150; y++) for (let x = 0; x < 150; x++) for (let c = 0; c < 3; c++) mirrored[(y * 150 + x) * 3 + c] = px[(y * 150 + 149 - x) * 3 + c];
+  const bb = await loadBackbone("facenet");
+  const direct = bb.extract(mirrored, 1);
+  bb.dispose();
+  for (let j = 0; j < 128; j++) assert.ok(Math.abs(direct[j] - first.flipped[128 + j]) < 1e-5);
+
+  const second = await extractFeatureSet(few, "facenet", { cacheDir });
+  assert.equal(second.cacheHit, true);
+  assert.deepEqual(second.plain, first.plain);
+  assert.deepEqual(second.flipped, first.flipped);
+
+  const other = await extractFeatureSet(files.slice(1, 4), "facenet", { cacheDir });
+  assert.equal(other.cacheHit, false, "another file list has another key");
+  assert.notEqual(featureCacheFile(files.slice(1, 4), "facenet", cacheDir), first.cacheFile);
+
+  // Flip one payload byte: the checksum fails and the features are extracted again, identically.
+  const buf = fs.readFileSync(first.cacheFile!);
+  buf[buf.length - 5] ^= 0xff;
+  fs.writeFileSync(first.cacheFile!, buf);
+  const rebuilt = await extractFeatureSet(few, "facenet", { cacheDir });
+  assert.equal(rebuilt.cacheHit, false);
+  assert.deepEqual(rebuilt.plain, first.plain);
+});
+
+test("DLDL targets are distributions peaked at the age; expected age reads them back", () => {
+  const t = ageDistributionTargets([0, 30, 116], 2);
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(t.subarray(i * AGE_BINS, (i + 1) * AGE_BINS).reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  const e = expectedAges(t, 3);
+  assert.ok(Math.abs(e[1] - 30) < 1e-3);
+  assert.ok(e[0] > 0 && e[0] < 2, "a newborn's distribution is cut at 0, so its mean sits a little above");
+  assert.ok(Math.abs(e[2] - 99) < 1.5, "ages over 100 land in the last bins");
+  assert.throws(() => ageDistributionTargets([1], 0), /sigma must be > 0/);
+});
+
+test("heads on real face features beat the majority baseline on held-out faces and keep tensors bounded", async () => {
+  const set = await extractFeatureSet(files, "facenet", { cacheDir: path.join(tmp, "cache") });
+  const sets = new Map([["facenet", set]]);
+  const train = files.map((_, i) => i).filter((i) => i % 4 !== 0);
+  const held = files.map((_, i) => i).filter((i) => i % 4 === 0);
+  const parts = [{ backbone: "facenet" as const }];
+  const config = { ...DEFAULT_HEAD_CONFIG, epochs: 40, name: "test", ageLoss: "dldl-l1" as const };
+  const before = tf.memory().numTensors;
+  const heads = await trainHeads(config, {
+    plain: fuseFeatures(sets, parts, train, "plain"),
+    flipped: fuseFeatures(sets, parts, train, "flipped"),
+    ages: train.map((i) => records[i].age),
+    genders: train.map((i) => records[i].gender),
+  });
+  const out = predictHeads(heads, fuseFeatures(sets, parts, held, "plain"), fuseFeatures(sets, parts, held, "flipped"));
+  const m = bestMetrics(bestPredictionRows(records, held, out), "held-out", train.map((i) => records[i]));
+  heads.model.dispose();
+  assert.ok(tf.memory().numTensors - before < 10, `tensors left after training and predicting: ${tf.memory().numTensors - before}`);
+  assert.ok(m.mae! < m.baseline!.mae!, `MAE ${m.mae} vs median-age baseline ${m.baseline!.mae}`);
+  assert.ok(m.genderAccuracy! > m.baseline!.genderAccuracy!, `gender ${m.genderAccuracy} vs majority ${m.baseline!.genderAccuracy}`);
+  assert.equal(m.genderByBand.length, 6);
+});
+
+test("the shipped models/best predicts sample faces with sane ages and genders", { skip: !isBestModelDir(path.join(REPO_ROOT, "models", "best")) && "models/best is not trained yet" }, async () => {
+  const some = files.slice(0, 24);
+  const rows = await predictFiles(path.join(REPO_ROOT, "models", "best"), some);
+  assert.equal(rows.length, some.length);
+  let absErr = 0;
+  let right = 0;
+  rows.forEach((r, i) => {
+    assert.equal(r.file, some[i]);
+    assert.ok(r.age! >= 0 && r.age! <= 100, `age ${r.age}`);
+    assert.ok(r.pFemale! >= 0 && r.pFemale! <= 1);
+    absErr += Math.abs(r.age! - records[i].age);
+    if ((r.gender === "Female" ? 1 : 0) === records[i].gender) right++;
+  });
+  // Loose bounds that a broken model (constant, swapped genders, wrong preprocessing) fails.
+  assert.ok(absErr / rows.length < 12, `MAE on 24 sample faces: ${absErr / rows.length}`);
+  assert.ok(right / rows.length > 0.7, `gender accuracy on 24 sample faces: ${right / rows.length}`);
+});
