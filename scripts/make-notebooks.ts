@@ -309,6 +309,54 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
     MEMORY,
   ],
+  "07-best-model": [
+    header(
+      "07 · The best model: frozen face features + trained heads (issue 12)",
+      "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender. Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
+      "about 1 min: reads models/best and predicts a few sample faces",
+      "the one-off feature extraction of 8,818 faces (about 30 min per backbone on a quiet 2-core machine, far longer on a busy one), then minutes for the ablation and the final heads",
+    ),
+    md("## Setup"),
+    SETUP,
+    code(`
+import * as path from "path";
+import * as best from "../dist/lib/training/best-report";
+import * as bestRun from "../dist/lib/training/best";
+`),
+    md("## Data\nThe faces shown below come from the data folder; only faces in the model's held-out test split are predicted, so nothing shown was trained on. In the full profile the model is retrained on the folder's faces with the same seeded 80/20 split as `train`."),
+    code(`
+const faces = await ut.loadFaces({ dir: dataDir, size: 100, color: "rgb" });
+console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}\`);
+`),
+    md("## Model\nThe shipped `models/best` (quick profile) or a fresh run (full profile). Backbones load from their npm packages; the folder holds the heads and the feature standardiser."),
+    code(`
+const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best") : path.join(ut.REPO_ROOT, "models", "best");
+`),
+    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split, then the chosen heads on every training face, then one look at the test split (`npm run cli -- best train` does the same)."),
+    code(`
+if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(["facenet"]) });
+const report = best.loadBestReport(modelDir);
+ut.showTable(report.model.backbones, { title: "Backbones (frozen) and their licences" });
+ut.showTable([{ ...report.model.config, features: report.model.config.features.map((f) => f.backbone + (f.columns === "pooled" ? " (pooled)" : "")).join(" + ") }], { title: "Chosen heads" });
+`),
+    md("## Evaluate\nThe ablation is on the validation split (carved from the training faces); the rest is the held-out test split, looked at once."),
+    code(`
+ut.showTable(report.ablation, { title: "Ablation (validation split)", digits: 3 });
+if (report.preprocessing) ut.showTable(report.preprocessing, { title: "faceres preprocessings on training faces only", digits: 3 });
+ut.showTable(best.bestComparisonRows(report), { title: \`Held-out test split (\${report.test.images} faces): this model, the report's models, face-api.js\` });
+ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" });
+ut.showTable(report.test.genderByBand, { title: "Gender accuracy by age band (test split)", digits: 3 });
+const samplePredictions = await best.showBestSamplePredictions(faces, report, { count: 10 });
+`),
+    md("## Figures"),
+    code(`
+const bestFigures = best.bestFigures(report);
+bestFigures.forEach((f) => ut.show(f));
+const written = await ut.exportFigures(bestFigures);
+console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+`),
+    MEMORY,
+  ],
 };
 
 /** The notebook JSON (nbformat 4.5), outputs cleared, execution counts reset. */

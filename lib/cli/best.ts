@@ -2,18 +2,22 @@
  * `npm run cli -- best <features|train>`: the best-model family (frozen pretrained face
  * features + small heads), see models/best/MODEL_CARD.md.
  */
-import * as fs from "fs";
+import * as path from "path";
 import { parseArgs } from "util";
 import { initBackend } from "../engine/backend";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
 import { loadBestSplit } from "../training/best-data";
+import { comparePreprocessings } from "../training/best";
+import { writeJsonAtomic } from "../paths";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best <features|train> [options]
+export const help = `Usage: npm run cli -- best <features|prep|train> [options]
 
   features   extract and cache frozen backbone features (plain + mirrored) of every face;
              resumable: rerun after an interruption and it continues at the first missing chunk
+  prep       compare faceres preprocessings on the first --first-train N training faces (default
+             400; never test faces): own outputs and heads; writes <--out>/preprocessing.json
   train      choose heads on the validation split, train the final heads on all training faces,
              score the held-out split once and write the model folder (see train --help below)
 
@@ -52,10 +56,22 @@ async function features(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function preprocessing(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" }, out: { type: "string" } }, strict: true });
+  const backbones = (values.backbones ?? "faceres,faceres-caffe").split(",").map((b) => backboneSpec(b.trim()).name);
+  const faces = intOption("first-train", values["first-train"] ?? "400")!;
+  const rows = await comparePreprocessings({ dir: values.dir, faces, backbones });
+  const file = path.join(values.out ?? "models/best", "preprocessing.json");
+  writeJsonAtomic(file, rows);
+  console.log(`written to ${file}`);
+  return 0;
+}
+
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "features") return features(rest);
+  if (sub === "prep") return preprocessing(rest);
   if (sub === "train") return (await import("./best-train")).run(rest);
   throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features" or "train" (see --help).`);
 }

@@ -105,6 +105,18 @@ export function bestModelCard(r: BestRunResult): string {
     "|---|---|---|---|---|---|---|---|---|",
     ...r.ablation.map((a) => `| ${a.name} | ${a.description} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
     "",
+    ...(r.preprocessing
+      ? [
+          "## faceres preprocessing (training faces only)",
+          "",
+          `Compared with \`npm run cli -- best prep\` on the first ${r.preprocessing[0]?.faces} training faces (never a test face): the network's own outputs on all of them, and heads (MLP 256 on the 1024-d pooled feature, flips) fitted on 3/4 and scored on the other 1/4.`,
+          "",
+          "| preprocessing | own MAE | own gender | heads MAE | heads gender |",
+          "|---|---|---|---|---|",
+          ...r.preprocessing.map((p) => `| ${p.backbone}: ${BACKBONES[p.backbone].preprocessing} | ${num(p.ownMae)} | ${pct(p.ownGenderAccuracy)} | ${num(p.headMae)} | ${pct(p.headGenderAccuracy)} |`),
+          "",
+        ]
+      : []),
     "## Limits",
     "",
     "- Frozen features: the backbones were trained for face identity and keep their weights; only the heads learn. Measured here and in the project's findings, frozen features stop near MAE 5.5-6; the issue's MAE <= 4.0 and 93% gender need fine-tuning of the backbones (at least their last blocks) on the training faces, which is not done yet: on this machine's 2 shared CPU cores a fine-tuning pass over 7,000 faces at 224 px takes hours.",

@@ -16,7 +16,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import { saveModel } from "./train";
 import { BestSplit, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
-import { BestMetrics, DEFAULT_HEAD_CONFIG, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
+import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
 
 /** One row of the ablation table (validation split). */
 export interface AblationRow {
@@ -35,6 +35,37 @@ export interface AblationRow {
 
 /** A named ablation step: a head config or a backbone's own outputs (no training). */
 export type AblationStep = { kind: "heads"; description: string; config: HeadConfig } | { kind: "own"; description: string; backbone: BackboneName; name: string };
+
+/**
+ * The ablation: each step changes one thing from the one before, on the backbones given. The
+ * order matters only for reading; the lowest validation MAE among the heads steps wins.
+ */
+export function defaultAblation(backbones: readonly BackboneName[], epochs = DEFAULT_HEAD_CONFIG.epochs): AblationStep[] {
+  const base = { ...DEFAULT_HEAD_CONFIG, epochs };
+  const steps: AblationStep[] = [];
+  const faceres = backbones.find((b) => b !== "facenet");
+  const all: FeaturePart[] = backbones.map((b) => ({ backbone: b }));
+  const cfg = (name: string, c: Partial<HeadConfig>): HeadConfig => ({ ...base, name, ...c });
+  if (faceres) steps.push({ kind: "own", name: `${faceres} own`, backbone: faceres, description: `${faceres}'s own age (expected value of its 100 bins) and gender outputs, no training` });
+  if (backbones.includes("facenet")) {
+    steps.push({ kind: "heads", description: "face-api 128-d descriptor, linear heads, no mirrored copies", config: cfg("facenet linear", { features: [{ backbone: "facenet" }], hidden: 0, flipTrain: false, flipTest: false }) });
+    steps.push({ kind: "heads", description: "MLP 256 instead of linear", config: cfg("facenet mlp", { features: [{ backbone: "facenet" }], flipTrain: false, flipTest: false }) });
+    steps.push({ kind: "heads", description: "+ mirrored copies as training rows", config: cfg("facenet mlp +flip-train", { features: [{ backbone: "facenet" }], flipTest: false }) });
+    steps.push({ kind: "heads", description: "+ test-time flip averaging", config: cfg("facenet mlp +flips", { features: [{ backbone: "facenet" }] }) });
+    steps.push({ kind: "heads", description: "age loss DLDL + L1 of the expected age (DLDL-v2)", config: cfg("facenet dldl-l1", { features: [{ backbone: "facenet" }], ageLoss: "dldl-l1" }) });
+    steps.push({ kind: "heads", description: "label spread sd 3 years instead of 2", config: cfg("facenet sigma3", { features: [{ backbone: "facenet" }], sigma: 3 }) });
+    steps.push({ kind: "heads", description: "512 hidden units, dropout 0.5", config: cfg("facenet mlp512", { features: [{ backbone: "facenet" }], hidden: 512, dropout: 0.5 }) });
+  }
+  if (faceres) {
+    steps.push({ kind: "heads", description: `${faceres} 1024-d pooled feature, MLP 256, flips`, config: cfg(`${faceres} pooled`, { features: [{ backbone: faceres, columns: "pooled" }] }) });
+    steps.push({ kind: "heads", description: `+ ${faceres}'s own age/gender outputs as features`, config: cfg(`${faceres} all`, { features: [{ backbone: faceres }] }) });
+    if (backbones.includes("facenet")) {
+      steps.push({ kind: "heads", description: "fusion: face-api descriptor + faceres (all), MLP 256, flips", config: cfg("fused", { features: all }) });
+      steps.push({ kind: "heads", description: "fusion, DLDL + L1", config: cfg("fused dldl-l1", { features: all, ageLoss: "dldl-l1" }) });
+    }
+  }
+  return steps;
+}
 
 /** Options of `runBest`. */
 export interface BestRunOptions {
@@ -61,6 +92,8 @@ export interface BestRunResult {
   testOwn?: BestMetrics;
   secondsPerImage: number;
   split: BestSplit;
+  /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
+  preprocessing?: PreprocessingRow[];
 }
 
 function labels(split: BestSplit, idx: readonly number[]) {
@@ -182,7 +215,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
   const secondsPerImage = (Date.now() - ts) / 1000 / speedFiles.length;
   disposeBestModel(model);
 
-  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split };
+  const prepFile = path.join(out, "preprocessing.json");
+  const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
+  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
   writeJsonAtomic(
@@ -201,3 +236,48 @@ export function isFemale(pFemale: number): boolean {
 
 /** Expected ages of head outputs (re-exported for notebooks). */
 export { expectedAges };
+
+/** One row of the preprocessing comparison. */
+export interface PreprocessingRow {
+  backbone: BackboneName;
+  faces: number;
+  /** The backbone's own outputs on all compared faces. */
+  ownMae: number;
+  ownGenderAccuracy: number;
+  /** Heads (MLP 256 on the pooled feature, flips) fitted on the first 3/4, scored on the last 1/4. */
+  headMae: number;
+  headGenderAccuracy: number;
+}
+
+/**
+ * Compares faceres preprocessings on the first `faces` training faces only (never test faces):
+ * each one's own outputs, and heads fitted on 3/4 of them and scored on the rest. Cheap enough
+ * to run before extracting the whole set with the winner.
+ */
+export async function comparePreprocessings(options: { dir?: string; faces: number; backbones: BackboneName[]; cacheDir?: string; epochs?: number; log?: (line: string) => void }): Promise<PreprocessingRow[]> {
+  const log = options.log ?? console.log;
+  await initBackend();
+  const split = await loadBestSplit({ dir: options.dir });
+  const idx = [...split.fit, ...split.validation].slice(0, options.faces);
+  const files = idx.map((i) => split.files[i]);
+  const records = idx.map((i) => split.records[i]);
+  const cut = Math.round(idx.length * 0.75);
+  const fit = records.map((_, i) => i).slice(0, cut);
+  const held = records.map((_, i) => i).slice(cut);
+  const rows: PreprocessingRow[] = [];
+  for (const b of options.backbones) {
+    const set = await extractFeatureSet(files, b, { cacheDir: options.cacheDir });
+    const all = records.map((_, i) => i);
+    const own = bestMetrics(bestPredictionRows(records, all, ownOutputs(set, all)), "training subset", records);
+    const sets = new Map([[b as string, set]]);
+    const parts = [{ backbone: b, columns: "pooled" as const }];
+    const config: HeadConfig = { ...DEFAULT_HEAD_CONFIG, name: b, features: parts, epochs: options.epochs ?? DEFAULT_HEAD_CONFIG.epochs };
+    const heads = await trainHeads(config, { plain: fuseFeatures(sets, parts, fit, "plain"), flipped: fuseFeatures(sets, parts, fit, "flipped"), ages: fit.map((i) => records[i].age), genders: fit.map((i) => records[i].gender) });
+    const out = predictHeads(heads, fuseFeatures(sets, parts, held, "plain"), fuseFeatures(sets, parts, held, "flipped"));
+    heads.model.dispose();
+    const m = bestMetrics(bestPredictionRows(records, held, out), "training subset", fit.map((i) => records[i]));
+    rows.push({ backbone: b, faces: idx.length, ownMae: own.mae!, ownGenderAccuracy: own.genderAccuracy!, headMae: m.mae!, headGenderAccuracy: m.genderAccuracy! });
+    log(`[${b}] own outputs on ${idx.length} training faces: MAE ${own.mae!.toFixed(2)}, gender ${(own.genderAccuracy! * 100).toFixed(1)}%; heads (fit ${fit.length}, scored on ${held.length}): MAE ${m.mae!.toFixed(2)}, gender ${(m.genderAccuracy! * 100).toFixed(1)}%`);
+  }
+  return rows;
+}

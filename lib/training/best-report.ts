@@ -1,0 +1,120 @@
+/**
+ * What notebook 07 shows about a best-model folder: its saved figures (held-out metrics,
+ * ablation, test predictions), figure specs, the comparison with the report's models, and
+ * predictions on sample faces that were held out from it.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import type { FaceDataset } from "../data";
+import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsRealFigure } from "../figures";
+import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../labels";
+import { showFaces } from "../notebook";
+import { predictBestFiles, BestModelFile } from "../inference/best-predict";
+import type { PredictionRow } from "../runs";
+import { FACE_API_FIGURES } from "./best-card";
+import type { AblationRow, PreprocessingRow } from "./best";
+import type { BestMetrics } from "./heads";
+
+/** Everything a best-model folder records about itself. */
+export interface BestReport {
+  dir: string;
+  model: BestModelFile;
+  test: BestMetrics;
+  testOwn?: BestMetrics;
+  secondsPerImage: number;
+  ablation: AblationRow[];
+  preprocessing?: PreprocessingRow[];
+  /** Held-out test predictions of the final model. */
+  predictions: PredictionRow[];
+}
+
+function readJson<T>(file: string): T {
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: is this a best-model folder written by npm run cli -- best train?`);
+  return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+}
+
+/** Reads a best-model folder's records (best.json, metrics.json, ablation.json, predictions.json). */
+export function loadBestReport(dir: string): BestReport {
+  const metrics = readJson<{ test: BestMetrics; testOwn?: BestMetrics; secondsPerImage: number }>(path.join(dir, "metrics.json"));
+  const saved = readJson<{ file: string; age: number; gender: number; predAge: number; pFemale: number }[]>(path.join(dir, "predictions.json"));
+  const prep = path.join(dir, "preprocessing.json");
+  return {
+    dir,
+    model: readJson<BestModelFile>(path.join(dir, "best.json")),
+    ...metrics,
+    ablation: readJson<AblationRow[]>(path.join(dir, "ablation.json")),
+    preprocessing: fs.existsSync(prep) ? readJson<PreprocessingRow[]>(prep) : undefined,
+    predictions: saved.map((p) => ({ ...p, trueGroup: ageGroupOf(p.age), predGroup: ageGroupOf(p.predAge) })),
+  };
+}
+
+/** Gender accuracy per real-age band, this model next to face-api.js's figures. */
+export function genderByBandFigure(m: BestMetrics, ctx?: FigureContext): PlotlyFigure {
+  const bands = m.genderByBand.filter((b) => b.band !== "13+");
+  return {
+    data: [
+      { type: "bar", name: "this model (test split)", x: bands.map((b) => b.band), y: bands.map((b) => b.accuracy), text: bands.map((b) => `n=${b.images}`), textposition: "outside" },
+      { type: "bar", name: "face-api.js (trained on UTKFace)", x: bands.map((b) => b.band), y: bands.map((b) => FACE_API_FIGURES.bands[b.band] ?? null) },
+    ],
+    layout: {
+      title: { text: `Gender accuracy by real-age band${ctx?.split ? ` (${ctx.split}${ctx.images ? `, ${ctx.images} faces` : ""})` : ""}` },
+      barmode: "group",
+      xaxis: { title: { text: "real age band (years)" }, type: "category" },
+      yaxis: { title: { text: "accuracy" }, range: [0, 1.05], tickformat: ".0%" },
+    },
+  };
+}
+
+/** The model card's figures: predicted vs real age, MAE by decade, gender by age band. */
+export function bestFigures(r: BestReport): NamedFigure[] {
+  const ctx: FigureContext = { split: "test", images: r.test.images, profile: "full" };
+  return [
+    { name: "07-best-predicted-vs-real", figure: predictedVsRealFigure(r.predictions, ctx) },
+    { name: "07-best-mae-by-decade", figure: maeByBandFigure(r.test.maeByBand ?? [], ctx) },
+    { name: "07-best-gender-by-band", figure: genderByBandFigure(r.test, ctx) },
+  ];
+}
+
+/**
+ * The report's models on the same held-out split (1,764 faces, seed 42, full profile), as
+ * measured in this repository and recorded in README.md's results table.
+ */
+export const REPORT_MODELS_HELD_OUT: readonly { model: string; ageGroupAccuracy?: number; within1?: number; mae?: number; genderAccuracy?: number }[] = [
+  { model: "cnn-age-sigmoid (report)", ageGroupAccuracy: 0.374, within1: 0.629, mae: 8.5 },
+  { model: "cnn-age-relu (report)", ageGroupAccuracy: 0.215, within1: 0.567, mae: 9.2 },
+  { model: "cnn-gender (report)", genderAccuracy: 0.814 },
+  { model: "cnn-multi", ageGroupAccuracy: 0.399, within1: 0.668, mae: 7.4, genderAccuracy: 0.813 },
+];
+
+/** Rows comparing this model with the report's models and face-api.js (all on held-out faces). */
+export function bestComparisonRows(r: BestReport): { model: string; "20-group": string; "±1 group": string; MAE: string; gender: string }[] {
+  const pct = (v?: number) => (v === undefined ? "" : `${(v * 100).toFixed(1)}%`);
+  const row = (model: string, g?: number, w?: number, mae?: number, gender?: number) => ({ model, "20-group": pct(g), "±1 group": pct(w), MAE: mae === undefined ? "" : mae.toFixed(2), gender: pct(gender) });
+  return [
+    row(`best (${r.model.config.name})`, r.test.ageAccuracy, r.test.ageAccuracyWithin1, r.test.mae, r.test.genderAccuracy),
+    ...(r.testOwn ? [row(r.testOwn.model, r.testOwn.ageAccuracy, r.testOwn.ageAccuracyWithin1, r.testOwn.mae, r.testOwn.genderAccuracy)] : []),
+    ...REPORT_MODELS_HELD_OUT.map((m) => row(m.model, m.ageGroupAccuracy, m.within1, m.mae, m.genderAccuracy)),
+    row("face-api.js ageGenderNet (trained on UTKFace; not held out)", FACE_API_FIGURES.group20, undefined, FACE_API_FIGURES.mae, FACE_API_FIGURES.gender),
+    row("majority baseline", r.test.baseline?.ageAccuracy, r.test.baseline?.ageAccuracyWithin1, r.test.baseline?.mae, r.test.baseline?.genderAccuracy),
+  ];
+}
+
+/**
+ * Predicts faces of `faces` (e.g. data/sample) that are in the model's held-out test split, with
+ * the model itself (decode + backbones + heads), and shows them with their photos. Faces the
+ * model trained on are left out, so what is shown is honest. Returns the predictions.
+ */
+export async function showBestSamplePredictions(faces: FaceDataset, r: BestReport, options: { count?: number; columns?: number } = {}): Promise<{ file: string; age: number; predAge: number; gender: string; predGender: string }[]> {
+  const heldOut = new Set(r.predictions.map((p) => p.file));
+  const indices = faces.records.map((rec, i) => (heldOut.has(rec.file) ? i : -1)).filter((i) => i >= 0).slice(0, options.count ?? 10);
+  if (indices.length === 0) throw new Error(`None of the ${faces.records.length} faces of ${faces.dir} is in the model's held-out test split.`);
+  const files = indices.map((i) => path.join(faces.dir, faces.records[i].file));
+  const preds = await predictBestFiles(r.dir, files);
+  const rows = preds.map((p, k) => {
+    const rec = faces.records[indices[k]];
+    return { file: rec.file, age: rec.age, predAge: Number(p.age!.toFixed(1)), gender: GENDER_LABELS[rec.gender], predGender: p.gender! };
+  });
+  const captions = rows.map((x) => `${predictionCaption({ gender: x.predGender, age: x.predAge })} (${decodeAgeGroup(ageGroupOf(x.predAge), REPORT_AGE_GROUPS)})\nReal: ${x.gender}, ${x.age}`);
+  await showFaces(faces, indices, { captions, columns: options.columns ?? 5, width: 150, title: "Held-out sample faces predicted by models/best" });
+  return rows;
+}
