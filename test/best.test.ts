@@ -4,15 +4,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, setBackendQuiet } from "../lib/backend";
-import { decodeImageFile, parseFileName, FaceRecord } from "../lib/data";
-import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/paths";
+import { initBackend, setBackendQuiet } from "../lib/engine/backend";
+import { decodeImageFile, parseFileName, FaceRecord } from "../lib/data/dataset";
+import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { backboneSpec, loadBackbone } from "../lib/models/features";
 import { extractFeatureSet, featureCacheFile } from "../lib/models/feature-cache";
 import { AGE_BINS, ageDistributionTargets, expectedAges } from "../lib/models/heads";
 import { DEFAULT_HEAD_CONFIG, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
 import { isBestModelDir } from "../lib/inference/best-predict";
-import { predictFiles } from "../lib/predict";
+import { predictFiles } from "../lib/inference/predict";
 
 setBackendQuiet(true);
 

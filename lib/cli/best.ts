@@ -9,7 +9,7 @@ import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
 import { loadBestSplit } from "../training/best-data";
 import { comparePreprocessings } from "../training/best";
-import { writeJsonAtomic } from "../paths";
+import { writeJsonAtomic } from "../core/paths";
 import { intOption } from "./options";
 
 export const help = `Usage: npm run cli -- best <features|prep|train> [options]

@@ -5,12 +5,12 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import type { FaceDataset } from "../data";
-import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsRealFigure } from "../figures";
-import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../labels";
-import { showFaces } from "../notebook";
+import type { FaceDataset } from "../data/dataset";
+import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsRealFigure } from "../analysis/figures";
+import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../data/labels";
+import { showFaces } from "../notebook/display";
 import { predictBestFiles, BestModelFile } from "../inference/best-predict";
-import type { PredictionRow } from "../runs";
+import type { PredictionRow } from "./runs";
 import { FACE_API_FIGURES } from "./best-card";
 import type { AblationRow, PreprocessingRow } from "./best";
 import type { BestMetrics } from "./heads";
