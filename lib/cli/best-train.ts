@@ -14,14 +14,27 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
 (npm run cli -- best features); missing ones are extracted first.
   --backbones a,b   backbones to use (of ${BACKBONE_NAMES.join(", ")}; default facenet,faceres-caffe
                     when both caches exist, else facenet)
+  --train-faces N --subset-backbones b [--plain-only]
+                    backbones b were extracted (best features --train-faces N [--plain-only])
+                    for the first N training faces plus every test face only; steps using
+                    them fit on those faces, the others on every training face, all are
+                    scored on the same validation faces
   --epochs N        epochs of each ablation step (default ${DEFAULT_HEAD_CONFIG.epochs}; the final model
                     trains for the validation-best count)`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { dir: { type: "string" }, out: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { dir: { type: "string" }, out: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" } },
+    strict: true,
+  });
   const backbones = (values.backbones ?? "facenet").split(",").map((b) => backboneSpec(b.trim()).name);
   const epochs = intOption("epochs", values.epochs);
-  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs) });
+  const trainFaces = intOption("train-faces", values["train-faces"]);
+  const subset = trainFaces
+    ? { trainFaces, backbones: (values["subset-backbones"] ?? "").split(",").filter(Boolean).map((b) => backboneSpec(b.trim()).name), mirrored: !values["plain-only"] }
+    : undefined;
+  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs), subset });
   return 0;
 }

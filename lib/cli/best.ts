@@ -7,7 +7,7 @@ import { parseArgs } from "util";
 import { initBackend } from "../engine/backend";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
-import { loadBestSplit } from "../training/best-data";
+import { featureRows, loadBestSplit } from "../training/best-data";
 import { comparePreprocessings } from "../training/best";
 import { writeJsonAtomic } from "../core/paths";
 import { intOption } from "./options";
@@ -24,6 +24,9 @@ export const help = `Usage: npm run cli -- best <features|prep|train> [options]
 Options of features:
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
   --backbones a,b         of ${BACKBONE_NAMES.join(", ")} (default facenet,faceres-caffe)
+  --train-faces N         only the first N training faces (seeded order) plus every test face:
+                          for a backbone too slow for all faces (best train --train-faces N)
+  --plain-only            no mirrored copies (half the time)
   --first-train N         only the first N training faces (in split order): a cheap cache for
                           choosing a preprocessing on training faces; never touches test faces`;
 
@@ -40,17 +43,22 @@ export function progressPrinter(seconds = 15): (p: ExtractionProgress) => void {
 }
 
 async function features(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" }, "train-faces": { type: "string" }, "plain-only": { type: "boolean" } },
+    strict: true,
+  });
   const backbones = (values.backbones ?? "facenet,faceres-caffe").split(",").map((b) => backboneSpec(b.trim()).name);
   const firstTrain = intOption("first-train", values["first-train"]);
+  const trainFaces = intOption("train-faces", values["train-faces"]);
   await initBackend();
   const split = await loadBestSplit({ dir: values.dir });
-  const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : split.records.map((_, i) => i);
+  const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
   const files = indices.map((i) => split.files[i]);
   console.log(`${files.length} faces of ${split.dir}${firstTrain ? ` (first ${firstTrain} training faces)` : ""}`);
   for (const b of backbones as BackboneName[]) {
     const t = Date.now();
-    const set = await extractFeatureSet(files, b, { onProgress: progressPrinter() });
+    const set = await extractFeatureSet(files, b, { onProgress: progressPrinter(), mirrored: !values["plain-only"] });
     console.log(`[${b}] ${set.cacheHit ? "cache hit" : `extracted in ${((Date.now() - t) / 60000).toFixed(1)} min`}: ${set.cacheFile}`);
   }
   return 0;

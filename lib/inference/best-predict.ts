@@ -26,6 +26,8 @@ export interface BestModelFile {
   format: string;
   config: HeadConfig;
   standardizer: Standardizer;
+  /** Per backbone: whether its mirrored features were used (false: plain features stand in). */
+  mirrored?: Record<string, boolean>;
   /** Anything else worth keeping beside the model (metrics summary, data, dates). */
   [key: string]: unknown;
 }
@@ -76,7 +78,7 @@ export async function predictBestFiles(modelOrDir: string | BestModel, files: re
     for (let s = 0; s < files.length; s += batchSize) {
       const chunk = files.slice(s, s + batchSize);
       const sets = new Map<string, FeatureSet>();
-      for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone }));
+      for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone, mirrored: m.file.mirrored?.[name] ?? true }));
       const rows = chunk.map((_, i) => i);
       const pred = predictHeads({ model: m.heads, standardizer: m.file.standardizer, config: m.file.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
       const ages = expectedAges(pred.ageProbabilities, pred.n);

@@ -30,8 +30,11 @@ export interface FeatureSet {
   dim: number;
   /** files.length * dim values: features of the faces as they are. */
   plain: Float32Array;
-  /** files.length * dim values: features of the faces mirrored left to right. */
-  flipped: Float32Array;
+  /**
+   * files.length * dim values: features of the faces mirrored left to right; undefined when
+   * extracted without mirrored copies (half the time, for slow backbones).
+   */
+  flipped?: Float32Array;
   /** The cache file read or written; null when the cache was not used. */
   cacheFile: string | null;
   /** True when read from the cache without extracting anything. */
@@ -57,6 +60,8 @@ export interface FeatureCacheOptions {
   onProgress?: (p: ExtractionProgress) => void;
   /** An already loaded backbone (disposed by the caller); default: load it here. */
   loaded?: Backbone;
+  /** Also extract the mirrored faces (default true). */
+  mirrored?: boolean;
 }
 
 interface CacheHeader {
@@ -64,15 +69,16 @@ interface CacheHeader {
   key: string;
   backbone: string;
   dim: number;
+  mirrored: boolean;
   files: string[];
   /** sha256 of the float payload (plain then flipped). */
   sha256: string;
 }
 
-/** The cache key: format, backbone, and every file's base name and byte size, in order. */
-export function featureCacheKey(files: readonly string[], backbone: BackboneName): string {
+/** The cache key: format, backbone, mirrored or not, and every file's base name and byte size, in order. */
+export function featureCacheKey(files: readonly string[], backbone: BackboneName, mirrored = true): string {
   const h = crypto.createHash("sha256");
-  h.update(`${FEATURE_CACHE_FORMAT}\n${backbone}\n`);
+  h.update(`${FEATURE_CACHE_FORMAT}\n${backbone}\n${mirrored ? "" : "plain-only\n"}`);
   for (const f of files) {
     let size = -1;
     try {
@@ -86,8 +92,8 @@ export function featureCacheKey(files: readonly string[], backbone: BackboneName
 }
 
 /** The cache file for a file list and backbone. */
-export function featureCacheFile(files: readonly string[], backbone: BackboneName, cacheDir = path.join(CACHE_DIR, "features")): string {
-  return path.join(cacheDir, `${backbone}-${files.length}-${featureCacheKey(files, backbone).slice(0, 16)}.bin`);
+export function featureCacheFile(files: readonly string[], backbone: BackboneName, cacheDir = path.join(CACHE_DIR, "features"), mirrored = true): string {
+  return path.join(cacheDir, `${backbone}-${files.length}${mirrored ? "" : "-plain"}-${featureCacheKey(files, backbone, mirrored).slice(0, 16)}.bin`);
 }
 
 function sha256(data: Uint8Array): string {
@@ -112,7 +118,7 @@ function readFeatureCache(file: string, key: string): { header: CacheHeader; pay
     const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
     if (header.format !== FEATURE_CACHE_FORMAT || header.key !== key) return undefined;
     const bytes = buf.subarray(12 + headerLength);
-    if (bytes.length !== 2 * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
+    if (bytes.length !== (header.mirrored ? 2 : 1) * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
     // Copy into an aligned buffer: a Float32Array view needs a multiple-of-4 offset.
     const payload = new Float32Array(bytes.length / 4);
     bytesOf(payload).set(bytes);
@@ -141,19 +147,21 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
   if (files.length === 0) throw new Error("extractFeatureSet needs at least one image file.");
   const useCache = options.cache ?? true;
   const cacheDir = options.cacheDir ?? path.join(CACHE_DIR, "features");
-  const key = featureCacheKey(files, spec.name);
-  const cacheFile = useCache ? featureCacheFile(files, spec.name, cacheDir) : null;
+  const mirrored = options.mirrored ?? true;
+  const views = mirrored ? 2 : 1;
+  const key = featureCacheKey(files, spec.name, mirrored);
+  const cacheFile = useCache ? featureCacheFile(files, spec.name, cacheDir, mirrored) : null;
   const names = files.map((f) => path.basename(f));
   const n = files.length;
   const dim = spec.dim;
   if (cacheFile) {
     const hit = readFeatureCache(cacheFile, key);
     if (hit) {
-      return { backbone: spec.name, files: names, dim, plain: hit.payload.subarray(0, n * dim), flipped: hit.payload.subarray(n * dim), cacheFile, cacheHit: true };
+      return { backbone: spec.name, files: names, dim, plain: hit.payload.subarray(0, n * dim), flipped: mirrored ? hit.payload.subarray(n * dim) : undefined, cacheFile, cacheHit: true };
     }
   }
   const backbone = options.loaded ?? (await loadBackbone(spec.name));
-  const payload = new Float32Array(2 * n * dim);
+  const payload = new Float32Array(views * n * dim);
   const partsDir = cacheFile ? `${cacheFile}.parts` : null;
   const started = Date.now();
   let extracted = 0;
@@ -161,15 +169,15 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
     for (let c0 = 0; c0 < n; c0 += CHUNK_FACES) {
       const c1 = Math.min(n, c0 + CHUNK_FACES);
       const part = partsDir ? path.join(partsDir, `${key.slice(0, 16)}-${c0}-${c1}.f32`) : null;
-      const partBytes = 2 * (c1 - c0) * dim * 4;
+      const partBytes = views * (c1 - c0) * dim * 4;
       if (part && fs.existsSync(part) && fs.statSync(part).size === partBytes) {
         const chunk = new Float32Array(partBytes / 4);
         bytesOf(chunk).set(fs.readFileSync(part));
         payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
-        payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
+        if (mirrored) payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
         continue;
       }
-      const chunk = new Float32Array(2 * (c1 - c0) * dim);
+      const chunk = new Float32Array(views * (c1 - c0) * dim);
       for (let b0 = c0; b0 < c1; b0 += BATCH_FACES) {
         const b1 = Math.min(c1, b0 + BATCH_FACES);
         const per = spec.size * spec.size * 3;
@@ -177,20 +185,20 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
         const decoded = await Promise.all(files.slice(b0, b1).map((f) => decodeImageFile(f, spec.size, "rgb")));
         decoded.forEach((p, i) => pixels.set(p, i * per));
         chunk.set(backbone.extract(pixels, b1 - b0, false), (b0 - c0) * dim);
-        chunk.set(backbone.extract(pixels, b1 - b0, true), (c1 - c0 + b0 - c0) * dim);
+        if (mirrored) chunk.set(backbone.extract(pixels, b1 - b0, true), (c1 - c0 + b0 - c0) * dim);
         extracted += b1 - b0;
         options.onProgress?.({ backbone: spec.name, done: b1, total: n, rate: extracted / Math.max(1e-3, (Date.now() - started) / 1000) });
       }
       if (part) writeFileAtomic(part, bytesOf(chunk));
       payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
-      payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
+      if (mirrored) payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
     }
   } finally {
     if (!options.loaded) backbone.dispose();
   }
   if (cacheFile) {
-    writeFeatureCache(cacheFile, { format: FEATURE_CACHE_FORMAT, key, backbone: spec.name, dim, files: names }, payload);
+    writeFeatureCache(cacheFile, { format: FEATURE_CACHE_FORMAT, key, backbone: spec.name, dim, mirrored, files: names }, payload);
     if (partsDir) fs.rmSync(partsDir, { recursive: true, force: true });
   }
-  return { backbone: spec.name, files: names, dim, plain: payload.subarray(0, n * dim), flipped: payload.subarray(n * dim), cacheFile, cacheHit: false };
+  return { backbone: spec.name, files: names, dim, plain: payload.subarray(0, n * dim), flipped: mirrored ? payload.subarray(n * dim) : undefined, cacheFile, cacheHit: false };
 }

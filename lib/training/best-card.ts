@@ -47,7 +47,10 @@ export function bestModelCard(r: BestRunResult): string {
     "",
     `- ${s.records.length} usable faces of \`${r.split.dir.split(/[\\/]/).slice(-3).join("/")}\` (UTKFace crop_part1; labels from file names).`,
     `- Held-out test split: the same seeded 80/20 split as \`npm run cli -- train\` (seed ${s.seed}, test fraction ${s.testFraction}): **${s.test.length} test faces**, touched once, after every choice.`,
-    `- The ${s.fit.length + s.validation.length} training faces: ${s.fit.length} to fit heads while choosing, ${s.validation.length} validation faces (seed ${s.seed + 1}) for every choice below; the final heads were then retrained on all ${s.fit.length + s.validation.length}.`,
+    `- Every choice below was made on ${r.validationFaces} validation faces drawn from the training split (seed ${s.seed + 1}); ablation steps were fitted on the training faces named in the table's "fit faces" column.`,
+    r.subset
+      ? `- ${r.subset.backbones.join(", ")} is slow on this CPU (about 1 face/s with other jobs running), so it was extracted for the first ${r.subset.trainFaces} training faces of the seeded order plus every test face${r.subset.mirrored ? "" : ", without mirrored copies"}; steps that use it fit on those faces only. The final heads were trained on ${r.trainedOn} training faces.`
+      : `- The final heads were retrained on all ${r.trainedOn} training faces.`,
     "",
     "## Model",
     "",
@@ -99,11 +102,11 @@ export function bestModelCard(r: BestRunResult): string {
     "",
     "## Ablation (validation split, never the test split)",
     "",
-    `${s.validation.length} validation faces; heads fitted on the other ${s.fit.length} training faces. MAE at the validation-best epoch; the other columns after the last epoch. The step with the lowest MAE became the model.`,
+    `${r.validationFaces} validation faces for every step. MAE at the validation-best epoch; the other columns after the last epoch. The step with the lowest MAE became the model.`,
     "",
-    "| step | what | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
-    "|---|---|---|---|---|---|---|---|---|",
-    ...r.ablation.map((a) => `| ${a.name} | ${a.description} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
+    "| step | what | fit faces | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...r.ablation.map((a) => `| ${a.name} | ${a.description} | ${a.faces} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
     "",
     ...(r.preprocessing
       ? [

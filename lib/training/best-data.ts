@@ -16,6 +16,8 @@ export interface BestSplit {
   records: FaceRecord[];
   /** Absolute paths of the records' files, in record order. */
   files: string[];
+  /** The training split in its seeded order (fit + validation, interleaved). */
+  train: number[];
   /** Training faces minus validation: what heads are fitted on while choosing. */
   fit: number[];
   /** Chosen from the training faces (seed + 1), for every choice. */
@@ -53,6 +55,7 @@ export async function loadBestSplit(options: BestSplitOptions = {}): Promise<Bes
     dir: data.dir,
     records: data.records,
     files: data.records.map((r) => path.join(data.dir, r.file)),
+    train: split.train,
     fit: split.train.filter((i) => !inVal.has(i)),
     validation: split.train.filter((i) => inVal.has(i)),
     test: split.test,
@@ -60,4 +63,14 @@ export async function loadBestSplit(options: BestSplitOptions = {}): Promise<Bes
     testFraction,
     validationFraction,
   };
+}
+
+/**
+ * Record indices whose features a run needs: every face, or with `trainFaces` only the first
+ * `trainFaces` training faces of the seeded order (fit and validation alike) plus every test
+ * face. Slow backbones are extracted for this subset; the test split stays whole.
+ */
+export function featureRows(split: BestSplit, trainFaces?: number): number[] {
+  if (trainFaces === undefined || trainFaces >= split.train.length) return split.records.map((_, i) => i);
+  return [...split.train.slice(0, trainFaces), ...split.test];
 }

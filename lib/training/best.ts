@@ -14,13 +14,15 @@ import { expectedAges } from "../models/heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
 import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import { saveModel } from "./train";
-import { BestSplit, loadBestSplit } from "./best-data";
+import { BestSplit, featureRows, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
 
 /** One row of the ablation table (validation split). */
 export interface AblationRow {
   name: string;
+  /** Faces the heads were fitted on. */
+  faces: number;
   /** What changed, in words. */
   description: string;
   dim: number;
@@ -79,6 +81,8 @@ export interface BestRunOptions {
   cacheDir?: string;
   /** Progress lines (default console.log). */
   log?: (line: string) => void;
+  /** Extract some backbones on a subset of the training faces only (all test faces kept). */
+  subset?: FeatureSubset;
   /** Faces timed through the whole predictor (decode + backbones + heads) for the speed figure. */
   speedFaces?: number;
 }
@@ -92,6 +96,11 @@ export interface BestRunResult {
   testOwn?: BestMetrics;
   secondsPerImage: number;
   split: BestSplit;
+  /** Training faces the final heads were fitted on. */
+  trainedOn: number;
+  /** Validation faces every ablation step was scored on. */
+  validationFaces: number;
+  subset?: FeatureSubset;
   /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
   preprocessing?: PreprocessingRow[];
 }
@@ -108,7 +117,7 @@ export function ownOutputs(set: FeatureSet, indices: readonly number[], view: "p
   const probs = new Float32Array(n * 101);
   const pFemale = new Float32Array(n);
   indices.forEach((idx, i) => {
-    const row = set[view].subarray(idx * set.dim, (idx + 1) * set.dim);
+    const row = ((view === "flipped" ? set.flipped : undefined) ?? set.plain).subarray(idx * set.dim, (idx + 1) * set.dim);
     probs.set(row.subarray(FACERES_POOLED, FACERES_POOLED + FACERES_AGE_BINS), i * 101);
     pFemale[i] = 1 - row[FACERES_POOLED + FACERES_AGE_BINS];
   });
@@ -120,65 +129,132 @@ function summary(m: BestMetrics) {
   return { mae: m.mae ?? NaN, genderAccuracy: m.genderAccuracy ?? NaN, genderAccuracy13: b13?.accuracy ?? NaN, ageGroupAccuracy: m.ageAccuracy ?? NaN };
 }
 
-/** Loads (or extracts, with progress) the cached features of every face for each backbone. */
-export async function loadFeatureSets(split: BestSplit, backbones: readonly BackboneName[], cacheDir?: string, log: (line: string) => void = console.log): Promise<Map<string, FeatureSet>> {
-  const sets = new Map<string, FeatureSet>();
+/** How a slow backbone is extracted for a subset of the faces (see `featureRows`). */
+export interface FeatureSubset {
+  /** First N training faces of the seeded order (plus every test face). */
+  trainFaces: number;
+  /** Backbones extracted on the subset only; the others come from their all-faces cache. */
+  backbones: BackboneName[];
+  /** Mirrored copies for the subset backbones (false halves the time). */
+  mirrored: boolean;
+}
+
+/**
+ * Loads (or extracts, with progress) cached features for each backbone, over every face, or
+ * with `subset` over the subset's faces; returns the split restricted to the faces every
+ * backbone has (indices renumbered) and the feature sets in that numbering.
+ */
+export async function loadFeatureSets(
+  split: BestSplit,
+  backbones: readonly BackboneName[],
+  options: { cacheDir?: string; subset?: FeatureSubset; log?: (line: string) => void } = {},
+): Promise<{ split: BestSplit; sets: Map<string, FeatureSet> }> {
+  const log = options.log ?? console.log;
   let last = 0;
   const onProgress = (p: ExtractionProgress) => {
     if (Date.now() - last < 15000 && p.done < p.total) return;
     last = Date.now();
     log(`[${p.backbone}] extracting ${p.done}/${p.total} faces, ${p.rate.toFixed(1)} faces/s`);
   };
-  for (const b of backbones) sets.set(b, await extractFeatureSet(split.files, b, { cacheDir, onProgress }));
-  return sets;
+  const sub = options.subset;
+  const rows = featureRows(split, sub?.trainFaces);
+  const sets = new Map<string, FeatureSet>();
+  for (const b of backbones) {
+    const onSubset = !!sub && sub.backbones.includes(b);
+    const own = onSubset ? rows : split.records.map((_, i) => i);
+    const set = await extractFeatureSet(own.map((i) => split.files[i]), b, { cacheDir: options.cacheDir, onProgress, mirrored: onSubset ? sub.mirrored : true });
+    sets.set(b, own.length === rows.length ? set : gatherRows(set, rows));
+  }
+  if (rows.length === split.records.length) return { split, sets };
+  const position = new Map(rows.map((r, p) => [r, p]));
+  const remap = (idx: number[]) => idx.filter((i) => position.has(i)).map((i) => position.get(i)!);
+  return {
+    split: { ...split, records: rows.map((i) => split.records[i]), files: rows.map((i) => split.files[i]), train: remap(split.train), fit: remap(split.fit), validation: remap(split.validation), test: remap(split.test) },
+    sets,
+  };
+}
+
+/** A feature set restricted to some of its rows, in the given order. */
+function gatherRows(set: FeatureSet, rows: readonly number[]): FeatureSet {
+  const take = (a: Float32Array) => {
+    const out = new Float32Array(rows.length * set.dim);
+    rows.forEach((r, i) => out.set(a.subarray(r * set.dim, (r + 1) * set.dim), i * set.dim));
+    return out;
+  };
+  return { ...set, files: rows.map((r) => set.files[r]), plain: take(set.plain), flipped: set.flipped && take(set.flipped) };
 }
 
 /** Runs the ablation, trains and scores the chosen heads, writes the model folder. */
 export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
   const log = options.log ?? console.log;
   await initBackend();
-  const split = await loadBestSplit({ dir: options.dir });
+  const all = await loadBestSplit({ dir: options.dir });
   const needed = new Set<BackboneName>();
   for (const s of options.steps) {
     if (s.kind === "own") needed.add(s.backbone);
     else s.config.features.forEach((f) => needed.add(f.backbone));
   }
-  const sets = await loadFeatureSets(split, [...needed], options.cacheDir, log);
-  const trainRows = [...split.fit, ...split.validation];
-  const fitLabels = labels(split, split.fit);
-  const valLabels = labels(split, split.validation);
-  const training = trainRows.map((i) => split.records[i]);
+  // One data context per face set: every face (backbones with an all-faces cache) and, with a
+  // subset, the subset's faces (slow backbones). Both choose on the same validation faces, so
+  // a fused model on fewer faces and a single-backbone model on all faces compare fairly.
+  const sub = options.subset;
+  const subsetNeeded = sub ? [...needed].filter((b) => sub.backbones.includes(b)) : [];
+  const fullNeeded = [...needed].filter((b) => !subsetNeeded.includes(b));
+  const full = await loadFeatureSets(all, fullNeeded, { cacheDir: options.cacheDir, log });
+  const part = sub && subsetNeeded.length ? await loadFeatureSets(all, [...needed], { cacheDir: options.cacheDir, subset: sub, log }) : undefined;
+  interface Context {
+    split: BestSplit;
+    sets: Map<string, FeatureSet>;
+    fit: number[];
+    validation: number[];
+    /** What the final heads train on: every training face of this context. */
+    finalTrain: number[];
+  }
+  const partRows = part ? featureRows(all, sub!.trainFaces) : undefined;
+  const fullCtx: Context = {
+    ...full,
+    fit: all.fit,
+    validation: part ? part.split.validation.map((p) => partRows![p]) : all.validation,
+    finalTrain: all.train,
+  };
+  const partCtx: Context | undefined = part && { ...part, fit: part.split.fit, validation: part.split.validation, finalTrain: part.split.train };
+  const contextOf = (backbones: BackboneName[]): Context => (partCtx && backbones.some((b) => subsetNeeded.includes(b)) ? partCtx : fullCtx);
+  const training = (c: Context, idx: number[]) => idx.map((i) => c.split.records[i]);
 
   const ablation: AblationRow[] = [];
-  let chosen: { config: HeadConfig; row: AblationRow } | undefined;
+  let chosen: { config: HeadConfig; row: AblationRow; ctx: Context } | undefined;
   for (const step of options.steps) {
     const t = Date.now();
     if (step.kind === "own") {
-      const out = ownOutputs(sets.get(step.backbone)!, split.validation);
-      const m = bestMetrics(bestPredictionRows(split.records, split.validation, out), "validation", training);
-      ablation.push({ name: step.name, description: step.description, dim: 0, bestEpoch: 0, ...summary(m), seconds: (Date.now() - t) / 1000 });
+      const c = contextOf([step.backbone]);
+      const out = ownOutputs(c.sets.get(step.backbone)!, c.validation);
+      const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
+      ablation.push({ name: step.name, description: step.description, faces: c.fit.length, dim: 0, bestEpoch: 0, ...summary(m), seconds: (Date.now() - t) / 1000 });
     } else {
       const cfg = step.config;
-      const heads = await trainHeads(
-        cfg,
-        { plain: fuseFeatures(sets, cfg.features, split.fit, "plain"), flipped: fuseFeatures(sets, cfg.features, split.fit, "flipped"), ...fitLabels },
-        { plain: fuseFeatures(sets, cfg.features, split.validation, "plain"), flipped: fuseFeatures(sets, cfg.features, split.validation, "flipped"), ...valLabels },
-      );
-      const best = heads.curve.reduce((a, b) => (b.mae < a.mae ? b : a));
+      const c = contextOf(cfg.features.map((f) => f.backbone));
+      const view = (idx: number[]) => ({ plain: fuseFeatures(c.sets, cfg.features, idx, "plain"), flipped: fuseFeatures(c.sets, cfg.features, idx, "flipped"), ...labels(c.split, idx) });
+      const val = view(c.validation);
+      const heads = await trainHeads(cfg, view(c.fit), val);
+      const best = heads.curve.reduce((x, y) => (y.mae < x.mae ? y : x));
       // Score the final epoch's heads on validation with every figure (the curve has MAE and gender only).
-      const out = predictHeads(heads, fuseFeatures(sets, cfg.features, split.validation, "plain"), fuseFeatures(sets, cfg.features, split.validation, "flipped"));
-      const m = bestMetrics(bestPredictionRows(split.records, split.validation, out), "validation", training);
+      const out = predictHeads(heads, val.plain, val.flipped);
+      const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
       heads.model.dispose();
-      const row: AblationRow = { name: cfg.name, description: step.description, dim: heads.standardizer.mean.length, bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
+      const row: AblationRow = { name: cfg.name, description: step.description, faces: c.fit.length, dim: heads.standardizer.mean.length, bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
       ablation.push(row);
-      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row };
+      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row, ctx: c };
     }
     const r = ablation[ablation.length - 1];
-    log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, ${r.seconds.toFixed(0)} s`);
+    log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, fit on ${r.faces} faces, ${r.seconds.toFixed(0)} s`);
   }
   if (!chosen) throw new Error("The ablation has no heads step to choose from.");
 
-  // The final heads: the chosen config at its best epoch count, on every training face.
+  // The final heads: the chosen config at its best epoch count, on every training face of its context.
+  const { ctx } = chosen;
+  const split = ctx.split;
+  const sets = ctx.sets;
+  const trainRows = ctx.finalTrain;
   const finalConfig: HeadConfig = { ...chosen.config, epochs: chosen.row.bestEpoch };
   log(`[final] ${finalConfig.name}, ${finalConfig.epochs} epochs on ${trainRows.length} training faces`);
   const t = Date.now();
@@ -187,10 +263,12 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
   // The one look at the test split.
   const testOut = predictHeads(heads, fuseFeatures(sets, finalConfig.features, split.test, "plain"), fuseFeatures(sets, finalConfig.features, split.test, "flipped"));
   const testRows = bestPredictionRows(split.records, split.test, testOut);
-  const test = bestMetrics(testRows, "test", training, "best");
+  const test = bestMetrics(testRows, "test", training(ctx, trainRows), "best");
   test.trainSeconds = trainSeconds;
   const ownBackbone = [...needed].find((b) => b !== "facenet");
-  const testOwn = ownBackbone ? bestMetrics(bestPredictionRows(split.records, split.test, ownOutputs(sets.get(ownBackbone)!, split.test)), "test", training, `${ownBackbone} own outputs`) : undefined;
+  const ownCtx = ownBackbone ? contextOf([ownBackbone]) : undefined;
+  const testOwn = ownBackbone && ownCtx ? bestMetrics(bestPredictionRows(ownCtx.split.records, ownCtx.split.test, ownOutputs(ownCtx.sets.get(ownBackbone)!, ownCtx.split.test)), "test", training(ownCtx, ownCtx.finalTrain), `${ownBackbone} own outputs`) : undefined;
+  const mirrored = Object.fromEntries([...sets].map(([name, set]) => [name, set.flipped !== undefined]));
 
   const out = path.resolve(options.outDir);
   fs.mkdirSync(out, { recursive: true });
@@ -201,8 +279,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
     format: BEST_MODEL_FORMAT,
     config: finalConfig,
     standardizer: { mean: heads.standardizer.mean.map((v) => Number(v.toPrecision(7))), std: heads.standardizer.std.map((v) => Number(v.toPrecision(7))) },
+    mirrored,
     backbones: finalConfig.features.map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
-    data: { dir: rel(split.dir), faces: split.records.length, fit: split.fit.length, validation: split.validation.length, test: split.test.length, seed: split.seed },
+    data: { dir: rel(split.dir), faces: all.records.length, trainedOn: trainRows.length, test: split.test.length, seed: split.seed },
   };
   writeJsonAtomic(path.join(out, BEST_MODEL_FILE), file);
 
@@ -217,7 +296,7 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
 
   const prepFile = path.join(out, "preprocessing.json");
   const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
-  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split, preprocessing };
+  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split: all, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
   writeJsonAtomic(

@@ -84,7 +84,8 @@ export function fuseFeatures(sets: ReadonlyMap<string, FeatureSet>, parts: reado
     const set = sets.get(part.backbone);
     if (!set) throw new Error(`No features of backbone ${part.backbone} were loaded; extract them first (npm run cli -- best features --backbones ${part.backbone}).`);
     const [c0, c1] = partColumns(part);
-    const src = set[view];
+    // A set extracted without mirrored copies gives its plain features to both views.
+    const src = (view === "flipped" ? set.flipped : undefined) ?? set.plain;
     indices.forEach((idx, r) => {
       if (idx < 0 || idx >= set.files.length) throw new Error(`Row ${idx} is outside the ${set.files.length} faces of the ${part.backbone} features.`);
       out.set(src.subarray(idx * set.dim + c0, idx * set.dim + c1), r * dim + offset);
