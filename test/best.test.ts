@@ -94,6 +94,12 @@ test("feature cache: the mirrored view equals features of mirrored pixels, a sec
   assert.equal(other.cacheHit, false, "another file list has another key");
   assert.notEqual(featureCacheFile(files.slice(1, 4), "facenet", cacheDir), first.cacheFile);
 
+  const plainOnly = await extractFeatureSet(few, "facenet", { cacheDir, mirrored: false });
+  assert.equal(plainOnly.cacheHit, false, "plain-only features have their own cache entry");
+  assert.equal(plainOnly.flipped, undefined);
+  assert.deepEqual(plainOnly.plain, first.plain);
+  assert.equal((await extractFeatureSet(few, "facenet", { cacheDir, mirrored: false })).cacheHit, true);
+
   // Flip one payload byte: the checksum fails and the features are extracted again, identically.
   const buf = fs.readFileSync(first.cacheFile!);
   buf[buf.length - 5] ^= 0xff;

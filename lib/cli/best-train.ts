@@ -1,19 +1,20 @@
 /** `npm run cli -- best train`: the ablation on validation, the final heads, the model folder. */
 import { parseArgs } from "util";
 import { BACKBONE_NAMES, backboneSpec } from "../models/features";
-import { defaultAblation, runBest } from "../training/best";
+import { BEST_RECIPE, defaultAblation, runBest } from "../training/best";
 import { DEFAULT_HEAD_CONFIG } from "../training/heads";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best train [--dir D] [--out models/best] [--backbones facenet,faceres-caffe]
+export const help = `Usage: npm run cli -- best train [--dir D] [--out models/best] [--backbones a,b ...]
 
 Tries each ablation step on the validation split (carved from the training faces), trains the
 step with the lowest validation MAE on every training face, scores the held-out split once
 (the same seeded 80/20 split as train) and writes the model folder: heads/ (tfjs), best.json,
 metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from the cache
 (npm run cli -- best features); missing ones are extracted first.
-  --backbones a,b   backbones to use (of ${BACKBONE_NAMES.join(", ")}; default facenet,faceres-caffe
-                    when both caches exist, else facenet)
+  (no option)       models/best's recipe: facenet on every face + faceres-caffe on the first
+                    1000 training faces and every test face (npm run cli -- best features)
+  --backbones a,b   backbones to use (of ${BACKBONE_NAMES.join(", ")}), every face
   --train-faces N --subset-backbones b [--plain-only]
                     backbones b were extracted (best features --train-faces N [--plain-only])
                     for the first N training faces plus every test face only; steps using
@@ -29,12 +30,15 @@ export async function run(argv: string[]): Promise<number> {
     options: { dir: { type: "string" }, out: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" } },
     strict: true,
   });
-  const backbones = (values.backbones ?? "facenet").split(",").map((b) => backboneSpec(b.trim()).name);
+  // Without --backbones: models/best's recipe (BEST_RECIPE).
+  const backbones = values.backbones ? values.backbones.split(",").map((b) => backboneSpec(b.trim()).name) : BEST_RECIPE.backbones;
   const epochs = intOption("epochs", values.epochs);
   const trainFaces = intOption("train-faces", values["train-faces"]);
   const subset = trainFaces
     ? { trainFaces, backbones: (values["subset-backbones"] ?? "").split(",").filter(Boolean).map((b) => backboneSpec(b.trim()).name), mirrored: !values["plain-only"] }
-    : undefined;
+    : values.backbones
+      ? undefined
+      : BEST_RECIPE.subset;
   await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs), subset });
   return 0;
 }

@@ -8,7 +8,7 @@ import { initBackend } from "../engine/backend";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
 import { featureRows, loadBestSplit } from "../training/best-data";
-import { comparePreprocessings } from "../training/best";
+import { BEST_RECIPE, comparePreprocessings } from "../training/best";
 import { writeJsonAtomic } from "../core/paths";
 import { intOption } from "./options";
 
@@ -23,7 +23,9 @@ export const help = `Usage: npm run cli -- best <features|prep|train> [options]
 
 Options of features:
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  --backbones a,b         of ${BACKBONE_NAMES.join(", ")} (default facenet,faceres-caffe)
+  (no option)             what models/best's recipe needs: facenet on every face with mirrored
+                          copies, faceres-caffe on the first 1000 training faces + every test face
+  --backbones a,b         of ${BACKBONE_NAMES.join(", ")}, on every face
   --train-faces N         only the first N training faces (seeded order) plus every test face:
                           for a backbone too slow for all faces (best train --train-faces N)
   --plain-only            no mirrored copies (half the time)
@@ -48,18 +50,28 @@ async function features(argv: string[]): Promise<number> {
     options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" }, "train-faces": { type: "string" }, "plain-only": { type: "boolean" } },
     strict: true,
   });
-  const backbones = (values.backbones ?? "facenet,faceres-caffe").split(",").map((b) => backboneSpec(b.trim()).name);
   const firstTrain = intOption("first-train", values["first-train"]);
   const trainFaces = intOption("train-faces", values["train-faces"]);
   await initBackend();
   const split = await loadBestSplit({ dir: values.dir });
-  const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
-  const files = indices.map((i) => split.files[i]);
-  console.log(`${files.length} faces of ${split.dir}${firstTrain ? ` (first ${firstTrain} training faces)` : ""}`);
-  for (const b of backbones as BackboneName[]) {
+  // Without options: what models/best's recipe needs (every face for fast backbones, the subset for slow ones).
+  const plan: { backbone: BackboneName; indices: number[]; mirrored: boolean; what: string }[] = [];
+  if (values.backbones || firstTrain || trainFaces) {
+    const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
+    const what = firstTrain ? `first ${firstTrain} training faces` : trainFaces ? `first ${trainFaces} training faces + every test face` : "every face";
+    for (const b of (values.backbones ?? BEST_RECIPE.backbones.join(",")).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
+  } else {
+    const sub = BEST_RECIPE.subset;
+    for (const b of BEST_RECIPE.backbones) {
+      const onSubset = sub.backbones.includes(b);
+      plan.push({ backbone: b, indices: onSubset ? featureRows(split, sub.trainFaces) : featureRows(split), mirrored: onSubset ? sub.mirrored : true, what: onSubset ? `first ${sub.trainFaces} training faces + every test face` : "every face" });
+    }
+  }
+  for (const p of plan) {
     const t = Date.now();
-    const set = await extractFeatureSet(files, b, { onProgress: progressPrinter(), mirrored: !values["plain-only"] });
-    console.log(`[${b}] ${set.cacheHit ? "cache hit" : `extracted in ${((Date.now() - t) / 60000).toFixed(1)} min`}: ${set.cacheFile}`);
+    console.log(`[${p.backbone}] ${p.indices.length} faces of ${split.dir} (${p.what}${p.mirrored ? ", with mirrored copies" : ""})`);
+    const set = await extractFeatureSet(p.indices.map((i) => split.files[i]), p.backbone, { onProgress: progressPrinter(), mirrored: p.mirrored });
+    console.log(`[${p.backbone}] ${set.cacheHit ? "cache hit" : `extracted in ${((Date.now() - t) / 60000).toFixed(1)} min`}: ${set.cacheFile}`);
   }
   return 0;
 }

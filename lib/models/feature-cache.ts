@@ -118,7 +118,7 @@ function readFeatureCache(file: string, key: string): { header: CacheHeader; pay
     const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
     if (header.format !== FEATURE_CACHE_FORMAT || header.key !== key) return undefined;
     const bytes = buf.subarray(12 + headerLength);
-    if (bytes.length !== (header.mirrored ? 2 : 1) * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
+    if (bytes.length !== (header.mirrored === false ? 1 : 2) * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
     // Copy into an aligned buffer: a Float32Array view needs a multiple-of-4 offset.
     const payload = new Float32Array(bytes.length / 4);
     bytesOf(payload).set(bytes);

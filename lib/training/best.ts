@@ -69,6 +69,17 @@ export function defaultAblation(backbones: readonly BackboneName[], epochs = DEF
   return steps;
 }
 
+/**
+ * How models/best is built: face-api's descriptor on every face (with mirrored copies) and
+ * faceres with the original repository's preprocessing (chosen on training faces, see `best
+ * prep`) on the first 1,000 training faces plus every test face, without mirrored copies: on
+ * this project's shared 2-core machine faceres ran at about 1 face/s, too slow for all faces.
+ */
+export const BEST_RECIPE: { backbones: BackboneName[]; subset: FeatureSubset } = {
+  backbones: ["facenet", "faceres-caffe"],
+  subset: { trainFaces: 1000, backbones: ["faceres-caffe"], mirrored: false },
+};
+
 /** Options of `runBest`. */
 export interface BestRunOptions {
   /** UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample). */
