@@ -334,7 +334,8 @@ const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best
 `),
     md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split, then the chosen heads on every training face, then one look at the test split (`npm run cli -- best train` does the same)."),
     code(`
-if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(["facenet"]) });
+// The full profile rebuilds models/best's recipe (features come from the cache: npm run cli -- best features).
+if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(bestRun.BEST_RECIPE.backbones), subset: bestRun.BEST_RECIPE.subset });
 const report = best.loadBestReport(modelDir);
 ut.showTable(report.model.backbones, { title: "Backbones (frozen) and their licences" });
 ut.showTable([{ ...report.model.config, features: report.model.config.features.map((f) => f.backbone + (f.columns === "pooled" ? " (pooled)" : "")).join(" + ") }], { title: "Chosen heads" });
