@@ -39,6 +39,6 @@ export async function run(argv: string[]): Promise<number> {
     : values.backbones
       ? undefined
       : BEST_RECIPE.subset;
-  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs), subset });
+  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs, { short: !!subset }), subset });
   return 0;
 }

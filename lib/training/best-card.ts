@@ -109,6 +109,18 @@ export function bestModelCard(r: BestRunResult): string {
     "|---|---|---|---|---|---|---|---|---|---|",
     ...r.ablation.map((a) => `| ${a.name} | ${a.description} | ${a.faces} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
     "",
+    ...(r.facenetAblation
+      ? [
+          "### Face-api's descriptor alone",
+          "",
+          "Run first, on every training face (`best train --backbones facenet --out results/best-facenet`, its ablation.json copied here as ablation-facenet.json), scored on all of its validation faces (a superset of the faces above):",
+          "",
+          "| step | what | fit faces | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
+          "|---|---|---|---|---|---|---|---|---|---|",
+          ...r.facenetAblation.map((a) => `| ${a.name} | ${a.description} | ${a.faces} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
+          "",
+        ]
+      : []),
     ...(r.preprocessing
       ? [
           "## faceres preprocessing (training faces only)",

@@ -42,14 +42,18 @@ export type AblationStep = { kind: "heads"; description: string; config: HeadCon
  * The ablation: each step changes one thing from the one before, on the backbones given. The
  * order matters only for reading; the lowest validation MAE among the heads steps wins.
  */
-export function defaultAblation(backbones: readonly BackboneName[], epochs = DEFAULT_HEAD_CONFIG.epochs): AblationStep[] {
+export function defaultAblation(backbones: readonly BackboneName[], epochs = DEFAULT_HEAD_CONFIG.epochs, options: { short?: boolean } = {}): AblationStep[] {
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
   const steps: AblationStep[] = [];
   const faceres = backbones.find((b) => b !== "facenet");
   const all: FeaturePart[] = backbones.map((b) => ({ backbone: b }));
   const cfg = (name: string, c: Partial<HeadConfig>): HeadConfig => ({ ...base, name, ...c });
   if (faceres) steps.push({ kind: "own", name: `${faceres} own`, backbone: faceres, description: `${faceres}'s own age (expected value of its 100 bins) and gender outputs, no training` });
-  if (backbones.includes("facenet")) {
+  if (backbones.includes("facenet") && options.short) {
+    // The facenet-only ablation has been run on its own (best train --backbones facenet); here
+    // only its full recipe competes with the fused heads, on the same validation faces.
+    steps.push({ kind: "heads", description: "face-api 128-d descriptor on every training face, MLP 256, flips", config: cfg("facenet mlp +flips", { features: [{ backbone: "facenet" }] }) });
+  } else if (backbones.includes("facenet")) {
     steps.push({ kind: "heads", description: "face-api 128-d descriptor, linear heads, no mirrored copies", config: cfg("facenet linear", { features: [{ backbone: "facenet" }], hidden: 0, flipTrain: false, flipTest: false }) });
     steps.push({ kind: "heads", description: "MLP 256 instead of linear", config: cfg("facenet mlp", { features: [{ backbone: "facenet" }], flipTrain: false, flipTest: false }) });
     steps.push({ kind: "heads", description: "+ mirrored copies as training rows", config: cfg("facenet mlp +flip-train", { features: [{ backbone: "facenet" }], flipTest: false }) });
@@ -112,6 +116,8 @@ export interface BestRunResult {
   /** Validation faces every ablation step was scored on. */
   validationFaces: number;
   subset?: FeatureSubset;
+  /** The ablation of face-api's descriptor alone (`best train --backbones facenet`), when the folder holds one. */
+  facenetAblation?: AblationRow[];
   /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
   preprocessing?: PreprocessingRow[];
 }
@@ -307,7 +313,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
 
   const prepFile = path.join(out, "preprocessing.json");
   const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
-  const result: BestRunResult = { ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split: all, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
+  const facenetFile = path.join(out, "ablation-facenet.json");
+  const facenetAblation = fs.existsSync(facenetFile) ? (JSON.parse(fs.readFileSync(facenetFile, "utf8")) as AblationRow[]) : undefined;
+  const result: BestRunResult = { facenetAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split: all, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
   writeJsonAtomic(
