@@ -8,16 +8,17 @@ import { initBackend } from "../engine/backend";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
 import { featureRows, loadBestSplit } from "../training/best-data";
-import { BEST_RECIPE, comparePreprocessings } from "../training/best";
+import { BEST_RECIPE, comparePreprocessings, rewriteModelCard } from "../training/best";
 import { writeJsonAtomic } from "../core/paths";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best <features|prep|train> [options]
+export const help = `Usage: npm run cli -- best <features|prep|train|card> [options]
 
   features   extract and cache frozen backbone features (plain + mirrored) of every face;
              resumable: rerun after an interruption and it continues at the first missing chunk
   prep       compare faceres preprocessings on the first --first-train N training faces (default
              400; never test faces): own outputs and heads; writes <--out>/preprocessing.json
+  card       rewrite <--out>/MODEL_CARD.md from its run.json and the tables beside it
   train      choose heads on the validation split, train the final heads on all training faces,
              score the held-out split once and write the model folder (see train --help below)
 
@@ -92,6 +93,12 @@ export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "features") return features(rest);
   if (sub === "prep") return preprocessing(rest);
+  if (sub === "card") {
+    const { values } = parseArgs({ args: rest, options: { out: { type: "string" } }, strict: true });
+    rewriteModelCard(values.out ?? "models/best");
+    console.log(`${path.join(values.out ?? "models/best", "MODEL_CARD.md")} rewritten`);
+    return 0;
+  }
   if (sub === "train") return (await import("./best-train")).run(rest);
   throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features" or "train" (see --help).`);
 }

@@ -3,7 +3,7 @@
  * model can never disagree.
  */
 import { BACKBONES } from "../models/features";
-import type { BestRunResult } from "./best";
+import type { BestRunRecord } from "./best";
 import type { BestMetrics } from "./heads";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
@@ -20,10 +20,10 @@ function band(m: BestMetrics, label: string) {
 }
 
 /** The model card as Markdown. */
-export function bestModelCard(r: BestRunResult): string {
+export function bestModelCard(r: BestRunRecord): string {
   const t = r.test;
   const c = r.chosen;
-  const s = r.split;
+  const s = r.data;
   const g13 = band(t, "13+")?.accuracy ?? NaN;
   const backbones = [...new Set(c.features.map((f) => f.backbone))].map((b) => BACKBONES[b]);
   const lines: string[] = [];
@@ -46,8 +46,8 @@ export function bestModelCard(r: BestRunResult): string {
     "",
     "## Data and split",
     "",
-    `- ${s.records.length} usable faces of \`${r.split.dir.split(/[\\/]/).slice(-3).join("/")}\` (UTKFace crop_part1; labels from file names).`,
-    `- Held-out test split: the same seeded 80/20 split as \`npm run cli -- train\` (seed ${s.seed}, test fraction ${s.testFraction}): **${s.test.length} test faces**, touched once, after every choice.`,
+    `- ${s.faces} usable faces of \`${s.dir}\` (UTKFace crop_part1; labels from file names).`,
+    `- Held-out test split: the same seeded 80/20 split as \`npm run cli -- train\` (seed ${s.seed}, test fraction ${s.testFraction}): **${s.test} test faces**, touched once, after every choice.`,
     `- Every choice below was made on ${r.validationFaces} validation faces drawn from the training split (seed ${s.seed + 1}); ablation steps were fitted on the training faces named in the table's "fit faces" column.`,
     r.subset
       ? `- ${r.subset.backbones.join(", ")} is slow on this CPU (about 1 face/s with other jobs running), so it was extracted for the first ${r.subset.trainFaces} training faces of the seeded order plus every test face${r.subset.mirrored ? "" : ", without mirrored copies"}; steps that use it fit on those faces only. The final heads were trained on ${r.trainedOn} training faces.`

@@ -12,7 +12,7 @@ import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED } from "../mo
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "../models/feature-cache";
 import { expectedAges } from "../models/heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
-import { writeFileAtomic, writeJsonAtomic } from "../core/paths";
+import { REPO_ROOT, writeFileAtomic, writeJsonAtomic } from "../core/paths";
 import { saveModel } from "./train";
 import { BestSplit, featureRows, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
@@ -102,15 +102,16 @@ export interface BestRunOptions {
   speedFaces?: number;
 }
 
-/** What a best run produced. */
-export interface BestRunResult {
+/** What a best run produced, as saved in run.json (everything the model card is written from). */
+export interface BestRunRecord {
   ablation: AblationRow[];
   chosen: HeadConfig;
   test: BestMetrics;
   /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
   testOwn?: BestMetrics;
   secondsPerImage: number;
-  split: BestSplit;
+  /** The data and split, in counts. */
+  data: { dir: string; faces: number; test: number; seed: number; testFraction: number };
   /** Training faces the final heads were fitted on. */
   trainedOn: number;
   /** Validation faces every ablation step was scored on. */
@@ -202,7 +203,7 @@ function gatherRows(set: FeatureSet, rows: readonly number[]): FeatureSet {
 }
 
 /** Runs the ablation, trains and scores the chosen heads, writes the model folder. */
-export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
+export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
   const log = options.log ?? console.log;
   await initBackend();
   const all = await loadBestSplit({ dir: options.dir });
@@ -315,8 +316,10 @@ export async function runBest(options: BestRunOptions): Promise<BestRunResult> {
   const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
   const facenetFile = path.join(out, "ablation-facenet.json");
   const facenetAblation = fs.existsSync(facenetFile) ? (JSON.parse(fs.readFileSync(facenetFile, "utf8")) as AblationRow[]) : undefined;
-  const result: BestRunResult = { facenetAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, split: all, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
+  const data = { dir: path.relative(REPO_ROOT, all.dir).split(path.sep).join("/"), faces: all.records.length, test: all.test.length, seed: all.seed, testFraction: all.testFraction };
+  const result: BestRunRecord = { facenetAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
+  writeJsonAtomic(path.join(out, "run.json"), { ...result, facenetAblation: undefined, preprocessing: undefined });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
   writeJsonAtomic(
     path.join(out, "predictions.json"),
@@ -378,4 +381,17 @@ export async function comparePreprocessings(options: { dir?: string; faces: numb
     log(`[${b}] own outputs on ${idx.length} training faces: MAE ${own.mae!.toFixed(2)}, gender ${(own.genderAccuracy! * 100).toFixed(1)}%; heads (fit ${fit.length}, scored on ${held.length}): MAE ${m.mae!.toFixed(2)}, gender ${(m.genderAccuracy! * 100).toFixed(1)}%`);
   }
   return rows;
+}
+
+/**
+ * Rewrites MODEL_CARD.md of a model folder from its run.json and the optional tables beside it
+ * (ablation-facenet.json, preprocessing.json), e.g. after adding one of them.
+ */
+export function rewriteModelCard(dir: string): string {
+  const read = <T>(name: string): T | undefined => (fs.existsSync(path.join(dir, name)) ? (JSON.parse(fs.readFileSync(path.join(dir, name), "utf8")) as T) : undefined);
+  const run = read<BestRunRecord>("run.json");
+  if (!run) throw new Error(`${dir} has no run.json: train it with npm run cli -- best train.`);
+  const card = bestModelCard({ ...run, facenetAblation: read<AblationRow[]>("ablation-facenet.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json") });
+  writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
+  return card;
 }
