@@ -334,8 +334,8 @@ const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best
 `),
     md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split, then the chosen heads on every training face, then one look at the test split (`npm run cli -- best train` does the same)."),
     code(`
-// The full profile rebuilds models/best's recipe (features come from the cache: npm run cli -- best features).
-if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(bestRun.BEST_RECIPE.backbones, undefined, { short: true }), subset: bestRun.BEST_RECIPE.subset });
+// The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
+if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(["facenet"]) });
 const report = best.loadBestReport(modelDir);
 ut.showTable(report.model.backbones, { title: "Backbones (frozen) and their licences" });
 ut.showTable([{ ...report.model.config, features: report.model.config.features.map((f) => f.backbone + (f.columns === "pooled" ? " (pooled)" : "")).join(" + ") }], { title: "Chosen heads" });
@@ -343,7 +343,7 @@ ut.showTable([{ ...report.model.config, features: report.model.config.features.m
     md("## Evaluate\nThe ablation is on the validation split (carved from the training faces); the rest is the held-out test split, looked at once."),
     code(`
 ut.showTable(report.ablation, { title: "Ablation (validation split)", digits: 3 });
-if (report.facenetAblation) ut.showTable(report.facenetAblation, { title: "Ablation of the face-api descriptor alone (validation split, every training face)", digits: 3 });
+if (report.fusionAblation) ut.showTable(report.fusionAblation, { title: "Fusion with faceres on the first 1,000 training faces (validation faces among them)", digits: 3 });
 if (report.preprocessing) ut.showTable(report.preprocessing, { title: "faceres preprocessings on training faces only", digits: 3 });
 ut.showTable(best.bestComparisonRows(report), { title: \`Held-out test split (\${report.test.images} faces): this model, the report's models, face-api.js\` });
 ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" });

@@ -1,6 +1,6 @@
 /** `npm run cli -- best train`: the ablation on validation, the final heads, the model folder. */
 import { parseArgs } from "util";
-import { BACKBONE_NAMES, backboneSpec } from "../models/features";
+import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { BEST_RECIPE, defaultAblation, runBest } from "../training/best";
 import { DEFAULT_HEAD_CONFIG } from "../training/heads";
 import { intOption } from "./options";
@@ -12,8 +12,9 @@ step with the lowest validation MAE on every training face, scores the held-out 
 (the same seeded 80/20 split as train) and writes the model folder: heads/ (tfjs), best.json,
 metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from the cache
 (npm run cli -- best features); missing ones are extracted first.
-  (no option)       models/best's recipe: facenet on every face + faceres-caffe on the first
-                    1000 training faces and every test face (npm run cli -- best features)
+  (no option)       models/best: face-api's descriptor (facenet) on every face
+  --recipe fusion   facenet on every face + faceres-caffe on the first 1000 training faces and
+                    every test face (npm run cli -- best features --recipe fusion)
   --backbones a,b   backbones to use (of ${BACKBONE_NAMES.join(", ")}), every face
   --train-faces N --subset-backbones b [--plain-only]
                     backbones b were extracted (best features --train-faces N [--plain-only])
@@ -27,18 +28,20 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string" }, out: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" } },
+    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" } },
     strict: true,
   });
-  // Without --backbones: models/best's recipe (BEST_RECIPE).
-  const backbones = values.backbones ? values.backbones.split(",").map((b) => backboneSpec(b.trim()).name) : BEST_RECIPE.backbones;
+  if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
+  const fusion = values.recipe === "fusion";
+  // Default: models/best (face-api's descriptor on every face); --recipe fusion: BEST_RECIPE.
+  const backbones = values.backbones ? values.backbones.split(",").map((b) => backboneSpec(b.trim()).name) : fusion ? BEST_RECIPE.backbones : (["facenet"] as BackboneName[]);
   const epochs = intOption("epochs", values.epochs);
   const trainFaces = intOption("train-faces", values["train-faces"]);
   const subset = trainFaces
     ? { trainFaces, backbones: (values["subset-backbones"] ?? "").split(",").filter(Boolean).map((b) => backboneSpec(b.trim()).name), mirrored: !values["plain-only"] }
-    : values.backbones
-      ? undefined
-      : BEST_RECIPE.subset;
+    : fusion
+      ? BEST_RECIPE.subset
+      : undefined;
   await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs, { short: !!subset }), subset });
   return 0;
 }

@@ -24,8 +24,8 @@ export const help = `Usage: npm run cli -- best <features|prep|train|card> [opti
 
 Options of features:
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  (no option)             what models/best's recipe needs: facenet on every face with mirrored
-                          copies, faceres-caffe on the first 1000 training faces + every test face
+  (no option)             what models/best needs: facenet on every face with mirrored copies
+  --recipe fusion         also faceres-caffe on the first 1000 training faces + every test face
   --backbones a,b         of ${BACKBONE_NAMES.join(", ")}, on every face
   --train-faces N         only the first N training faces (seeded order) plus every test face:
                           for a backbone too slow for all faces (best train --train-faces N)
@@ -48,19 +48,20 @@ export function progressPrinter(seconds = 15): (p: ExtractionProgress) => void {
 async function features(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" }, "train-faces": { type: "string" }, "plain-only": { type: "boolean" } },
+    options: { dir: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, "first-train": { type: "string" }, "train-faces": { type: "string" }, "plain-only": { type: "boolean" } },
     strict: true,
   });
   const firstTrain = intOption("first-train", values["first-train"]);
   const trainFaces = intOption("train-faces", values["train-faces"]);
   await initBackend();
   const split = await loadBestSplit({ dir: values.dir });
-  // Without options: what models/best's recipe needs (every face for fast backbones, the subset for slow ones).
+  // Default: what models/best needs (facenet on every face); --recipe fusion: BEST_RECIPE's features.
   const plan: { backbone: BackboneName; indices: number[]; mirrored: boolean; what: string }[] = [];
-  if (values.backbones || firstTrain || trainFaces) {
+  if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
+  if (values.recipe !== "fusion") {
     const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
     const what = firstTrain ? `first ${firstTrain} training faces` : trainFaces ? `first ${trainFaces} training faces + every test face` : "every face";
-    for (const b of (values.backbones ?? BEST_RECIPE.backbones.join(",")).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
+    for (const b of (values.backbones ?? "facenet").split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
   } else {
     const sub = BEST_RECIPE.subset;
     for (const b of BEST_RECIPE.backbones) {

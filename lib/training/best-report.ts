@@ -24,7 +24,7 @@ export interface BestReport {
   secondsPerImage: number;
   ablation: AblationRow[];
   preprocessing?: PreprocessingRow[];
-  facenetAblation?: AblationRow[];
+  fusionAblation?: AblationRow[];
   /** Held-out test predictions of the final model. */
   predictions: PredictionRow[];
 }
@@ -45,7 +45,7 @@ export function loadBestReport(dir: string): BestReport {
     ...metrics,
     ablation: readJson<AblationRow[]>(path.join(dir, "ablation.json")),
     preprocessing: fs.existsSync(prep) ? readJson<PreprocessingRow[]>(prep) : undefined,
-    facenetAblation: fs.existsSync(path.join(dir, "ablation-facenet.json")) ? readJson<AblationRow[]>(path.join(dir, "ablation-facenet.json")) : undefined,
+    fusionAblation: fs.existsSync(path.join(dir, "ablation-fusion.json")) ? readJson<AblationRow[]>(path.join(dir, "ablation-fusion.json")) : undefined,
     predictions: saved.map((p) => ({ ...p, trueGroup: ageGroupOf(p.age), predGroup: ageGroupOf(p.predAge) })),
   };
 }

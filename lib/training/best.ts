@@ -74,10 +74,12 @@ export function defaultAblation(backbones: readonly BackboneName[], epochs = DEF
 }
 
 /**
- * How models/best is built: face-api's descriptor on every face (with mirrored copies) and
- * faceres with the original repository's preprocessing (chosen on training faces, see `best
- * prep`) on the first 1,000 training faces plus every test face, without mirrored copies: on
- * this project's shared 2-core machine faceres ran at about 1 face/s, too slow for all faces.
+ * The fusion recipe (`--recipe fusion`): face-api's descriptor on every face (with mirrored
+ * copies) and faceres with the original repository's preprocessing (chosen on training faces,
+ * see `best prep`) on the first 1,000 training faces plus every test face, without mirrored
+ * copies: on this project's shared 2-core machine faceres ran at about 1 face/s, too slow for
+ * all faces. On validation it did not beat face-api's descriptor on every face, so models/best
+ * is built with `--backbones facenet`.
  */
 export const BEST_RECIPE: { backbones: BackboneName[]; subset: FeatureSubset } = {
   backbones: ["facenet", "faceres-caffe"],
@@ -117,8 +119,8 @@ export interface BestRunRecord {
   /** Validation faces every ablation step was scored on. */
   validationFaces: number;
   subset?: FeatureSubset;
-  /** The ablation of face-api's descriptor alone (`best train --backbones facenet`), when the folder holds one. */
-  facenetAblation?: AblationRow[];
+  /** The ablation of the fusion run (`best train --recipe fusion`), when the folder holds one (ablation-fusion.json). */
+  fusionAblation?: AblationRow[];
   /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
   preprocessing?: PreprocessingRow[];
 }
@@ -314,12 +316,12 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
 
   const prepFile = path.join(out, "preprocessing.json");
   const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
-  const facenetFile = path.join(out, "ablation-facenet.json");
-  const facenetAblation = fs.existsSync(facenetFile) ? (JSON.parse(fs.readFileSync(facenetFile, "utf8")) as AblationRow[]) : undefined;
+  const fusionFile = path.join(out, "ablation-fusion.json");
+  const fusionAblation = fs.existsSync(fusionFile) ? (JSON.parse(fs.readFileSync(fusionFile, "utf8")) as AblationRow[]) : undefined;
   const data = { dir: path.relative(REPO_ROOT, all.dir).split(path.sep).join("/"), faces: all.records.length, test: all.test.length, seed: all.seed, testFraction: all.testFraction };
-  const result: BestRunRecord = { facenetAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
+  const result: BestRunRecord = { fusionAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
-  writeJsonAtomic(path.join(out, "run.json"), { ...result, facenetAblation: undefined, preprocessing: undefined });
+  writeJsonAtomic(path.join(out, "run.json"), { ...result, fusionAblation: undefined, preprocessing: undefined });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
   writeJsonAtomic(
     path.join(out, "predictions.json"),
@@ -385,13 +387,13 @@ export async function comparePreprocessings(options: { dir?: string; faces: numb
 
 /**
  * Rewrites MODEL_CARD.md of a model folder from its run.json and the optional tables beside it
- * (ablation-facenet.json, preprocessing.json), e.g. after adding one of them.
+ * (ablation-fusion.json, preprocessing.json), e.g. after adding one of them.
  */
 export function rewriteModelCard(dir: string): string {
   const read = <T>(name: string): T | undefined => (fs.existsSync(path.join(dir, name)) ? (JSON.parse(fs.readFileSync(path.join(dir, name), "utf8")) as T) : undefined);
   const run = read<BestRunRecord>("run.json");
   if (!run) throw new Error(`${dir} has no run.json: train it with npm run cli -- best train.`);
-  const card = bestModelCard({ ...run, facenetAblation: read<AblationRow[]>("ablation-facenet.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json") });
+  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json") });
   writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
   return card;
 }
