@@ -26,6 +26,8 @@ export interface BestModelFile {
   format: string;
   config: HeadConfig;
   standardizer: Standardizer;
+  /** The backbones read, with their packages, licences and preprocessing (for people reading the file). */
+  backbones?: { backbone: string; columns?: string; package: string; licence: string; preprocessing: string }[];
   /** Per backbone: whether its mirrored features were used (false: plain features stand in). */
   mirrored?: Record<string, boolean>;
   /** Anything else worth keeping beside the model (metrics summary, data, dates). */
