@@ -155,6 +155,13 @@ test("the shipped models/best predicts sample faces with sane ages and genders",
     absErr += Math.abs(r.age! - records[i].age);
     if ((r.gender === "Female" ? 1 : 0) === records[i].gender) right++;
   });
+  // A bad file among good ones is listed with its reason, the others still predicted.
+  const bad = path.join(tmp, "not-a-face.jpg");
+  fs.writeFileSync(bad, "not an image");
+  const mixed = await predictFiles(path.join(REPO_ROOT, "models", "best"), [some[0], bad]);
+  assert.equal(mixed[0].age, rows[0].age);
+  assert.equal(mixed[1].age, undefined);
+  assert.match(mixed[1].skipped ?? "", /not an image/);
   // Loose bounds that a broken model (constant, swapped genders, wrong preprocessing) fails.
   assert.ok(absErr / rows.length < 12, `MAE on 24 sample faces: ${absErr / rows.length}`);
   assert.ok(right / rows.length > 0.7, `gender accuracy on 24 sample faces: ${right / rows.length}`);

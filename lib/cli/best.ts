@@ -9,7 +9,7 @@ import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
 import { featureRows, loadBestSplit } from "../training/best-data";
 import { BEST_RECIPE, comparePreprocessings, rewriteModelCard } from "../training/best";
-import { writeJsonAtomic } from "../core/paths";
+import { writeJsonAtomic } from "../core/files";
 import { intOption } from "./options";
 
 export const help = `Usage: npm run cli -- best <features|prep|train|card> [options]

@@ -12,7 +12,7 @@ import { Backbone, loadBackbone } from "../models/features";
 import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
 import { Standardizer, expectedAges } from "../models/heads";
 import type { FilePrediction } from "./predict";
-import { loadModelFile } from "../training/train";
+import { loadModelFile } from "../models/files";
 import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
 import type * as tf from "@tensorflow/tfjs";
 
@@ -69,24 +69,37 @@ export function disposeBestModel(m: BestModel): void {
 /**
  * Predicts image files (any names) with a best model: each backbone's features of the faces as
  * they are and mirrored, fused, standardised, through the heads, views averaged. Files go in
- * batches of `batchSize`; `onBatch` reports progress. A file that cannot be decoded throws an
- * error naming it.
+ * batches of `batchSize`; `onBatch` reports progress. A file that cannot be used gets a row
+ * with `skipped` (the reason) instead of a prediction.
  */
 export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<FilePrediction[]> {
   const m = typeof modelOrDir === "string" ? await loadBestModel(modelOrDir) : modelOrDir;
   const parts: FeaturePart[] = m.file.config.features;
   const out: FilePrediction[] = [];
   try {
-    for (let s = 0; s < files.length; s += batchSize) {
-      const chunk = files.slice(s, s + batchSize);
+    const predictChunk = async (chunk: readonly string[]): Promise<FilePrediction[]> => {
       const sets = new Map<string, FeatureSet>();
       for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone, mirrored: m.file.mirrored?.[name] ?? true }));
       const rows = chunk.map((_, i) => i);
       const pred = predictHeads({ model: m.heads, standardizer: m.file.standardizer, config: m.file.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
       const ages = expectedAges(pred.ageProbabilities, pred.n);
-      chunk.forEach((file, i) => {
-        out.push({ file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pred.pFemale[i]), pFemale: pred.pFemale[i] });
-      });
+      return chunk.map((file, i) => ({ file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pred.pFemale[i]), pFemale: pred.pFemale[i] }));
+    };
+    for (let s = 0; s < files.length; s += batchSize) {
+      const chunk = files.slice(s, s + batchSize);
+      try {
+        out.push(...(await predictChunk(chunk)));
+      } catch {
+        // A file that cannot be used does not stop the others: redo the batch one file at a
+        // time and list the bad ones with their reason, as predictFiles does.
+        for (const file of chunk) {
+          try {
+            out.push(...(await predictChunk([file])));
+          } catch (e) {
+            out.push({ file, skipped: (e as { reason?: string }).reason ?? (e as Error).message });
+          }
+        }
+      }
       onBatch?.(Math.min(files.length, s + batchSize), files.length);
     }
   } finally {

@@ -10,7 +10,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { decodeImageFile } from "../data/dataset";
-import { CACHE_DIR, writeFileAtomic } from "../core/paths";
+import { CACHE_DIR } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./features";
 
 /** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */

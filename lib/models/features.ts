@@ -16,6 +16,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
+import { readManifestWeights } from "../core/weights";
 import { FACENET_NATIVE_SIZE, buildFaceNetDescriptor } from "./facenet";
 
 /** Names of the backbones (one per preprocessing). */
@@ -112,18 +113,7 @@ export function fileModelHandler(modelJson: string): tf.io.IOHandler {
     load: async () => {
       if (!fs.existsSync(modelJson)) throw new Error(`Model file ${modelJson} does not exist.`);
       const json = JSON.parse(fs.readFileSync(modelJson, "utf8"));
-      const manifest = json.weightsManifest as tf.io.WeightsManifestConfig;
-      const specs: tf.io.WeightsManifestEntry[] = [];
-      const parts: Buffer[] = [];
-      for (const group of manifest) {
-        specs.push(...group.weights);
-        for (const p of group.paths) {
-          const f = path.join(path.dirname(modelJson), p);
-          if (!fs.existsSync(f)) throw new Error(`${modelJson} lists weight file ${p}, missing next to it: reinstall the package it came from.`);
-          parts.push(fs.readFileSync(f));
-        }
-      }
-      const all = Buffer.concat(parts);
+      const weights = readManifestWeights(json.weightsManifest as tf.io.WeightsManifestConfig, path.dirname(modelJson), (p) => `${modelJson} lists weight file ${p}, missing next to it: reinstall the package it came from.`);
       return {
         modelTopology: json.modelTopology,
         format: json.format,
@@ -132,8 +122,8 @@ export function fileModelHandler(modelJson: string): tf.io.IOHandler {
         signature: json.signature,
         userDefinedMetadata: json.userDefinedMetadata,
         modelInitializer: json.modelInitializer,
-        weightSpecs: specs,
-        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+        weightSpecs: weights.specs,
+        weightData: weights.data,
       };
     },
   };

@@ -12,8 +12,9 @@ import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED } from "../mo
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "../models/feature-cache";
 import { expectedAges } from "../models/heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
-import { REPO_ROOT, writeFileAtomic, writeJsonAtomic } from "../core/paths";
-import { saveModel } from "./train";
+import { REPO_ROOT } from "../core/paths";
+import { writeFileAtomic, writeJsonAtomic } from "../core/files";
+import { saveModel } from "../models/files";
 import { BestSplit, featureRows, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
