@@ -11,10 +11,22 @@ import { decodeAgeGroup, decodeGender, REPORT_AGE_GROUPS, ageGroupOf } from "../
 import { Backbone, loadBackbone } from "../models/features";
 import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
 import { Standardizer, expectedAges } from "../models/heads";
-import type { FilePrediction } from "./predict";
 import { loadModelFile } from "../models/files";
 import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
 import type * as tf from "@tensorflow/tfjs";
+
+/**
+ * One image's prediction: the same shape as predict.ts's FilePrediction (which imports this
+ * module to dispatch to it, so the type is spelt out here rather than imported).
+ */
+export interface BestFilePrediction {
+  file: string;
+  age?: number;
+  ageGroup?: string;
+  gender?: string;
+  pFemale?: number;
+  skipped?: string;
+}
 
 /** The file that marks a best-model folder. */
 export const BEST_MODEL_FILE = "best.json";
@@ -72,12 +84,12 @@ export function disposeBestModel(m: BestModel): void {
  * batches of `batchSize`; `onBatch` reports progress. A file that cannot be used gets a row
  * with `skipped` (the reason) instead of a prediction.
  */
-export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<FilePrediction[]> {
+export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<BestFilePrediction[]> {
   const m = typeof modelOrDir === "string" ? await loadBestModel(modelOrDir) : modelOrDir;
   const parts: FeaturePart[] = m.file.config.features;
-  const out: FilePrediction[] = [];
+  const out: BestFilePrediction[] = [];
   try {
-    const predictChunk = async (chunk: readonly string[]): Promise<FilePrediction[]> => {
+    const predictChunk = async (chunk: readonly string[]): Promise<BestFilePrediction[]> => {
       const sets = new Map<string, FeatureSet>();
       for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone, mirrored: m.file.mirrored?.[name] ?? true }));
       const rows = chunk.map((_, i) => i);

@@ -3,7 +3,7 @@
  * model can never disagree.
  */
 import { BACKBONES } from "../models/features";
-import type { BestRunRecord } from "./best";
+import type { BestRunRecord } from "./best-types";
 import type { BestMetrics } from "./heads";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */

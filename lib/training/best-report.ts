@@ -12,7 +12,7 @@ import { showFaces } from "../notebook/display";
 import { predictBestFiles, BestModelFile } from "../inference/best-predict";
 import type { PredictionRow } from "./runs";
 import { FACE_API_FIGURES } from "./best-card";
-import type { AblationRow, PreprocessingRow } from "./best";
+import type { AblationRow, PreprocessingRow } from "./best-types";
 import type { BestMetrics } from "./heads";
 
 /** Everything a best-model folder records about itself. */

@@ -17,24 +17,11 @@ import { writeFileAtomic, writeJsonAtomic } from "../core/files";
 import { saveModel } from "../models/files";
 import { BestSplit, featureRows, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
+import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
+
+export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
 
-/** One row of the ablation table (validation split). */
-export interface AblationRow {
-  name: string;
-  /** Faces the heads were fitted on. */
-  faces: number;
-  /** What changed, in words. */
-  description: string;
-  dim: number;
-  /** Epoch with the lowest validation MAE (the count the final model trains for). */
-  bestEpoch: number;
-  mae: number;
-  genderAccuracy: number;
-  genderAccuracy13: number;
-  ageGroupAccuracy: number;
-  seconds: number;
-}
 
 /** A named ablation step: a head config or a backbone's own outputs (no training). */
 export type AblationStep = { kind: "heads"; description: string; config: HeadConfig } | { kind: "own"; description: string; backbone: BackboneName; name: string };
@@ -105,26 +92,6 @@ export interface BestRunOptions {
   speedFaces?: number;
 }
 
-/** What a best run produced, as saved in run.json (everything the model card is written from). */
-export interface BestRunRecord {
-  ablation: AblationRow[];
-  chosen: HeadConfig;
-  test: BestMetrics;
-  /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
-  testOwn?: BestMetrics;
-  secondsPerImage: number;
-  /** The data and split, in counts. */
-  data: { dir: string; faces: number; test: number; seed: number; testFraction: number };
-  /** Training faces the final heads were fitted on. */
-  trainedOn: number;
-  /** Validation faces every ablation step was scored on. */
-  validationFaces: number;
-  subset?: FeatureSubset;
-  /** The ablation of the fusion run (`best train --recipe fusion`), when the folder holds one (ablation-fusion.json). */
-  fusionAblation?: AblationRow[];
-  /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
-  preprocessing?: PreprocessingRow[];
-}
 
 function labels(split: BestSplit, idx: readonly number[]) {
   return { ages: idx.map((i) => split.records[i].age), genders: idx.map((i) => split.records[i].gender as number) };
@@ -150,15 +117,6 @@ function summary(m: BestMetrics) {
   return { mae: m.mae ?? NaN, genderAccuracy: m.genderAccuracy ?? NaN, genderAccuracy13: b13?.accuracy ?? NaN, ageGroupAccuracy: m.ageAccuracy ?? NaN };
 }
 
-/** How a slow backbone is extracted for a subset of the faces (see `featureRows`). */
-export interface FeatureSubset {
-  /** First N training faces of the seeded order (plus every test face). */
-  trainFaces: number;
-  /** Backbones extracted on the subset only; the others come from their all-faces cache. */
-  backbones: BackboneName[];
-  /** Mirrored copies for the subset backbones (false halves the time). */
-  mirrored: boolean;
-}
 
 /**
  * Loads (or extracts, with progress) cached features for each backbone, over every face, or
@@ -341,17 +299,6 @@ export function isFemale(pFemale: number): boolean {
 /** Expected ages of head outputs (re-exported for notebooks). */
 export { expectedAges };
 
-/** One row of the preprocessing comparison. */
-export interface PreprocessingRow {
-  backbone: BackboneName;
-  faces: number;
-  /** The backbone's own outputs on all compared faces. */
-  ownMae: number;
-  ownGenderAccuracy: number;
-  /** Heads (MLP 256 on the pooled feature, flips) fitted on the first 3/4, scored on the last 1/4. */
-  headMae: number;
-  headGenderAccuracy: number;
-}
 
 /**
  * Compares faceres preprocessings on the first `faces` training faces only (never test faces):

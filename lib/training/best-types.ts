@@ -1,0 +1,66 @@
+/**
+ * The records of a best-model run (run.json, ablation.json, preprocessing.json), in their own
+ * module so the run, its model card and the notebook report share them without import cycles.
+ */
+import type { BackboneName } from "../models/features";
+import type { BestMetrics, HeadConfig } from "./heads";
+
+/** One row of the ablation table (validation split). */
+export interface AblationRow {
+  name: string;
+  /** Faces the heads were fitted on. */
+  faces: number;
+  /** What changed, in words. */
+  description: string;
+  dim: number;
+  /** Epoch with the lowest validation MAE (the count the final model trains for). */
+  bestEpoch: number;
+  mae: number;
+  genderAccuracy: number;
+  genderAccuracy13: number;
+  ageGroupAccuracy: number;
+  seconds: number;
+}
+
+/** How a slow backbone is extracted for a subset of the faces (see `featureRows`). */
+export interface FeatureSubset {
+  /** First N training faces of the seeded order (plus every test face). */
+  trainFaces: number;
+  /** Backbones extracted on the subset only; the others come from their all-faces cache. */
+  backbones: BackboneName[];
+  /** Mirrored copies for the subset backbones (false halves the time). */
+  mirrored: boolean;
+}
+
+/** What a best run produced, as saved in run.json (everything the model card is written from). */
+export interface BestRunRecord {
+  ablation: AblationRow[];
+  chosen: HeadConfig;
+  test: BestMetrics;
+  /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
+  testOwn?: BestMetrics;
+  secondsPerImage: number;
+  /** The data and split, in counts. */
+  data: { dir: string; faces: number; test: number; seed: number; testFraction: number };
+  /** Training faces the final heads were fitted on. */
+  trainedOn: number;
+  /** Validation faces every ablation step was scored on. */
+  validationFaces: number;
+  subset?: FeatureSubset;
+  /** The ablation of the fusion run (`best train --recipe fusion`), when the folder holds one (ablation-fusion.json). */
+  fusionAblation?: AblationRow[];
+  /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
+  preprocessing?: PreprocessingRow[];
+}
+
+/** One row of the preprocessing comparison. */
+export interface PreprocessingRow {
+  backbone: BackboneName;
+  faces: number;
+  /** The backbone's own outputs on all compared faces. */
+  ownMae: number;
+  ownGenderAccuracy: number;
+  /** Heads (MLP 256 on the pooled feature, flips) fitted on the first 3/4, scored on the last 1/4. */
+  headMae: number;
+  headGenderAccuracy: number;
+}
