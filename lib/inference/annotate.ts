@@ -5,7 +5,9 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import type { PhotoFace, PhotoPrediction } from "./photo";
+import { displayBundle } from "../notebook";
+import type { TrainedModel } from "../predict";
+import { PhotoFace, PhotoOptions, PhotoPrediction, predictPhotos } from "./photo";
 import { writeFileAtomic } from "../paths";
 import { readRgb } from "./detect";
 
@@ -86,4 +88,35 @@ export async function writeAnnotated(dir: string, predictions: readonly PhotoPre
     written.push(out);
   }
   return written;
+}
+
+/** A photo predicted and drawn: the annotated PNG and the per-face predictions. */
+export interface AnnotatedPhoto {
+  png: Buffer;
+  prediction: PhotoPrediction;
+}
+
+/**
+ * For notebooks and scripts: finds and predicts the faces of one photo and returns it drawn
+ * (PNG bytes) with its predictions. `showAnnotatedPhoto` displays the result inline.
+ */
+export async function annotatePhoto(modelOrDir: string | TrainedModel, file: string, options: PhotoOptions = {}): Promise<AnnotatedPhoto> {
+  const [prediction] = await predictPhotos(modelOrDir, [file], options);
+  return { png: await annotateImage(prediction, "png"), prediction };
+}
+
+/**
+ * Shows an annotated photo in a tslab notebook (a PNG output; outside a notebook, the text
+ * summary is printed), scaled to `width` pixels wide on screen (default: its own width, at most 900).
+ */
+export function showAnnotatedPhoto(photo: AnnotatedPhoto, width?: number): void {
+  const p = photo.prediction;
+  const summary = p.faces.length
+    ? p.faces.map((f) => `face ${f.index + 1}: ${faceLabel(f)}${f.score === undefined ? "" : ` (score ${f.score.toFixed(2)})`}`).join("\n")
+    : "no face found";
+  const w = width ?? Math.min(900, p.width);
+  displayBundle({
+    "text/html": `<img src="data:image/png;base64,${photo.png.toString("base64")}" width="${w}" alt="${escapeXml(path.basename(p.file))}">`,
+    "text/plain": `${path.basename(p.file)} (${p.width}x${p.height}): ${summary}`,
+  });
 }
