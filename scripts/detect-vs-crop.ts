@@ -4,10 +4,10 @@
  *   npx tsx scripts/detect-vs-crop.ts --run results/<experiment>/<run-id> [--max-images N] [--align eyes|none] [--json f.json]
  */
 import { parseArgs } from "util";
-import { setBackendQuiet } from "../lib/backend";
+import { setBackendQuiet } from "../lib/engine/backend";
 import { PathScores, compareDetectWithCrops } from "../lib/inference/compare";
-import { writeJsonAtomic } from "../lib/paths";
-import { portablePath, resolveRunDir } from "../lib/runs";
+import { writeJsonAtomic } from "../lib/core/paths";
+import { portablePath, resolveRunDir } from "../lib/training/runs";
 
 function line(name: string, s: PathScores): string {
   const pct = (v?: number) => (v === undefined ? "-" : `${(v * 100).toFixed(1)}%`);

@@ -8,9 +8,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
-import { setBackendQuiet } from "../lib/backend";
+import { setBackendQuiet } from "../lib/engine/backend";
 import { measureFraming } from "../lib/inference/detect";
-import { resolveDataDir } from "../lib/paths";
+import { resolveDataDir } from "../lib/core/paths";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { count: { type: "string", default: "400" }, dir: { type: "string" } }, strict: true });

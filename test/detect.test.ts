@@ -6,16 +6,16 @@ import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
-import { setBackendQuiet } from "../lib/backend";
-import { decodeImageBytes, decodeImageFile, loadFaces } from "../lib/data";
-import { runExperiment } from "../lib/experiment";
+import { setBackendQuiet } from "../lib/engine/backend";
+import { decodeImageBytes, decodeImageFile, loadFaces } from "../lib/data/dataset";
+import { runExperiment } from "../lib/training/experiment";
 import { faceLabel } from "../lib/inference/annotate";
 import { Placement, composePhoto, placedBox } from "../lib/inference/composite";
 import { Box, detectFaces, detectorSharesEngine, framingOf, iou, readRgb, trainingCrop } from "../lib/inference/detect";
 import { cutFace, photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
-import { loadTrainedModel, predictFiles } from "../lib/predict";
-import { REPO_ROOT, resolveDataDir } from "../lib/paths";
-import { loadRun } from "../lib/runs";
+import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
+import { REPO_ROOT, resolveDataDir } from "../lib/core/paths";
+import { loadRun } from "../lib/training/runs";
 
 setBackendQuiet(true);
 
@@ -131,7 +131,7 @@ test("faces pasted into photos are found where they were put and predicted like 
     // The CLI: CSV to a file and annotated pictures, decodable, the same size, with labels drawn.
     const out = path.join(tmp, "faces.csv");
     const annotated = path.join(tmp, "annotated");
-    const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli.ts"), "predict", "--model", run.runDir, path.dirname(photos[0].file), "--annotate", annotated, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
+    const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", run.runDir, path.dirname(photos[0].file), "--annotate", annotated, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(out, "utf8").trim().split("\n").length, csv.length);
     for (const [i, p] of photos.entries()) {
@@ -159,7 +159,7 @@ test("bad detect mode and unreadable image give clear errors", async () => {
   } finally {
     fs.rmSync(bad);
   }
-  const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli.ts"), "predict", "--model", "x", "--detect", "sometimes", "y.jpg"], { cwd: REPO_ROOT, encoding: "utf8" });
+  const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", "x", "--detect", "sometimes", "y.jpg"], { cwd: REPO_ROOT, encoding: "utf8" });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--detect "sometimes" is not one of auto, always, never/);
 });

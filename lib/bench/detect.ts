@@ -7,9 +7,9 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { listImageFiles, TrainedModel } from "../predict";
-import { buildModel } from "../models";
-import { IMAGE_SIZE, SAMPLE_DATA_DIR } from "../paths";
+import { listImageFiles, TrainedModel } from "../inference/predict";
+import { buildModel } from "../models/registry";
+import { IMAGE_SIZE, SAMPLE_DATA_DIR } from "../core/paths";
 import { composePhoto } from "../inference/composite";
 import { detectFaces, readRgb } from "../inference/detect";
 import { predictPhotos } from "../inference/photo";

@@ -4,10 +4,10 @@
  * run, with the same model. `scripts/detect-vs-crop.ts` prints it; docs/photos.md has figures.
  */
 import * as path from "path";
-import { decodeImageBytes, decodeImageFile } from "../data";
-import { ageDivision, ageGroupOf, decodeAgeGroup, decodeGender } from "../labels";
-import { FilePrediction, loadTrainedModel, predictPixels } from "../predict";
-import { loadRun, resolveStoredPath } from "../runs";
+import { decodeImageBytes, decodeImageFile } from "../data/dataset";
+import { ageDivision, ageGroupOf, decodeAgeGroup, decodeGender } from "../data/labels";
+import { FilePrediction, loadTrainedModel, predictPixels } from "./predict";
+import { loadRun, resolveStoredPath } from "../training/runs";
 import { readRgb } from "./detect";
 import { PhotoOptions, cutFace, frameFaces } from "./photo";
 

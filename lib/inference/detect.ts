@@ -9,7 +9,7 @@
  * We run face-api's own detector code rather than re-implementing it: its `node-wasm` build
  * bundles no tfjs of its own, it `require`s "@tensorflow/tfjs" and
  * "@tensorflow/tfjs-backend-wasm", which resolve to this project's instances, so the detector
- * runs on the backend lib/backend.ts chose, in the same engine, and registers no second tfjs
+ * runs on the backend lib/engine/backend.ts chose, in the same engine, and registers no second tfjs
  * (test/detect.test.ts checks that the engine is shared). The tiny face detector of the same
  * package was tried first and dropped: it found no face on a UTKFace crop where SSD MobileNet
  * found one with score 0.95, and recognising a crop is what `--detect auto` needs.
@@ -22,7 +22,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../backend";
+import { initBackend } from "../engine/backend";
 
 /** The npm package the detector and its weights come from (MIT). */
 export const DETECTOR_PACKAGE = "@vladmandic/face-api";

@@ -5,9 +5,9 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { decodeImageBytes, decodeImageFile } from "../data";
-import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "../predict";
-import { writeFileAtomic } from "../paths";
+import { decodeImageBytes, decodeImageFile } from "../data/dataset";
+import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "./predict";
+import { writeFileAtomic } from "../core/paths";
 import { Box, DetectOptions, DetectedFace, FRAMING, Framing, RgbImage, TRAINING_CROP_SIDE, detectFaces, iou, readRgb, trainingCrop } from "./detect";
 
 /** How `predict` treats an image. */
