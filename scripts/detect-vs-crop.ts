@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "util";
 import { setBackendQuiet } from "../lib/engine/backend";
-import { PathScores, compareDetectWithCrops } from "../lib/inference/compare";
+import { PathScores, compareDetectWithCrops, detectVsCropRows } from "../lib/inference/compare";
 import { writeJsonAtomic } from "../lib/core/paths";
 import { portablePath, resolveRunDir } from "../lib/training/runs";
 
@@ -29,9 +29,7 @@ async function main(): Promise<void> {
   process.stderr.write("\n");
   console.log(`${portablePath(runDir)}: ${r.faces} held-out faces, detector found no face on ${r.notFound} (${((r.notFound / r.faces) * 100).toFixed(1)}%), align ${values.align}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   console.log(`${"path".padEnd(34)} ${"faces".padStart(6)}  ${"MAE".padStart(6)}  ${"group".padStart(7)}  ${"gender".padStart(7)}`);
-  console.log(line("crops fed directly (all)", r.direct));
-  console.log(line("crops fed directly (found ones)", r.directOnFound));
-  console.log(line("detect, then cut (found ones)", r.detected));
+  for (const row of detectVsCropRows(r)) console.log(line(row.path, row));
   if (values.json) writeJsonAtomic(values.json, { ...r, runDir: portablePath(runDir), align: values.align });
 }
 

@@ -357,11 +357,7 @@ console.log(\`no-face photo: \${empty.prediction.faces.length} face(s) found\`);
     md("Detect, then cut, against the crops fed directly, on the same held-out faces (the first faces of the run's test split)."),
     code(`
 const comparison = await ut.compareDetectWithCrops(run.runDir, { maxImages: profile.profile === "full" ? 300 : 40 });
-const pct = (v) => (v === undefined ? "-" : \`\${(v * 100).toFixed(1)}%\`);
-ut.showTable(
-  [["crops fed directly (all)", comparison.direct], ["crops fed directly (faces found)", comparison.directOnFound], ["detect, then cut (faces found)", comparison.detected]].map(([path, s]) => ({ path, faces: s.faces, mae: s.mae, groupAccuracy: pct(s.groupAccuracy), genderAccuracy: pct(s.genderAccuracy) })),
-  { title: \`Held-out test faces: \${comparison.faces}, no face found on \${comparison.notFound}\` },
-);
+ut.showTable(ut.detectVsCropRows(comparison), { title: \`Held-out test faces: \${comparison.faces}, no face found on \${comparison.notFound}\` });
 `),
     md("## Figures\nThe annotated group photo is saved next to the other figures."),
     code(`

@@ -106,3 +106,21 @@ export async function compareDetectWithCrops(runDir: string, options: CompareOpt
     detected: scores(detected, truthFound, division),
   };
 }
+
+/** One line of the comparison table. */
+export interface DetectVsCropRow {
+  path: string;
+  faces: number;
+  mae?: number;
+  groupAccuracy?: number;
+  genderAccuracy?: number;
+}
+
+/** The comparison as three table rows: crops directly (all, and the faces found), then detect-then-cut. */
+export function detectVsCropRows(r: DetectVsCrop): DetectVsCropRow[] {
+  return [
+    { path: "crops fed directly (all)", ...r.direct },
+    { path: "crops fed directly (faces found)", ...r.directOnFound },
+    { path: "detect, then cut (faces found)", ...r.detected },
+  ];
+}
