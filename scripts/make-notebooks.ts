@@ -345,7 +345,7 @@ const emptyPhoto = path.join(photoDir, "no-face.jpg");
 ut.writeFileAtomic(groupPhoto, await ut.composePhoto(placements, { width: 1000, height: 480 }));
 ut.writeFileAtomic(emptyPhoto, await ut.composePhoto([], { width: 640, height: 400, background: "dark" }));
 `),
-    md("## Evaluate\nThe group photo annotated: each face's box (the detector's) and the predicted gender and age group. The faces' true labels are in their file names."),
+    md("## Evaluate\nThe group photo annotated: each face's box (the detector's) and the predicted gender and age group. The faces' true labels are in their file names; a pasted face without a box is one the detector missed (small, blurred and turned faces are the hardest)."),
     code(`
 const annotated = await ut.annotatePhoto(run.runDir, groupPhoto);
 ut.showAnnotatedPhoto(annotated);
