@@ -12,7 +12,6 @@ import * as path from "path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../lib/core/paths";
 import { findJupyter, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
-import { NOTEBOOKS as GENERATED } from "../scripts/make-notebooks";
 import { skipUnlessCI } from "./helpers";
 
 const NOTEBOOKS = path.join(REPO_ROOT, "notebooks");
@@ -31,7 +30,6 @@ interface NbCell {
 const committed = fs.readdirSync(NOTEBOOKS).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();
 
 test("the numbered notebooks, committed with outputs cleared and the fixed outline", () => {
-  assert.deepEqual(committed, Object.keys(GENERATED).map((n) => `${n}.ipynb`).sort(), "notebooks/ holds exactly what scripts/make-notebooks.ts writes");
   for (const f of committed) {
     const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), "utf8")) as { cells: NbCell[]; metadata: { kernelspec: { name: string } } };
     assert.equal(nb.metadata.kernelspec.name, "tslab", f);

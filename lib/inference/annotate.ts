@@ -8,7 +8,7 @@ import * as path from "path";
 import { displayBundle } from "../notebook/display";
 import type { TrainedModel } from "./predict";
 import { PhotoFace, PhotoOptions, PhotoPrediction, predictPhotos } from "./photo";
-import { writeFileAtomic } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 import { readRgb } from "./detect";
 
 /** The label of a face: gender and age group, e.g. "Female · 60-64"; "?" when the model predicts neither. */

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { decodeImageBytes, decodeImageFile } from "../data/dataset";
 import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "./predict";
-import { writeFileAtomic } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 import { Box, DetectOptions, DetectedFace, FRAMING, Framing, RgbImage, TRAINING_CROP_SIDE, detectFaces, iou, readRgb, trainingCrop } from "./detect";
 
 /** How `predict` treats an image. */
