@@ -24,7 +24,7 @@ Commands:
   train      train one model on a train/test split
   kfold      the report's K-fold protocol (resumable)
   evaluate   evaluate a saved run on held-out images
-  predict    predict age and gender for image files
+  predict    find the faces in images, predict age and gender per face
 
 Run a command with --help for its options.`;
 

@@ -186,7 +186,7 @@ export function photoPredictionsCsv(rows: readonly PhotoPrediction[]): string {
       const b = [f.box.x, f.box.y, f.box.width, f.box.height].map((v) => Math.round(v));
       const age = f.age === undefined ? undefined : Number(f.age.toFixed(1));
       const note = p.source === "whole-image" ? "whole image" : undefined;
-      lines.push([p.file, f.index, ...b, f.score === undefined ? undefined : Number(f.score.toFixed(3)), age, f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
+      lines.push([p.file, f.index, ...b, f.score?.toFixed(3), age, f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
     }
   }
   return lines.join("\n") + "\n";
