@@ -19,7 +19,12 @@ model does not predict are left empty. See docs/photos.md.
   --align eyes|none           level each face by its eyes before cutting (default eyes)
   --min-score X               lowest detector score kept (default 0.5)
   --annotate DIR              also write each image with boxes and labels into DIR
-  --out f.csv                 write the CSV to a file instead of printing it`;
+  --out f.csv                 write the CSV to a file instead of printing it
+  --strict                    exit with 1 when any file was skipped
+
+A file that cannot be used (unreadable, a broken link, cut short, not an image) does not stop
+the others: its row has note "skipped: <reason>", and the skipped files are also listed on
+stderr. The exit code is 0 when at least one image was read, 1 when none could be.`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
@@ -32,6 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       align: { type: "string", default: "eyes" },
       "min-score": { type: "string" },
       annotate: { type: "string" },
+      strict: { type: "boolean" },
     },
     allowPositionals: true,
     strict: true,
@@ -51,9 +57,17 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`${written.length} annotated image(s) written to ${values.annotate}`);
   }
   const faces = rows.reduce((n, r) => n + r.faces.length, 0);
+  const skipped = rows.filter((r) => r.skipped !== undefined);
   if (values.out) {
     writePhotoPredictionsCsv(values.out, rows);
-    console.log(`${faces} face(s) in ${rows.length} image(s) written to ${values.out}`);
+    console.log(`${faces} face(s) in ${rows.length - skipped.length} image(s) written to ${values.out}${skipped.length ? `, ${skipped.length} file(s) skipped` : ""}`);
   } else process.stdout.write(photoPredictionsCsv(rows));
-  return 0;
+  if (skipped.length > 0) {
+    process.stderr.write(`skipped ${skipped.length} of ${rows.length} file(s):\n${skipped.map((r) => `  ${r.file}: ${r.skipped}`).join("\n")}\n`);
+  }
+  if (skipped.length === rows.length) {
+    process.stderr.write("error: no image could be predicted (see the reasons above).\n");
+    return 1;
+  }
+  return values.strict && skipped.length > 0 ? 1 : 0;
 }

@@ -77,6 +77,7 @@ export async function writeAnnotated(dir: string, predictions: readonly PhotoPre
   const used = new Set<string>();
   const written: string[] = [];
   for (const p of predictions) {
+    if (p.skipped !== undefined) continue;
     const format = formatOf(p.file);
     const base = path.basename(p.file);
     let name = format === "png" && path.extname(base).toLowerCase() !== ".png" ? `${base}.png` : base;

@@ -56,6 +56,8 @@ export interface PhotoPrediction {
   /** "detected": faces were cut from the photo; "whole-image": the image was one face crop. */
   source: "detected" | "whole-image";
   faces: PhotoFace[];
+  /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
+  skipped?: string;
 }
 
 /** Degrees to turn a face so its eyes are level (positive = the right-hand eye is lower). */
@@ -141,12 +143,22 @@ export async function predictPhotos(modelOrDir: string | TrainedModel, files: re
   const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
   const out: PhotoPrediction[] = [];
   for (const file of files) {
-    const image = await readRgb(file);
+    // The training decoder first: it names what is wrong with a bad file in words (cut short,
+    // not an image, unreadable), and a bad file must not stop the others.
+    let whole: Uint8Array;
+    let image: RgbImage;
+    try {
+      whole = await decodeImageFile(file, tm.info.size, tm.info.color);
+      image = await readRgb(file);
+    } catch (e) {
+      out.push({ file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message });
+      continue;
+    }
     const framed = await frameFaces(image, options);
     const pixels = await Promise.all(
       framed.faces.map(async (f) =>
         // A whole image goes through the training decoder from its own file, byte for byte the old path.
-        framed.source === "whole-image" ? decodeImageFile(file, tm.info.size, tm.info.color) : decodeImageBytes(await cutFace(image, f.crop, f.angle), tm.info.size, tm.info.color),
+        framed.source === "whole-image" ? whole : decodeImageBytes(await cutFace(image, f.crop, f.angle), tm.info.size, tm.info.color),
       ),
     );
     const preds = pixels.length ? await predictPixels(tm, pixels) : [];
@@ -173,13 +185,14 @@ export const PHOTO_CSV_COLUMNS = ["file", "face", "x", "y", "width", "height", "
 /**
  * CSV with one row per face: file, face index, box (x, y, width, height in original pixels,
  * rounded), detector score, age, age_group, gender, p_female, and a note ("whole image" when
- * the image was taken as a crop, "no face found" on the one row of a photo without a face).
+ * the image was taken as a crop, "no face found" on the one row of a photo without a face,
+ * "skipped: <reason>" on the one row of a file that could not be used).
  */
 export function photoPredictionsCsv(rows: readonly PhotoPrediction[]): string {
   const lines = [PHOTO_CSV_COLUMNS.join(",")];
   for (const p of rows) {
     if (p.faces.length === 0) {
-      lines.push([p.file, ...Array(PHOTO_CSV_COLUMNS.length - 2).fill(undefined), "no face found"].map(csvField).join(","));
+      lines.push([p.file, ...Array(PHOTO_CSV_COLUMNS.length - 2).fill(undefined), p.skipped !== undefined ? `skipped: ${p.skipped}` : "no face found"].map(csvField).join(","));
       continue;
     }
     for (const f of p.faces) {
