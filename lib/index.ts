@@ -77,3 +77,15 @@ export { runFigures, comparisonRow, asLoadedRun } from "./analysis/run-figures";
 export type { AnyRun } from "./analysis/run-figures";
 export { initNotebookPlotly, show, showTable, showMarkdown, showFaces, showRunFigures, showMetrics, showPredictions, describeModel, figureHtml, plotlyInitHtml } from "./notebook/display";
 export { exportFigures } from "./notebook/export";
+
+// Photos: find every face, cut it like the training crops, predict and draw (docs/photos.md).
+export { detectFaces, detectorSharesEngine, trainingCrop, FRAMING } from "./inference/detect";
+export type { Box, DetectedFace, DetectOptions, Framing } from "./inference/detect";
+export { predictPhotos, photoPredictionsCsv, DETECT_MODES } from "./inference/photo";
+export type { PhotoPrediction, PhotoFace, PhotoOptions, DetectMode } from "./inference/photo";
+export { annotatePhoto, showAnnotatedPhoto, faceLabel } from "./inference/annotate";
+export type { AnnotatedPhoto } from "./inference/annotate";
+export { composePhoto } from "./inference/composite";
+export type { Placement } from "./inference/composite";
+export { compareDetectWithCrops, detectVsCropRows } from "./inference/compare";
+export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";

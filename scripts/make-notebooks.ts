@@ -359,6 +359,65 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
     MEMORY,
   ],
+
+  "08-photos": [
+    header(
+      "08 · Faces in photos",
+      "Goes past the report: \`predict\` on real photos. Every face is found first (face-api's SSD MobileNet v1), cut framed like UTKFace's training crops and levelled by the eyes, then predicted. Shows a group photo built from held-out faces, annotated, and how much the detect-then-cut path loses or gains against feeding the held-out crops directly. See docs/photos.md.",
+      "about 2–3 min on the sample (reuses notebook 06's multi-output run when it exists)",
+      "about 20 min (trains the multi-output CNN on 8,819 faces unless a run exists; the comparison on 300 held-out faces)",
+    ),
+    md("## Setup"),
+    SETUP,
+    md("## Data\nThe model's held-out test faces (never trained on) are pasted onto a larger background at different places and sizes, one turned 15°: a group photo whose answers are known. A second photo has no face."),
+    code(`
+import * as path from "path";
+import { writeFileAtomic } from "../dist/lib/core/files";
+const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
+`),
+    md("## Model\nThe detector ships with its weights in the npm package @vladmandic/face-api (MIT) and runs on this project's tfjs backend. The age and gender model is the report-style multi-output CNN."),
+    code(`
+console.log(\`face-api computes in this project's tfjs engine: \${await ut.detectorSharesEngine()}\`);
+const modelParameters = ut.describeModel("cnn-multi", { size: profile.size, channels: 1 });
+`),
+    md("## Train\nA matching saved run of notebook 06 is reused; otherwise the model trains now."),
+    code(`
+const run = await ut.reuseOrRun({ model: "cnn-multi", experiment: "06-cnn-multi", data: faces, color: "gray" });
+const held = run.predictions.map((r) => path.join(faces.dir, r.file));
+const placements = [
+  { file: held[0], x: 40, y: 70, side: 180 },
+  { file: held[1], x: 320, y: 40, side: 240 },
+  { file: held[2], x: 640, y: 260, side: 130, angle: 15 },
+  { file: held[3], x: 820, y: 60, side: 150 },
+];
+const photoDir = path.join(ut.RESULTS_DIR, "08-photos");
+const groupPhoto = path.join(photoDir, "group.jpg");
+const emptyPhoto = path.join(photoDir, "no-face.jpg");
+writeFileAtomic(groupPhoto, await ut.composePhoto(placements, { width: 1000, height: 480 }));
+writeFileAtomic(emptyPhoto, await ut.composePhoto([], { width: 640, height: 400, background: "dark" }));
+`),
+    md("## Evaluate\nThe group photo annotated: each face's box (the detector's) and the predicted gender and age group. The faces' true labels are in their file names; a pasted face without a box is one the detector missed (small, blurred and turned faces are the hardest)."),
+    code(`
+const annotated = await ut.annotatePhoto(run.runDir, groupPhoto);
+ut.showAnnotatedPhoto(annotated);
+ut.showTable(annotated.prediction.faces.map((f) => ({ face: f.index + 1, score: f.score, x: Math.round(f.box.x), y: Math.round(f.box.y), width: Math.round(f.box.width), age: f.age, ageGroup: f.ageGroup, gender: f.gender, pFemale: f.pFemale, angle: f.angle })), { title: "Per face, as predict's CSV has it" });
+ut.showTable(placements.map((p) => ({ pasted: path.basename(p.file), x: p.x, y: p.y, side: p.side, angle: p.angle ?? 0 })), { title: "Where the faces were pasted (file names hold the true age and gender)" });
+const empty = await ut.annotatePhoto(run.runDir, emptyPhoto);
+console.log(\`no-face photo: \${empty.prediction.faces.length} face(s) found\`);
+`),
+    md("Detect, then cut, against the crops fed directly, on the same held-out faces (the first faces of the run's test split)."),
+    code(`
+const comparison = await ut.compareDetectWithCrops(run.runDir, { maxImages: profile.profile === "full" ? 300 : 40 });
+ut.showTable(ut.detectVsCropRows(comparison), { title: \`Held-out test faces: \${comparison.faces}, no face found on \${comparison.notFound}\` });
+`),
+    md("## Figures\nThe annotated group photo is saved next to the other figures."),
+    code(`
+const figureFile = path.join(ut.FIGURES_DIR, "08-group-photo-annotated.png");
+writeFileAtomic(figureFile, annotated.png);
+console.log(ut.portablePath(figureFile));
+`),
+    MEMORY,
+  ],
 };
 
 /** The notebook JSON (nbformat 4.5), outputs cleared, execution counts reset. */

@@ -29,8 +29,7 @@ interface NbCell {
 
 const committed = fs.readdirSync(NOTEBOOKS).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();
 
-test("seven numbered notebooks, committed with outputs cleared and the fixed outline", () => {
-  assert.equal(committed.length, 7);
+test("the numbered notebooks, committed with outputs cleared and the fixed outline", () => {
   for (const f of committed) {
     const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), "utf8")) as { cells: NbCell[]; metadata: { kernelspec: { name: string } } };
     assert.equal(nb.metadata.kernelspec.name, "tslab", f);

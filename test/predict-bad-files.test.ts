@@ -33,21 +33,22 @@ test("predict on a folder with 13 faces, a truncated JPEG and a text file named 
   fs.writeFileSync(path.join(photos, "broken.jpg"), jpeg.subarray(0, 2500));
   fs.writeFileSync(path.join(photos, "notes.jpg"), "this is text, not a photo\n");
 
+  // --detect never: this test is about bad files; finding faces is test/detect.test.ts's.
   const out = path.join(tmp, "out.csv");
-  const r = predict("--model", run.runDir, photos, "--out", out);
+  const r = predict("--model", run.runDir, "--detect", "never", photos, "--out", out);
   assert.equal(r.status, 0, r.stderr);
   const lines = fs.readFileSync(out, "utf8").trim().split("\n");
   assert.equal(lines.length, 1 + 15);
-  const predicted = lines.filter((l) => /,(Male|Female),0\.\d{4},$/.test(l));
+  const predicted = lines.filter((l) => /,(Male|Female),0\.\d{4},whole image$/.test(l));
   assert.equal(predicted.length, 13);
   const broken = lines.find((l) => l.includes("broken.jpg"))!;
-  assert.match(broken, /,,,,,"?the file is cut short or damaged/);
+  assert.match(broken, /,,,,,"?skipped: the file is cut short or damaged/);
   assert.match(lines.find((l) => l.includes("notes.jpg"))!, /not an image/);
   assert.match(r.stderr, /skipped 2 of 15 file\(s\)/);
   assert.match(r.stderr, /broken\.jpg: the file is cut short/);
-  assert.match(r.stdout, /13 prediction\(s\) written .* 2 file\(s\) skipped/);
+  assert.match(r.stdout, /13 face\(s\) in 13 image\(s\) written .* 2 file\(s\) skipped/);
 
-  const strict = predict("--model", run.runDir, photos, "--strict");
+  const strict = predict("--model", run.runDir, "--detect", "never", photos, "--strict");
   assert.equal(strict.status, 1, "--strict fails when a file was skipped");
   assert.equal(strict.stdout.trim().split("\n").filter((l) => /^.*\.jpg,/.test(l)).length, 15, `--strict still prints every row:\n${strict.stdout}`);
 

@@ -29,13 +29,14 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     assert.equal(csv[0], "file,age,age_group,gender,p_female,skipped");
     assert.match(csv[1], /^.*face\.jpg,\d+(\.\d)?,[^,]+,,,$/);
 
-    // The CLI on the same file, with a gender model: age columns empty.
+    // The CLI on the same file, with a gender model: age columns empty; a UTKFace crop is one
+    // face taken whole (--detect auto), its box the whole image.
     const gender = await runExperiment({ model: "cnn-gender", data, epochs: 1, maxImages: 60, resultsRoot: tmp, progress: false });
     const out = path.join(tmp, "out.csv");
     const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const lines = fs.readFileSync(out, "utf8").trim().split("\n");
-    assert.match(lines[1], /face\.jpg,,,(Male|Female),0\.\d{4},$/);
+    assert.match(lines[1], /face\.jpg,0,0,0,200,200,0\.\d+,,,(Male|Female),0\.\d{4},whole image$/);
 
     await assert.rejects(predictFiles(path.join(tmp, "missing"), [face]), /No trained model at/);
   } finally {

@@ -8,6 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { initBackend, setBackendQuiet } from "../engine/backend";
 import { resolveDataDir } from "../core/paths";
+import { benchDetect } from "./detect";
 import { measureParallel } from "./parallel";
 import { findTorchPython, resolveReferenceScript, runReference, ReferenceResult, TORCH_PYTHON_ENV, TORCH_REFERENCE_ENV } from "./reference";
 import { BenchModel, BENCH_MODELS, measureThroughput, round1 } from "./throughput";
@@ -17,7 +18,7 @@ export const TARGETS = { cnnTrain: 0.5, cnnInfer: 1.0, vgg19Train: 0.33, paralle
 
 export const HELP = `Usage: npm run bench -- [options]
 
-  --model cnn|vgg19|all   networks to measure (default all)
+  --model cnn|vgg19|all|none  networks to measure (default all; none: only the extras below)
   --batch N               batch size (default 25, the report's)
   --seconds S             seconds of training per model; inference gets S/2 (default 20)
   --rounds R              split each measurement into R alternating rounds (ours, PyTorch, ours, ...)
@@ -31,7 +32,9 @@ export const HELP = `Usage: npm run bench -- [options]
   --dir D                 UTKFace directory for --data (default: $UTKFACE_DIR, data/UTKFace, data/sample)
   --parallel              also compare 2 fold processes with 1 (report CNN, fixed steps)
   --steps N               training steps per fold process for --parallel (default 30)
-  --all                   --reference --data --parallel
+  --detect                faces/s of the photo path: detect faces in a 1280x720 group photo,
+                          cut and predict each (uses --seconds)
+  --all                   --reference --data --parallel --detect
   --json                  JSON lines only
 
 Backend: as the library picks it (TFJS_BACKEND=wasm|cpu|tensorflow forces one).`;
@@ -48,12 +51,13 @@ interface Options {
   data: boolean;
   dir?: string;
   parallel: boolean;
+  detect: boolean;
   steps: number;
   json: boolean;
 }
 
 function parse(argv: string[]): Options | "help" {
-  const o: Options = { models: ["cnn", "vgg19"], batch: 25, seconds: 20, rounds: 3, reference: false, data: false, parallel: false, steps: 30, json: false };
+  const o: Options = { models: ["cnn", "vgg19"], batch: 25, seconds: 20, rounds: 3, reference: false, data: false, parallel: false, detect: false, steps: 30, json: false };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value. See npm run bench -- --help.`);
@@ -73,8 +77,9 @@ function parse(argv: string[]): Options | "help" {
       case "--model": {
         const m = value(i++, a);
         if (m === "all") o.models = ["cnn", "vgg19"];
+        else if (m === "none") o.models = [];
         else if (m in BENCH_MODELS) o.models = [m as BenchModel];
-        else throw new Error(`--model ${m}: use cnn, vgg19 or all.`);
+        else throw new Error(`--model ${m}: use cnn, vgg19, all or none.`);
         break;
       }
       case "--batch":
@@ -112,8 +117,11 @@ function parse(argv: string[]): Options | "help" {
       case "--parallel":
         o.parallel = true;
         break;
+      case "--detect":
+        o.detect = true;
+        break;
       case "--all":
-        o.reference = o.data = o.parallel = true;
+        o.reference = o.data = o.parallel = o.detect = true;
         break;
       case "--json":
         o.json = true;
@@ -167,6 +175,8 @@ function table(rows: Row[]): string {
     } else if (r.bench === "data") {
       lines.push(`| load ${r.images} faces, first (decode) | ${r.first_s} s (${r.first_img_s} img/s) | - | - | - |`);
       lines.push(`| load ${r.images} faces, cached | ${r.cached_s} s (${r.cached_img_s} img/s) | - | - | - |`);
+    } else if (r.bench === "detect") {
+      lines.push(`| photo path: detect + cut + predict, faces/s (${r.photo}) | ${r.faces_s} (${r.total_ms} ms/photo, detection ${r.detect_ms} ms) | - | - | - |`);
     }
   }
   return lines.join("\n");
@@ -214,6 +224,7 @@ async function main(argv: string[]): Promise<number> {
     emit({ bench: "parallel", model: "cnn", backend: backend.name, batch: o.batch, steps: o.steps, ...p });
   }
   if (o.data) emit(await benchData(resolveDataDir(o.dir)));
+  if (o.detect) emit({ ...(await benchDetect(o.seconds)), backend: backend.name, threads: backend.threads });
   if (!o.json) console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} on ${os.cpus().length} cores\n\n${table(rows)}`);
   return 0;
 }

@@ -25,7 +25,7 @@ Commands:
   train      train one model on a train/test split
   kfold      the report's K-fold protocol (resumable)
   evaluate   evaluate a saved run on held-out images
-  predict    predict age and gender for image files
+  predict    find the faces in images, predict age and gender per face
   best       the best model: cached frozen face features + trained heads
 
 Run a command with --help for its options.`;

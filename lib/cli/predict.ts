@@ -1,37 +1,71 @@
-/** `npm run cli -- predict`: predict age and gender of image files with a trained model. */
+/** `npm run cli -- predict`: find the faces in photos and predict age and gender per face. */
 import { parseArgs } from "util";
-import { listImageFiles, predictFiles, predictionsCsv, writePredictionsCsv } from "../inference/predict";
+import { numberOption } from "./options";
+import { writeAnnotated } from "../inference/annotate";
+import { DETECT_MODES, DetectMode, photoPredictionsCsv, predictPhotos, writePhotoPredictionsCsv } from "../inference/photo";
+import { listImageFiles } from "../inference/predict";
 
-export const help = `Usage: npm run cli -- predict --model <run-dir or model-dir> <image file or folder> [--out f.csv] [--strict]
+export const help = `Usage: npm run cli -- predict --model <run-dir, model-dir or models/best> <image file or folder>... [options]
 
-Predicts each image (any file name; it need not be in UTKFace form) with a trained model and
-prints CSV with columns file, age, age_group, gender, p_female, skipped. Columns a model does
-not predict (age for a gender model, gender for an age model) are left empty.
+Finds every face in each image (face-api's SSD MobileNet v1), cuts each one from the original
+pixels framed like UTKFace's training crops (levelled by the eyes) and predicts it with a
+trained model. Prints CSV, one row per face: file, face, x, y, width, height (the detector's
+box), score, age, age_group, gender, p_female, note. An image without a face gets one row with
+note "no face found"; an image taken whole as a face crop has note "whole image". Columns a
+model does not predict are left empty. See docs/photos.md.
+  --detect auto|always|never  auto (default): an image holding one face that fills most of it
+                              is taken whole, as a UTKFace-style crop; always: cut every face;
+                              never: the whole image is one face (no detector)
+  --align eyes|none           level each face by its eyes before cutting (default eyes)
+  --min-score X               lowest detector score kept (default 0.5)
+  --annotate DIR              also write each image with boxes and labels into DIR
+  --out f.csv                 write the CSV to a file instead of printing it
+  --strict                    exit with 1 when any file was skipped
 
 A file that cannot be used (unreadable, a broken link, cut short, not an image) does not stop
-the others: its row has empty predictions and the reason in the skipped column, and the
-skipped files are also listed on stderr. The exit code is 0 when at least one image was
-predicted, 1 when none could be.
-  --out f.csv   write the CSV to a file instead of printing it
-  --strict      exit with 1 when any file was skipped`;
+the others: its row has note "skipped: <reason>", and the skipped files are also listed on
+stderr. The exit code is 0 when at least one image was read, 1 when none could be.`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { model: { type: "string" }, out: { type: "string" }, strict: { type: "boolean" } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" },
+      out: { type: "string" },
+      detect: { type: "string", default: "auto" },
+      align: { type: "string", default: "eyes" },
+      "min-score": { type: "string" },
+      annotate: { type: "string" },
+      strict: { type: "boolean" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
   if (!values.model) throw new Error("--model <run-dir or model-dir> is required.");
   if (positionals.length === 0) throw new Error("Pass an image file or a folder of images after the options.");
+  if (!DETECT_MODES.includes(values.detect as DetectMode)) throw new Error(`--detect "${values.detect}" is not one of ${DETECT_MODES.join(", ")}.`);
+  if (values.align !== "eyes" && values.align !== "none") throw new Error(`--align "${values.align}" is not "eyes" or "none".`);
   const files = positionals.flatMap((p) => listImageFiles(p));
-  const rows = await predictFiles(values.model, files);
+  const rows = await predictPhotos(values.model, files, {
+    detect: values.detect as DetectMode,
+    align: values.align === "eyes",
+    minScore: numberOption("min-score", values["min-score"], 0),
+  });
+  if (values.annotate) {
+    const written = await writeAnnotated(values.annotate, rows);
+    console.error(`${written.length} annotated image(s) written to ${values.annotate}`);
+  }
+  const faces = rows.reduce((n, r) => n + r.faces.length, 0);
   const skipped = rows.filter((r) => r.skipped !== undefined);
-  const predicted = rows.length - skipped.length;
   if (values.out) {
-    writePredictionsCsv(values.out, rows);
-    console.log(`${predicted} prediction(s) written to ${values.out}${skipped.length ? `, ${skipped.length} file(s) skipped` : ""}`);
-  } else process.stdout.write(predictionsCsv(rows));
+    writePhotoPredictionsCsv(values.out, rows);
+    console.log(`${faces} face(s) in ${rows.length - skipped.length} image(s) written to ${values.out}${skipped.length ? `, ${skipped.length} file(s) skipped` : ""}`);
+  } else process.stdout.write(photoPredictionsCsv(rows));
   if (skipped.length > 0) {
     process.stderr.write(`skipped ${skipped.length} of ${rows.length} file(s):\n${skipped.map((r) => `  ${r.file}: ${r.skipped}`).join("\n")}\n`);
   }
-  if (predicted === 0) {
+  if (skipped.length === rows.length) {
     process.stderr.write("error: no image could be predicted (see the reasons above).\n");
     return 1;
   }

@@ -212,6 +212,17 @@ export async function decodeImageFile(file: string, size: number, color: ColorMo
   return out;
 }
 
+/**
+ * Decodes image bytes (a face cut from a photo) exactly as training decodes its files: the same
+ * resampling to the model's size and colour mode.
+ */
+export async function decodeImageBytes(bytes: Buffer, size: number, color: ColorMode): Promise<Uint8Array> {
+  checkSize(size);
+  const out = new Uint8Array(size * size * channelsOf(color));
+  await decodeInto(bytes, size, color, out, 0);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Normalisation and tensors
 

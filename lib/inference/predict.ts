@@ -119,8 +119,6 @@ export async function predictFiles(modelOrDir: string | TrainedModel, files: rea
   if (typeof modelOrDir === "string" && isBestModelDir(modelOrDir)) return predictBestFiles(modelOrDir, files, batchSize);
   const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
   const { info } = tm;
-  const division = ageDivision(info.ageDivision);
-  const channels = info.color === "rgb" ? 3 : 1;
   const out: FilePrediction[] = [];
   for (let s = 0; s < files.length; s += batchSize) {
     const chunk = files.slice(s, s + batchSize);
@@ -134,37 +132,44 @@ export async function predictFiles(modelOrDir: string | TrainedModel, files: rea
       }),
     );
     const usable = decoded.filter((p): p is Uint8Array => p instanceof Uint8Array);
-    const per = info.size * info.size * channels;
-    const flat = new Float32Array(usable.length * per);
-    usable.forEach((p, i) => flat.set(normalizePixels(p, channels as 1 | 3, info.normalize), i * per));
-    let arrays: Float32Array[] = [];
-    if (usable.length > 0) {
-      const outs = tf.tidy(() => {
-        const y = tm.model.predict(tf.tensor4d(flat, [usable.length, info.size, info.size, channels]));
-        return Array.isArray(y) ? y : [y];
-      });
-      arrays = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
-      outs.forEach((t) => t.dispose());
-    }
+    const predicted = usable.length > 0 ? await predictPixels(tm, usable) : [];
     let k = 0;
     chunk.forEach((file, i) => {
       const p = decoded[i];
-      if (!(p instanceof Uint8Array)) {
-        out.push({ file, skipped: p.reason });
-        return;
-      }
-      const d = decodeOutputs(info.task, arrays, k++, division);
-      const row: FilePrediction = { file };
-      if (d.predAge !== undefined) row.age = d.predAge;
-      if (d.predGroup !== undefined && d.predGroup >= 0) row.ageGroup = decodeAgeGroup(d.predGroup, division);
-      if (d.pFemale !== undefined) {
-        row.pFemale = d.pFemale;
-        row.gender = decodeGender(d.pFemale);
-      }
-      out.push(row);
+      out.push(p instanceof Uint8Array ? { file, ...predicted[k++] } : { file, skipped: p.reason });
     });
   }
   return out;
+}
+
+/**
+ * Predicts faces already decoded to the model's size and colour (uint8 HWC, as
+ * `decodeImageFile` returns them), in one batch; fields the model does not predict are absent.
+ */
+export async function predictPixels(tm: TrainedModel, pixels: readonly Uint8Array[]): Promise<Omit<FilePrediction, "file">[]> {
+  const { info } = tm;
+  const division = ageDivision(info.ageDivision);
+  const channels = info.color === "rgb" ? 3 : 1;
+  const per = info.size * info.size * channels;
+  const flat = new Float32Array(pixels.length * per);
+  pixels.forEach((p, i) => flat.set(normalizePixels(p, channels as 1 | 3, info.normalize), i * per));
+  const outs = tf.tidy(() => {
+    const y = tm.model.predict(tf.tensor4d(flat, [pixels.length, info.size, info.size, channels]));
+    return Array.isArray(y) ? y : [y];
+  });
+  const arrays = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+  outs.forEach((t) => t.dispose());
+  return pixels.map((_, i) => {
+    const d = decodeOutputs(info.task, arrays, i, division);
+    const row: Omit<FilePrediction, "file"> = {};
+    if (d.predAge !== undefined) row.age = d.predAge;
+    if (d.predGroup !== undefined && d.predGroup >= 0) row.ageGroup = decodeAgeGroup(d.predGroup, division);
+    if (d.pFemale !== undefined) {
+      row.pFemale = d.pFemale;
+      row.gender = decodeGender(d.pFemale);
+    }
+    return row;
+  });
 }
 
 function csvField(v: string | number | undefined): string {

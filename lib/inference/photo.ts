@@ -1,0 +1,212 @@
+/**
+ * Predicting real photos: find every face, cut each one framed like UTKFace's training crops
+ * (from the original pixels, levelled by the eyes), and predict age and gender per face.
+ * `--detect auto` (the default) takes an image that is already a face crop as it is.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { decodeImageBytes, decodeImageFile } from "../data/dataset";
+import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "./predict";
+import { writeFileAtomic } from "../core/files";
+import { Box, DetectOptions, DetectedFace, FRAMING, Framing, RgbImage, TRAINING_CROP_SIDE, detectFaces, iou, readRgb, trainingCrop } from "./detect";
+
+/** How `predict` treats an image. */
+export const DETECT_MODES = ["auto", "always", "never"] as const;
+export type DetectMode = (typeof DETECT_MODES)[number];
+
+/** Options of `predictPhotos`. */
+export interface PhotoOptions extends DetectOptions {
+  /**
+   * auto (default): detect faces, but take the whole image as one face crop when it holds
+   * exactly one face whose training framing covers most of it (a UTKFace-style crop);
+   * always: cut every detected face; never: the whole image is one face (the old behaviour).
+   */
+  detect?: DetectMode;
+  /** Level each face by its eyes before cutting it, as UTKFace's crops are (default true). */
+  align?: boolean;
+  /** Framing of the cut faces (default: FRAMING, measured on UTKFace's crops). */
+  framing?: Framing;
+  /**
+   * auto mode: the whole image is taken as a crop when one face's training crop overlaps the
+   * image with at least this IoU (default 0.6: a UTKFace crop gives ~0.9, a portrait photo
+   * with shoulders ~0.3).
+   */
+  wholeImageIou?: number;
+}
+
+/** One face of a photo and its prediction. */
+export interface PhotoFace extends Omit<FilePrediction, "file"> {
+  /** 0-based, best detector score first. */
+  index: number;
+  /** The detector's box, or the whole image when the image was taken as a crop. */
+  box: Box;
+  /** Detector score; absent with `--detect never`. */
+  score?: number;
+  /** The square cut for the model (original pixels, may reach past the edges). */
+  crop: Box;
+  /** Degrees the face was turned to level its eyes (0 when not aligned). */
+  angle: number;
+}
+
+/** A photo's faces; `faces` is empty when none was found. */
+export interface PhotoPrediction {
+  file: string;
+  width: number;
+  height: number;
+  /** "detected": faces were cut from the photo; "whole-image": the image was one face crop. */
+  source: "detected" | "whole-image";
+  faces: PhotoFace[];
+  /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
+  skipped?: string;
+}
+
+/** Degrees to turn a face so its eyes are level (positive = the right-hand eye is lower). */
+function eyeAngle(face: DetectedFace): number {
+  if (!face.eyes) return 0;
+  const [lx, ly] = face.eyes.left;
+  const [rx, ry] = face.eyes.right;
+  return (Math.atan2(ry - ly, rx - lx) * 180) / Math.PI;
+}
+
+/** A raw sharp pipeline over RGB pixels. */
+function sharpRaw(data: Uint8Array, width: number, height: number) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sharp = require("sharp");
+  return sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels: 3 } });
+}
+
+/** Cuts an integer square region; parts outside the image are black. */
+async function cutRegion(image: RgbImage, left: number, top: number, side: number): Promise<RgbImage> {
+  const x0 = Math.max(0, left);
+  const y0 = Math.max(0, top);
+  const x1 = Math.min(image.width, left + side);
+  const y1 = Math.min(image.height, top + side);
+  if (x1 <= x0 || y1 <= y0) return { data: new Uint8Array(side * side * 3), width: side, height: side };
+  const data = await sharpRaw(image.data, image.width, image.height)
+    .extract({ left: x0, top: y0, width: x1 - x0, height: y1 - y0 })
+    .extend({ left: x0 - left, top: y0 - top, right: left + side - x1, bottom: top + side - y1, background: { r: 0, g: 0, b: 0 } })
+    .raw()
+    .toBuffer();
+  return { data: new Uint8Array(data), width: side, height: side };
+}
+
+/**
+ * Cuts a face from the original pixels: the square `crop`, turned by `-angle` degrees about its
+ * centre (levelling the eyes), resized to UTKFace's 200x200. Returns PNG bytes, which the model
+ * path decodes exactly like a training file.
+ */
+export async function cutFace(image: RgbImage, crop: Box, angle = 0, side = TRAINING_CROP_SIDE): Promise<Buffer> {
+  const cx = crop.x + crop.width / 2;
+  const cy = crop.y + crop.height / 2;
+  const s = Math.max(1, Math.round(crop.width));
+  if (Math.abs(angle) < 0.5) {
+    const region = await cutRegion(image, Math.round(cx - s / 2), Math.round(cy - s / 2), s);
+    return sharpRaw(region.data, s, s).resize(side, side).png().toBuffer();
+  }
+  // A region 1.5x the crop (more than sqrt 2) still fills the crop after any rotation.
+  const big = Math.round(s * 1.5);
+  const region = await cutRegion(image, Math.round(cx - big / 2), Math.round(cy - big / 2), big);
+  const { data, info } = await sharpRaw(region.data, big, big).rotate(-angle, { background: { r: 0, g: 0, b: 0 } }).raw().toBuffer({ resolveWithObject: true });
+  const left = Math.round((info.width - s) / 2);
+  const top = Math.round((info.height - s) / 2);
+  return sharpRaw(new Uint8Array(data), info.width, info.height).extract({ left, top, width: s, height: s }).resize(side, side).png().toBuffer();
+}
+
+/** The faces of one photo, found and framed (no prediction yet). */
+export interface FramedFaces {
+  image: RgbImage;
+  source: "detected" | "whole-image";
+  faces: { box: Box; score?: number; crop: Box; angle: number }[];
+}
+
+/** Finds and frames the faces of a decoded photo according to the options' mode. */
+export async function frameFaces(image: RgbImage, options: PhotoOptions = {}): Promise<FramedFaces> {
+  const mode = options.detect ?? "auto";
+  if (!DETECT_MODES.includes(mode)) throw new Error(`--detect "${mode}" is not one of ${DETECT_MODES.join(", ")}.`);
+  const whole: Box = { x: 0, y: 0, width: image.width, height: image.height };
+  if (mode === "never") return { image, source: "whole-image", faces: [{ box: whole, crop: whole, angle: 0 }] };
+  const align = options.align ?? true;
+  const found = await detectFaces(image, { ...options, landmarks: align });
+  const framing = options.framing ?? FRAMING;
+  if (mode === "auto" && found.length === 1 && iou(trainingCrop(found[0].box, framing), whole) >= (options.wholeImageIou ?? 0.6)) {
+    return { image, source: "whole-image", faces: [{ box: whole, score: found[0].score, crop: whole, angle: 0 }] };
+  }
+  return { image, source: "detected", faces: found.map((f) => ({ box: f.box, score: f.score, crop: trainingCrop(f.box, framing), angle: align ? eyeAngle(f) : 0 })) };
+}
+
+/**
+ * Predicts every face of each photo with a trained model (run folder, model folder, models/best
+ * or a loaded model). Photos are read upright (EXIF), large ones downscaled for the detector,
+ * and faces cut from the original pixels.
+ */
+export async function predictPhotos(modelOrDir: string | TrainedModel, files: readonly string[], options: PhotoOptions = {}): Promise<PhotoPrediction[]> {
+  const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
+  const out: PhotoPrediction[] = [];
+  for (const file of files) {
+    // The training decoder first: it names what is wrong with a bad file in words (cut short,
+    // not an image, unreadable), and a bad file must not stop the others.
+    let whole: Uint8Array;
+    let image: RgbImage;
+    try {
+      whole = await decodeImageFile(file, tm.info.size, tm.info.color);
+      image = await readRgb(file);
+    } catch (e) {
+      out.push({ file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message });
+      continue;
+    }
+    const framed = await frameFaces(image, options);
+    const pixels = await Promise.all(
+      framed.faces.map(async (f) =>
+        // A whole image goes through the training decoder from its own file, byte for byte the old path.
+        framed.source === "whole-image" ? whole : decodeImageBytes(await cutFace(image, f.crop, f.angle), tm.info.size, tm.info.color),
+      ),
+    );
+    const preds = pixels.length ? await predictPixels(tm, pixels) : [];
+    out.push({
+      file,
+      width: image.width,
+      height: image.height,
+      source: framed.source,
+      faces: framed.faces.map((f, index) => ({ index, ...f, ...preds[index] })),
+    });
+  }
+  return out;
+}
+
+function csvField(v: string | number | undefined): string {
+  if (v === undefined) return "";
+  const s = typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v;
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Header of the per-face CSV. */
+export const PHOTO_CSV_COLUMNS = ["file", "face", "x", "y", "width", "height", "score", "age", "age_group", "gender", "p_female", "note"] as const;
+
+/**
+ * CSV with one row per face: file, face index, box (x, y, width, height in original pixels,
+ * rounded), detector score, age, age_group, gender, p_female, and a note ("whole image" when
+ * the image was taken as a crop, "no face found" on the one row of a photo without a face,
+ * "skipped: <reason>" on the one row of a file that could not be used).
+ */
+export function photoPredictionsCsv(rows: readonly PhotoPrediction[]): string {
+  const lines = [PHOTO_CSV_COLUMNS.join(",")];
+  for (const p of rows) {
+    if (p.faces.length === 0) {
+      lines.push([p.file, ...Array(PHOTO_CSV_COLUMNS.length - 2).fill(undefined), p.skipped !== undefined ? `skipped: ${p.skipped}` : "no face found"].map(csvField).join(","));
+      continue;
+    }
+    for (const f of p.faces) {
+      const b = [f.box.x, f.box.y, f.box.width, f.box.height].map((v) => Math.round(v));
+      const age = f.age === undefined ? undefined : Number(f.age.toFixed(1));
+      const note = p.source === "whole-image" ? "whole image" : undefined;
+      lines.push([p.file, f.index, ...b, f.score?.toFixed(3), age, f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Writes the per-face CSV atomically. */
+export function writePhotoPredictionsCsv(file: string, rows: readonly PhotoPrediction[]): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  writeFileAtomic(file, photoPredictionsCsv(rows));
+}
