@@ -25,7 +25,9 @@ export interface BackendInfo {
   gpu: boolean;
   /** Threads the backend computes with: 1 for cpu; for wasm 1 unless UTKFACE_WASM_THREADS asks for more; 0 = TensorFlow decides. */
   threads: number;
-  /** One plain sentence, e.g. "wasm: tfjs-node not installed". */
+  /** Under wasm: "wasm + oneDNN 2.6.3, 2 threads" or "wasm kernels: <why not oneDNN>". */
+  engine?: string;
+  /** One plain sentence, e.g. "wasm + oneDNN 2.6.3, 2 threads (wasm: tfjs-node not installed)". */
   reason: string;
 }
 
@@ -101,9 +103,14 @@ async function choose(): Promise<BackendInfo> {
     );
   } else if (forced !== "cpu" && (await tryWasm(wasmThreads))) {
     const { registerTrainingKernels } = await import("./wasm");
-    const threads = registerTrainingKernels();
+    const wasmThreadCount = registerTrainingKernels();
+    // oneDNN under the hot kernels when its addon is built (lib/engine/onednn), else wasm's own.
+    const { registerOneDnnKernels, describeOneDnn } = await import("./onednn");
+    const onednn = registerOneDnnKernels();
+    const threads = onednn.active ? onednn.threads! : wasmThreadCount;
     const why = forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}`;
-    info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, reason: `${why}${threadNote(wasmThreads, threads)}` };
+    const engine = onednn.active ? `wasm + ${describeOneDnn(onednn)}` : describeOneDnn(onednn);
+    info = { name: "wasm", provider: "@tensorflow/tfjs-backend-wasm", gpu: false, threads, engine, reason: `${engine} (${why})${threadNote(wasmThreads, wasmThreadCount)}` };
   } else {
     await tf.setBackend("cpu");
     info = { name: "cpu", provider: "@tensorflow/tfjs-backend-cpu", gpu: false, threads: 1, reason: forced === "cpu" ? "cpu: forced by TFJS_BACKEND" : "cpu: neither tfjs-node nor wasm loaded" };

@@ -1,0 +1,44 @@
+/**
+ * Loads the oneDNN addon built from native/ (at `npm install`, see scripts/build-native.sh)
+ * and says in one phrase why it is not there when it is not.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { REPO_ROOT } from "../../core/paths";
+
+/** The addon's entry points (native/src/addon.cc documents the parameter layouts). */
+export interface OneDnnAddon {
+  conv(heap: Uint8Array, params: Int32Array, a: number, b: number, c: number, out: number, alpha: number): void;
+  matMul(heap: Uint8Array, params: Int32Array, a: number, b: number, bias: number, out: number, alpha: number): void;
+  maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
+  maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;
+  setThreads(n: number): void;
+  setBlocked(blocked: boolean): void;
+  clearCache(): void;
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean };
+}
+
+/** Where node-gyp puts the addon. */
+export const ADDON_PATH = path.join(REPO_ROOT, "native", "build", "Release", "utkface_onednn.node");
+
+let loaded: { addon?: OneDnnAddon; reason?: string } | undefined;
+
+/**
+ * The addon, or the reason it cannot load: not built (no compiler or no libdnnl-dev at
+ * install), or built but libdnnl.so missing now. Loaded once per process.
+ */
+export function loadOneDnn(): { addon?: OneDnnAddon; reason?: string } {
+  if (loaded) return loaded;
+  if (!fs.existsSync(ADDON_PATH)) {
+    loaded = { reason: "oneDNN addon not built (needs g++ and libdnnl-dev at npm install), see README" };
+  } else {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      loaded = { addon: require(ADDON_PATH) as OneDnnAddon };
+    } catch (e) {
+      const msg = (e as Error).message.split("\n")[0];
+      loaded = { reason: /libdnnl/.test(msg) ? "libdnnl not found, see README" : `oneDNN addon failed to load (${msg})` };
+    }
+  }
+  return loaded;
+}

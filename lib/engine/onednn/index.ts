@@ -1,0 +1,150 @@
+/**
+ * The oneDNN engine under tfjs's wasm backend: the kernels that dominate training and
+ * inference of the project's networks (convolutions and their gradients, depthwise included,
+ * matrix products, max pooling) run on oneDNN 2.6.3, the library PyTorch's CPU convolutions run
+ * on, through the Node-API addon in native/. Every other kernel stays wasm's.
+ *
+ * UTKFACE_ENGINE=onednn|wasm forces one engine (default: oneDNN when the addon loads);
+ * UTKFACE_THREADS sets oneDNN's OpenMP threads (default: the machine's cores).
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as os from "os";
+import { loadOneDnn, OneDnnAddon } from "./addon";
+import {
+  cpuFallback,
+  Fallback,
+  makeConvBackpropFilter,
+  makeConvBackpropInput,
+  makeConvForward,
+  makeMatMul,
+  makeMaxPool,
+  makeMaxPoolGrad,
+} from "./kernels";
+
+export { loadOneDnn, ADDON_PATH } from "./addon";
+export type { OneDnnAddon } from "./addon";
+
+/** Environment variable forcing the engine under the wasm backend. */
+export const ENGINE_ENV = "UTKFACE_ENGINE";
+/** Environment variable setting oneDNN's thread count. */
+export const THREADS_ENV = "UTKFACE_THREADS";
+/** Values accepted by UTKFACE_ENGINE. */
+export const ENGINE_NAMES = ["onednn", "wasm"] as const;
+/** Environment variable picking oneDNN's layouts: blocked (default, faster) or nhwc (plain). */
+export const LAYOUT_ENV = "UTKFACE_ONEDNN_LAYOUT";
+
+type Maker = (addon: OneDnnAddon, fallback: Fallback) => tf.KernelFunc;
+
+/** Kernels this engine provides for wasm, by tfjs kernel name. */
+const KERNELS: Record<string, Maker> = {
+  Conv2D: (addon, fb) => makeConvForward(addon, false, fb),
+  FusedConv2D: (addon, fb) => makeConvForward(addon, false, fb),
+  Conv2DBackpropInput: (addon, fb) => makeConvBackpropInput(addon, false, fb),
+  Conv2DBackpropFilter: (addon, fb) => makeConvBackpropFilter(addon, false, fb),
+  DepthwiseConv2dNative: (addon, fb) => makeConvForward(addon, true, fb),
+  FusedDepthwiseConv2D: (addon, fb) => makeConvForward(addon, true, fb),
+  DepthwiseConv2dNativeBackpropInput: (addon, fb) => makeConvBackpropInput(addon, true, fb),
+  DepthwiseConv2dNativeBackpropFilter: (addon, fb) => makeConvBackpropFilter(addon, true, fb),
+  BatchMatMul: (addon, fb) => makeMatMul(addon, false, fb),
+  _FusedMatMul: (addon, fb) => makeMatMul(addon, true, fb),
+  MaxPool: (addon, fb) => makeMaxPool(addon, fb),
+  MaxPoolGrad: (addon, fb) => makeMaxPoolGrad(addon, fb),
+};
+
+/** tfjs kernel names the oneDNN engine registers for wasm. */
+export const ONEDNN_KERNELS = Object.keys(KERNELS);
+
+/** Which engine the environment asks for: "onednn", "wasm", or undefined (automatic). */
+export function requestedEngine(env: NodeJS.ProcessEnv = process.env): "onednn" | "wasm" | undefined {
+  const raw = env[ENGINE_ENV]?.trim().toLowerCase();
+  if (!raw) return undefined;
+  if (!(ENGINE_NAMES as readonly string[]).includes(raw)) {
+    throw new Error(`${ENGINE_ENV}="${env[ENGINE_ENV]}" is not an engine. Use one of: ${ENGINE_NAMES.join(", ")}; or unset it.`);
+  }
+  return raw as "onednn" | "wasm";
+}
+
+/** oneDNN threads: UTKFACE_THREADS, else every core of the machine. A bad value is an error. */
+export function requestedThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[THREADS_ENV]?.trim();
+  if (!raw) return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`${THREADS_ENV}="${raw}" is not a thread count: use a whole number from 1, or unset it for all cores.`);
+  return n;
+}
+
+/** What registerOneDnnKernels did. */
+export interface OneDnnStatus {
+  /** Whether the oneDNN kernels are registered for wasm now. */
+  active: boolean;
+  /** oneDNN's version, e.g. "2.6.3", when active. */
+  version?: string;
+  /** OpenMP threads oneDNN computes with, when active. */
+  threads?: number;
+  /** The CPU instruction set oneDNN's JIT targets (e.g. "avx2"), when active. */
+  isa?: string;
+  /** Why not active (addon not built, library missing, forced off). */
+  reason?: string;
+}
+
+const OURS = Symbol.for("utkface-ts.onednnKernel");
+/** Configs we replaced, to restore them (unregisterOneDnnKernels). */
+const replaced = new Map<string, tf.KernelConfig | undefined>();
+
+function isOurs(config: tf.KernelConfig | undefined): boolean {
+  return Boolean(config && (config as unknown as Record<symbol, unknown>)[OURS]);
+}
+
+/** Whether the oneDNN kernels are the ones registered for wasm now. */
+export function oneDnnKernelsInstalled(): boolean {
+  return ONEDNN_KERNELS.every((name) => isOurs(tf.getKernel(name, "wasm")));
+}
+
+/**
+ * Registers the oneDNN kernels for the wasm backend over whatever is registered now (wasm's own
+ * or lib/kernels' training kernels, which become the fallbacks). Call after the wasm backend
+ * and the training kernels are registered. Idempotent; never throws for a missing addon (the
+ * status says why), but does for a bad UTKFACE_ENGINE / UTKFACE_THREADS value, or when
+ * UTKFACE_ENGINE=onednn and the addon cannot load.
+ */
+export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): OneDnnStatus {
+  const engine = requestedEngine(env);
+  if (engine === "wasm") return { active: false, reason: `${ENGINE_ENV}=wasm` };
+  const threads = requestedThreads(env);
+  const { addon, reason } = loadOneDnn();
+  if (!addon) {
+    if (engine === "onednn") throw new Error(`${ENGINE_ENV}=onednn but ${reason}. Run npm install with g++ and libdnnl-dev present (scripts/system-deps.sh installs them as root), or unset ${ENGINE_ENV}.`);
+    return { active: false, reason };
+  }
+  const layout = env[LAYOUT_ENV]?.trim();
+  if (layout && layout !== "blocked" && layout !== "nhwc") throw new Error(`${LAYOUT_ENV}="${layout}": use blocked or nhwc.`);
+  addon.setBlocked(layout !== "nhwc");
+  addon.setThreads(threads);
+  if (!tf.getKernel("Conv2D", "wasm")) return { active: false, reason: "tfjs-backend-wasm not loaded" };
+  for (const [name, make] of Object.entries(KERNELS)) {
+    const existing = tf.getKernel(name, "wasm");
+    if (isOurs(existing)) continue;
+    const fallback: Fallback = existing ? (args) => existing.kernelFunc(args) : cpuFallback(name);
+    const config: tf.KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: make(addon, fallback), setupFunc: existing?.setupFunc, disposeFunc: existing?.disposeFunc };
+    (config as unknown as Record<symbol, unknown>)[OURS] = true;
+    replaced.set(name, existing);
+    if (existing) tf.unregisterKernel(name, "wasm");
+    tf.registerKernel(config);
+  }
+  const info = addon.info();
+  return { active: true, version: info.version, threads: info.threads, isa: info.isa };
+}
+
+/** Puts back the kernels registerOneDnnKernels replaced (tests compare both engines in one process). */
+export function unregisterOneDnnKernels(): void {
+  for (const [name, previous] of replaced) {
+    if (isOurs(tf.getKernel(name, "wasm"))) tf.unregisterKernel(name, "wasm");
+    if (previous) tf.registerKernel(previous);
+  }
+  replaced.clear();
+}
+
+/** The engine phrase of the backend line, e.g. "oneDNN 2.6.3, 2 threads". */
+export function describeOneDnn(status: OneDnnStatus): string {
+  return status.active ? `oneDNN ${status.version}, ${status.threads} thread${status.threads === 1 ? "" : "s"}` : `wasm kernels: ${status.reason}`;
+}

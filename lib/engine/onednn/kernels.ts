@@ -1,0 +1,239 @@
+/**
+ * tfjs kernels for the wasm backend that hand the arithmetic to oneDNN (native/src/addon.cc).
+ *
+ * A wasm tensor's bytes sit in the module's linear memory at `dataIdMap.get(dataId).memoryOffset`;
+ * the addon reads the operands and writes the output there in place, so a kernel costs one
+ * output allocation and no copy. The heap view is taken after the output is allocated: an
+ * allocation can grow the memory, which detaches views taken before it.
+ *
+ * Each kernel covers float32 NHWC, the layout tfjs keeps; anything else (NCHW, int inputs,
+ * PReLU, shapes oneDNN refuses) goes to the kernel that was registered before, so the answer
+ * is never wrong, only slower.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { WasmBackend } from "../wasm/util";
+import { runOnCpu } from "../wasm/util";
+import type { OneDnnAddon } from "./addon";
+
+/** The wasm backend's internals the kernels read: tensor offsets and the heap. */
+interface WasmInternals extends WasmBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  wasm: { HEAPU8: Uint8Array };
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+/** What to run when a fast path does not apply: the kernel registered before ours, or cpu's. */
+export type Fallback = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+/** Activation codes of the addon's post-ops (0 = none); absent names (prelu) fall back. */
+const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, elu: 3, leakyrelu: 4, sigmoid: 5 };
+
+// Parameter arrays reused across calls (the addon reads them synchronously).
+const convParams = new Int32Array(21);
+const matmulParams = new Int32Array(9);
+const poolParams = new Int32Array(14);
+
+const CONV = { forwardTraining: 0, forwardInference: 1, backwardData: 2, backwardWeights: 3 } as const;
+
+function offsetOf(be: WasmInternals, t: tf.TensorInfo): number {
+  return be.dataIdMap.get(t.dataId).memoryOffset;
+}
+
+function allFloat(...ts: Array<tf.TensorInfo | undefined>): boolean {
+  return ts.every((t) => !t || t.dtype === "float32");
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Shapes oneDNN refused once (an exotic rounding mode, say): go straight to the fallback. */
+const refused = new Set<string>();
+
+/**
+ * Fills convParams from tfjs's conv info. `op` picks the primitive; `groups` is 1 or, for
+ * depthwise, the input channels.
+ */
+function convParamsFor(op: number, info: tf.backend_util.Conv2DInfo, groups: number, hasBias: boolean, act: number): Int32Array {
+  const p = convParams;
+  const { padInfo } = info;
+  p.set([
+    op, info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outChannels, info.filterHeight, info.filterWidth,
+    info.outHeight, info.outWidth, info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth,
+    padInfo.top, padInfo.left, padInfo.bottom, padInfo.right, groups, hasBias ? 1 : 0, act,
+  ]);
+  return p;
+}
+
+/** Runs one addon call for an output of `shape`; on a oneDNN refusal frees it and returns undefined. */
+function withOutput(be: WasmInternals, shape: number[], key: string, call: (heap: Uint8Array, out: number) => void): tf.TensorInfo | undefined {
+  if (refused.has(key)) return undefined;
+  const out = be.makeOutput(shape, "float32");
+  try {
+    call(be.wasm.HEAPU8, offsetOf(be, out));
+    return out;
+  } catch (e) {
+    be.disposeData(out.dataId);
+    if (!/^oneDNN:/.test((e as Error).message)) throw e;
+    refused.add(key);
+    return undefined;
+  }
+}
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: "NHWC" | "NCHW" | "channelsLast";
+  dilations?: number | [number, number];
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  activation?: string;
+  leakyreluAlpha?: number;
+}
+
+function nchw(a: ConvAttrs): boolean {
+  return a.dataFormat === "NCHW";
+}
+
+/**
+ * Conv2D, FusedConv2D, DepthwiseConv2dNative and FusedDepthwiseConv2D. Under a gradient tape
+ * tfjs emits the fused kernels only with a linear activation (bias alone); for inference it
+ * fuses ReLU & co., which become oneDNN post-ops here.
+ */
+export function makeConvForward(addon: OneDnnAddon, depthwise: boolean, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = args.attrs as unknown as ConvAttrs;
+    const act = ACTIVATIONS[a.activation ?? "linear"];
+    if (!x || !filter || nchw(a) || act === undefined || preluActivationWeights || !allFloat(x, filter, bias) || x.shape.length !== 4) return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
+    );
+    if (bias && sizeOf(bias.shape) !== info.outChannels) return fallback(args);
+    // Under a tape the forward result feeds a backward pass: training primitives keep what it needs.
+    const op = tf.engine().state.gradientDepth > 0 ? CONV.forwardTraining : CONV.forwardInference;
+    const p = convParamsFor(op, info, depthwise ? info.inChannels : 1, Boolean(bias), act);
+    const out = withOutput(be, info.outShape, `conv${p.join(",")}`, (heap, y) =>
+      addon.conv(heap, p, offsetOf(be, x), offsetOf(be, filter), bias ? offsetOf(be, bias) : 0, y, a.leakyreluAlpha ?? 0.2),
+    );
+    return out ?? fallback(args);
+  };
+}
+
+/** Conv2DBackpropInput and DepthwiseConv2dNativeBackpropInput (inputs dy, filter; attr inputShape). */
+export function makeConvBackpropInput(addon: OneDnnAddon, depthwise: boolean, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { dy, filter } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+    if (nchw(a) || !allFloat(dy, filter)) return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      a.inputShape, filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
+    );
+    const p = convParamsFor(CONV.backwardData, info, depthwise ? info.inChannels : 1, false, 0);
+    const out = withOutput(be, [...a.inputShape], `conv${p.join(",")}`, (heap, dx) => addon.conv(heap, p, offsetOf(be, dy), offsetOf(be, filter), 0, dx, 0));
+    return out ?? fallback(args);
+  };
+}
+
+/** Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter (inputs x, dy; attr filterShape). */
+export function makeConvBackpropFilter(addon: OneDnnAddon, depthwise: boolean, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+    if (nchw(a) || !allFloat(x, dy)) return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
+    );
+    const p = convParamsFor(CONV.backwardWeights, info, depthwise ? info.inChannels : 1, false, 0);
+    const out = withOutput(be, [...a.filterShape], `conv${p.join(",")}`, (heap, dw) => addon.conv(heap, p, offsetOf(be, x), offsetOf(be, dy), 0, dw, 0));
+    return out ?? fallback(args);
+  };
+}
+
+/**
+ * BatchMatMul and _FusedMatMul. Transposed operands are described to oneDNN by strides (no
+ * copy); batch dimensions must be equal or one side a single matrix (broadcast).
+ */
+export function makeMatMul(addon: OneDnnAddon, fused: boolean, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const at = args.attrs as unknown as { transposeA: boolean; transposeB: boolean; activation?: string; leakyreluAlpha?: number };
+    const act = ACTIVATIONS[fused ? at.activation ?? "linear" : "linear"];
+    if (!a || !b || act === undefined || preluActivationWeights || !allFloat(a, b, bias) || a.shape.length < 2 || a.shape.length !== b.shape.length) return fallback(args);
+    const r = a.shape.length;
+    const outerA = a.shape.slice(0, r - 2);
+    const outerB = b.shape.slice(0, r - 2);
+    const batchA = sizeOf(outerA);
+    const batchB = sizeOf(outerB);
+    const sameOuter = outerA.every((d, i) => d === outerB[i]);
+    if (!sameOuter && batchA !== 1 && batchB !== 1) return fallback(args);
+    const M = at.transposeA ? a.shape[r - 1] : a.shape[r - 2];
+    const K = at.transposeA ? a.shape[r - 2] : a.shape[r - 1];
+    const Kb = at.transposeB ? b.shape[r - 1] : b.shape[r - 2];
+    const N = at.transposeB ? b.shape[r - 2] : b.shape[r - 1];
+    if (K !== Kb || (bias && sizeOf(bias.shape) !== N)) return fallback(args);
+    const outer = batchA >= batchB ? outerA : outerB;
+    const p = matmulParams;
+    p.set([batchA, batchB, M, K, N, at.transposeA ? 1 : 0, at.transposeB ? 1 : 0, bias ? 1 : 0, act]);
+    const out = withOutput(be, [...outer, M, N], `mm${p.join(",")}`, (heap, c) =>
+      addon.matMul(heap, p, offsetOf(be, a), offsetOf(be, b), bias ? offsetOf(be, bias) : 0, c, at.leakyreluAlpha ?? 0.2),
+    );
+    return out ?? fallback(args);
+  };
+}
+
+interface PoolAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+function poolParamsFor(info: tf.backend_util.Conv2DInfo): Int32Array {
+  const { padInfo } = info;
+  poolParams.set([
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.filterHeight, info.filterWidth,
+    info.strideHeight, info.strideWidth, padInfo.top, padInfo.left, padInfo.bottom, padInfo.right,
+  ]);
+  return poolParams;
+}
+
+/** MaxPool on oneDNN's pooling primitive (NHWC, padded cells never win). */
+export function makeMaxPool(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as PoolAttrs;
+    if (!allFloat(x) || x.shape.length !== 4) return fallback(args);
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+    const p = poolParamsFor(info);
+    const out = withOutput(be, info.outShape, `pool${p.join(",")}`, (heap, y) => addon.maxPool(heap, p, offsetOf(be, x), y));
+    return out ?? fallback(args);
+  };
+}
+
+/**
+ * MaxPoolGrad: the addon's loop routes each dy value to its window's first maximum, tfjs cpu's
+ * rule, for any window, stride and padding (wasm's own kernel is wrong for overlapping windows).
+ */
+export function makeMaxPoolGrad(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { dy, input } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as PoolAttrs;
+    if (!allFloat(dy, input) || input.shape.length !== 4) return fallback(args);
+    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+    const p = poolParamsFor(info);
+    const dx = be.makeOutput(input.shape, "float32");
+    addon.maxPoolGrad(be.wasm.HEAPU8, p, offsetOf(be, input), offsetOf(be, dy), offsetOf(be, dx));
+    return dx;
+  };
+}
+
+/** A fallback that runs the cpu backend's kernel on copies (for kernels wasm lacks). */
+export function cpuFallback(kernelName: string): Fallback {
+  return ({ inputs, attrs, backend }) => runOnCpu(kernelName, inputs as Record<string, tf.TensorInfo>, attrs as Record<string, unknown>, backend as WasmBackend);
+}

@@ -1,0 +1,546 @@
+// Node-API addon: oneDNN primitives computing in place on tfjs wasm tensors.
+//
+// tfjs's wasm backend keeps every tensor in the module's linear memory (HEAPU8). Each entry
+// point here takes that Uint8Array, byte offsets of the operands inside it and an Int32Array
+// of shape parameters, and runs one oneDNN primitive over that memory. NHWC activations and
+// tfjs's [kH, kW, in, out] filters are described to oneDNN by strides, so no copy is needed;
+// where oneDNN prefers a blocked layout (format_tag::any), the operands are reordered into
+// buffers owned by the cached primitive and the result reordered back.
+//
+// Primitives are cached by their parameters: a training step asks for the same few shapes
+// every batch, and creating a primitive (JIT code generation) costs far more than running it.
+
+#include <node_api.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+engine& cpu_engine() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+
+stream& cpu_stream() {
+  static stream s(cpu_engine());
+  return s;
+}
+
+// Blocked layouts (format_tag::any) unless the caller asked for plain NHWC primitives.
+bool g_blocked = true;
+
+// One operand of a cached primitive: how tfjs holds it (user) and how the primitive wants it.
+struct Slot {
+  int arg = 0;
+  memory::desc user;
+  bool reordered = false;
+  reorder to_prim;    // user -> buffer (inputs)
+  reorder from_prim;  // buffer -> user (the output)
+  memory buffer;      // the primitive's layout, owned here
+};
+
+struct Entry {
+  primitive prim;
+  std::vector<Slot> ins;
+  Slot out;
+  std::vector<std::pair<int, memory>> fixed;  // operands needing no user pointer (none yet)
+};
+
+std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
+
+Slot input_slot(int arg, const memory::desc& user, const memory::desc& prim) {
+  Slot s;
+  s.arg = arg;
+  s.user = user;
+  if (prim != user) {
+    s.reordered = true;
+    s.buffer = memory(prim, cpu_engine());
+    s.to_prim = reorder(reorder::primitive_desc(cpu_engine(), user, cpu_engine(), prim));
+  }
+  return s;
+}
+
+Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) {
+  Slot s;
+  s.arg = arg;
+  s.user = user;
+  if (prim != user) {
+    s.reordered = true;
+    s.buffer = memory(prim, cpu_engine());
+    s.from_prim = reorder(reorder::primitive_desc(cpu_engine(), prim, cpu_engine(), user));
+  }
+  return s;
+}
+
+// Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
+void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr) {
+  stream& s = cpu_stream();
+  std::unordered_map<int, memory> args;
+  for (size_t i = 0; i < e.ins.size(); i++) {
+    Slot& slot = e.ins[i];
+    memory user(slot.user, cpu_engine(), in_ptrs[i]);
+    if (slot.reordered) {
+      slot.to_prim.execute(s, user, slot.buffer);
+      args[slot.arg] = slot.buffer;
+    } else {
+      args[slot.arg] = user;
+    }
+  }
+  memory out_user(e.out.user, cpu_engine(), out_ptr);
+  args[e.out.arg] = e.out.reordered ? e.out.buffer : out_user;
+  e.prim.execute(s, args);
+  if (e.out.reordered) e.out.from_prim.execute(s, e.out.buffer, out_user);
+  s.wait();
+}
+
+memory::desc any_or(const memory::dims& dims, const memory::desc& user) {
+  return g_blocked ? memory::desc(dims, dt::f32, tag::any) : user;
+}
+
+// ---- Node-API plumbing -------------------------------------------------------------------
+
+struct Args {
+  napi_env env;
+  std::vector<napi_value> v;
+};
+
+bool get_args(napi_env env, napi_callback_info info, size_t want, Args& a) {
+  a.env = env;
+  a.v.resize(want);
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, a.v.data(), nullptr, nullptr);
+  if (argc < want) {
+    napi_throw_error(env, nullptr, "utkface_onednn: too few arguments");
+    return false;
+  }
+  return true;
+}
+
+// Base pointer and byte length of a typed array (the wasm heap view or a parameter array).
+bool typed(napi_env env, napi_value v, uint8_t** data, size_t* bytes) {
+  napi_typedarray_type type;
+  size_t length;
+  void* ptr;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "utkface_onednn: expected a typed array");
+    return false;
+  }
+  size_t width = type == napi_int32_array || type == napi_float32_array || type == napi_uint32_array ? 4 : type == napi_float64_array ? 8 : 1;
+  *data = static_cast<uint8_t*>(ptr);
+  *bytes = length * width;
+  return true;
+}
+
+double number(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+std::string key_of(const char* op, const int32_t* p, size_t n, double alpha) {
+  std::string k(op);
+  k.push_back(g_blocked ? 'b' : 'p');
+  k += std::to_string(omp_get_max_threads());
+  for (size_t i = 0; i < n; i++) {
+    k.push_back(',');
+    k += std::to_string(p[i]);
+  }
+  k.push_back('/');
+  k += std::to_string(alpha);
+  return k;
+}
+
+// Runs `body`, turning a oneDNN or C++ exception into a JS error.
+template <typename F>
+napi_value guarded(napi_env env, F body) {
+  try {
+    return body();
+  } catch (const dnnl::error& e) {
+    napi_throw_error(env, nullptr, (std::string("oneDNN: ") + e.what() + " (status " + std::to_string(e.status) + ")").c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("utkface_onednn: ") + e.what()).c_str());
+  }
+  return nullptr;
+}
+
+void set_post_op(primitive_attr& attr, int act, float alpha) {
+  if (act == 0) return;
+  post_ops po;
+  switch (act) {
+    case 1: po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f); break;
+    case 2: po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f); break;
+    case 3: po.append_eltwise(1.f, algorithm::eltwise_elu, 1.f, 0.f); break;
+    case 4: po.append_eltwise(1.f, algorithm::eltwise_relu, alpha, 0.f); break;
+    case 5: po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f); break;
+    default: throw std::runtime_error("unknown activation code " + std::to_string(act));
+  }
+  attr.set_post_ops(po);
+}
+
+// ---- convolution ---------------------------------------------------------------------------
+// p: op (0 forward training, 1 forward inference, 2 backward data, 3 backward weights),
+//    N H W C O kH kW oH oW sH sW dH dW padTop padLeft padBottom padRight groups hasBias act
+// offsets: forward (x, filter, bias, y); backward data (dy, filter, -, dx);
+//          backward weights (x, dy, -, dfilter).
+enum { P_OP, P_N, P_H, P_W, P_C, P_O, P_KH, P_KW, P_OH, P_OW, P_SH, P_SW, P_DH, P_DW, P_PT, P_PL, P_PB, P_PR, P_G, P_BIAS, P_ACT, P_COUNT };
+
+std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
+  const memory::dim N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], O = p[P_O], kH = p[P_KH], kW = p[P_KW], oH = p[P_OH], oW = p[P_OW], G = p[P_G];
+  memory::desc src_user({N, C, H, W}, dt::f32, tag::nhwc);
+  memory::desc dst_user({N, O, oH, oW}, dt::f32, tag::nhwc);
+  memory::dims wdims;
+  memory::desc wei_user;
+  if (G == 1) {
+    // tfjs filter [kH][kW][C][O] seen as oihw by strides.
+    wdims = {O, C, kH, kW};
+    wei_user = memory::desc(wdims, dt::f32, memory::dims{1, O, kW * C * O, C * O});
+  } else {
+    // Depthwise: tfjs [kH][kW][C][mult], groups = C, one input and `mult` outputs per group.
+    const memory::dim M = O / G;
+    wdims = {G, M, 1, kH, kW};
+    wei_user = memory::desc(wdims, dt::f32, memory::dims{M, 1, G * M, kW * C * M, C * M});
+  }
+  memory::desc bias_user({O}, dt::f32, tag::a);
+  memory::dims strides{p[P_SH], p[P_SW]}, dil{p[P_DH] - 1, p[P_DW] - 1}, pl{p[P_PT], p[P_PL]}, pr{p[P_PB], p[P_PR]};
+  auto src_md = any_or({N, C, H, W}, src_user);
+  auto dst_md = any_or({N, O, oH, oW}, dst_user);
+  auto wei_md = any_or(wdims, wei_user);
+  const int op = p[P_OP];
+  auto e = std::make_unique<Entry>();
+  const bool bias = p[P_BIAS] != 0 && op <= 1;
+  auto fwd_desc = [&](prop_kind pk) {
+    return bias ? convolution_forward::desc(pk, algorithm::convolution_direct, src_md, wei_md, bias_user, dst_md, strides, dil, pl, pr)
+                : convolution_forward::desc(pk, algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr);
+  };
+  if (op <= 1) {
+    primitive_attr attr;
+    set_post_op(attr, p[P_ACT], alpha);
+    convolution_forward::primitive_desc pd(fwd_desc(op == 0 ? prop_kind::forward_training : prop_kind::forward_inference), attr, cpu_engine());
+    e->prim = convolution_forward(pd);
+    e->ins.push_back(input_slot(DNNL_ARG_SRC, src_user, pd.src_desc()));
+    e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
+    if (bias) e->ins.push_back(input_slot(DNNL_ARG_BIAS, bias_user, pd.bias_desc()));
+    e->out = output_slot(DNNL_ARG_DST, dst_user, pd.dst_desc());
+  } else if (op == 2) {
+    convolution_forward::primitive_desc hint(fwd_desc(prop_kind::forward_training), cpu_engine());
+    convolution_backward_data::desc d(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr);
+    convolution_backward_data::primitive_desc pd(d, cpu_engine(), hint);
+    e->prim = convolution_backward_data(pd);
+    e->ins.push_back(input_slot(DNNL_ARG_DIFF_DST, dst_user, pd.diff_dst_desc()));
+    e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
+    e->out = output_slot(DNNL_ARG_DIFF_SRC, src_user, pd.diff_src_desc());
+  } else if (op == 3) {
+    convolution_forward::primitive_desc hint(fwd_desc(prop_kind::forward_training), cpu_engine());
+    convolution_backward_weights::desc d(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr);
+    convolution_backward_weights::primitive_desc pd(d, cpu_engine(), hint);
+    e->prim = convolution_backward_weights(pd);
+    e->ins.push_back(input_slot(DNNL_ARG_SRC, src_user, pd.src_desc()));
+    e->ins.push_back(input_slot(DNNL_ARG_DIFF_DST, dst_user, pd.diff_dst_desc()));
+    e->out = output_slot(DNNL_ARG_DIFF_WEIGHTS, wei_user, pd.diff_weights_desc());
+  } else {
+    throw std::runtime_error("unknown convolution op " + std::to_string(op));
+  }
+  return e;
+}
+
+Entry& cached(const std::string& key, const std::function<std::unique_ptr<Entry>()>& make) {
+  auto it = g_cache.find(key);
+  if (it != g_cache.end()) return *it->second;
+  auto e = make();
+  Entry& ref = *e;
+  g_cache.emplace(key, std::move(e));
+  return ref;
+}
+
+// Checks that [offset, offset + bytes) lies inside the heap: a bad offset must be an error,
+// never a write into the wrong memory.
+bool in_heap(napi_env env, size_t heap_bytes, double offset, double bytes) {
+  if (offset < 0 || offset + bytes > static_cast<double>(heap_bytes)) {
+    napi_throw_range_error(env, nullptr, "utkface_onednn: operand outside the wasm heap");
+    return false;
+  }
+  return true;
+}
+
+// conv(heap: Uint8Array, params: Int32Array, a, b, c, out: byte offsets, alpha)
+napi_value Conv(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 7, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < P_COUNT * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: conv needs 21 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  const double o0 = number(env, a.v[2]), o1 = number(env, a.v[3]), o2 = number(env, a.v[4]), o3 = number(env, a.v[5]);
+  const float alpha = static_cast<float>(number(env, a.v[6]));
+  const double N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], O = p[P_O], oH = p[P_OH], oW = p[P_OW], kk = double(p[P_KH]) * p[P_KW];
+  const double xb = N * H * W * C * 4, yb = N * oH * oW * O * 4, wb = kk * (p[P_G] == 1 ? C * O : O) * 4;
+  const int op = p[P_OP];
+  bool ok = op <= 1   ? in_heap(env, heap_bytes, o0, xb) && in_heap(env, heap_bytes, o1, wb) && (!p[P_BIAS] || in_heap(env, heap_bytes, o2, O * 4)) && in_heap(env, heap_bytes, o3, yb)
+            : op == 2 ? in_heap(env, heap_bytes, o0, yb) && in_heap(env, heap_bytes, o1, wb) && in_heap(env, heap_bytes, o3, xb)
+                      : in_heap(env, heap_bytes, o0, xb) && in_heap(env, heap_bytes, o1, yb) && in_heap(env, heap_bytes, o3, wb);
+  if (!ok) return nullptr;
+  return guarded(env, [&]() {
+    Entry& e = cached(key_of("conv", p, P_COUNT, alpha), [&]() { return make_conv(p, alpha); });
+    std::vector<void*> ins{heap + size_t(o0), heap + size_t(o1)};
+    if (op <= 1 && p[P_BIAS]) ins.push_back(heap + size_t(o2));
+    run(e, ins, heap + size_t(o3));
+    return undefined(env);
+  });
+}
+
+// ---- matmul --------------------------------------------------------------------------------
+// p: batchA batchB M K N transposeA transposeB hasBias act; offsets (a, b, bias, out).
+enum { M_BA, M_BB, M_M, M_K, M_N, M_TA, M_TB, M_BIAS, M_ACT, M_COUNT };
+
+std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
+  const memory::dim bA = p[M_BA], bB = p[M_BB], M = p[M_M], K = p[M_K], Nn = p[M_N];
+  memory::desc a_md({bA, M, K}, dt::f32, p[M_TA] ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+  memory::desc b_md({bB, K, Nn}, dt::f32, p[M_TB] ? memory::dims{K * Nn, 1, K} : memory::dims{K * Nn, Nn, 1});
+  memory::desc c_md({std::max(bA, bB), M, Nn}, dt::f32, tag::abc);
+  memory::desc bias_md({1, 1, Nn}, dt::f32, tag::abc);
+  primitive_attr attr;
+  set_post_op(attr, p[M_ACT], alpha);
+  auto d = p[M_BIAS] ? matmul::desc(a_md, b_md, bias_md, c_md) : matmul::desc(a_md, b_md, c_md);
+  matmul::primitive_desc pd(d, attr, cpu_engine());
+  auto e = std::make_unique<Entry>();
+  e->prim = matmul(pd);
+  e->ins.push_back(input_slot(DNNL_ARG_SRC, a_md, pd.src_desc()));
+  e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, b_md, pd.weights_desc()));
+  if (p[M_BIAS]) e->ins.push_back(input_slot(DNNL_ARG_BIAS, bias_md, pd.bias_desc()));
+  e->out = output_slot(DNNL_ARG_DST, c_md, pd.dst_desc());
+  return e;
+}
+
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 7, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < M_COUNT * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: matmul needs 9 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  const double o0 = number(env, a.v[2]), o1 = number(env, a.v[3]), o2 = number(env, a.v[4]), o3 = number(env, a.v[5]);
+  const float alpha = static_cast<float>(number(env, a.v[6]));
+  const double M = p[M_M], K = p[M_K], Nn = p[M_N];
+  if (!in_heap(env, heap_bytes, o0, p[M_BA] * M * K * 4) || !in_heap(env, heap_bytes, o1, p[M_BB] * K * Nn * 4) ||
+      (p[M_BIAS] && !in_heap(env, heap_bytes, o2, Nn * 4)) || !in_heap(env, heap_bytes, o3, std::max(p[M_BA], p[M_BB]) * M * Nn * 4))
+    return nullptr;
+  return guarded(env, [&]() {
+    Entry& e = cached(key_of("matmul", p, M_COUNT, alpha), [&]() { return make_matmul(p, alpha); });
+    std::vector<void*> ins{heap + size_t(o0), heap + size_t(o1)};
+    if (p[M_BIAS]) ins.push_back(heap + size_t(o2));
+    run(e, ins, heap + size_t(o3));
+    return undefined(env);
+  });
+}
+
+// ---- max pooling ---------------------------------------------------------------------------
+// p: N H W C oH oW kH kW sH sW padTop padLeft padBottom padRight
+enum { Q_N, Q_H, Q_W, Q_C, Q_OH, Q_OW, Q_KH, Q_KW, Q_SH, Q_SW, Q_PT, Q_PL, Q_PB, Q_PR, Q_COUNT };
+
+std::unique_ptr<Entry> make_maxpool(const int32_t* p) {
+  const memory::dim N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW];
+  memory::desc src({N, C, H, W}, dt::f32, tag::nhwc);
+  memory::desc dst({N, C, oH, oW}, dt::f32, tag::nhwc);
+  pooling_forward::desc d(prop_kind::forward_inference, algorithm::pooling_max, src, dst, {p[Q_SH], p[Q_SW]}, {p[Q_KH], p[Q_KW]}, {p[Q_PT], p[Q_PL]}, {p[Q_PB], p[Q_PR]});
+  pooling_forward::primitive_desc pd(d, cpu_engine());
+  auto e = std::make_unique<Entry>();
+  e->prim = pooling_forward(pd);
+  e->ins.push_back(input_slot(DNNL_ARG_SRC, src, pd.src_desc()));
+  e->out = output_slot(DNNL_ARG_DST, dst, pd.dst_desc());
+  return e;
+}
+
+double pool_bytes(const int32_t* p, bool out) {
+  return double(p[Q_N]) * (out ? double(p[Q_OH]) * p[Q_OW] : double(p[Q_H]) * p[Q_W]) * p[Q_C] * 4;
+}
+
+// maxPool(heap, params, x, y)
+napi_value MaxPool(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 4, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < Q_COUNT * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: maxPool needs 14 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  const double ox = number(env, a.v[2]), oy = number(env, a.v[3]);
+  if (!in_heap(env, heap_bytes, ox, pool_bytes(p, false)) || !in_heap(env, heap_bytes, oy, pool_bytes(p, true))) return nullptr;
+  return guarded(env, [&]() {
+    Entry& e = cached(key_of("maxpool", p, Q_COUNT, 0), [&]() { return make_maxpool(p); });
+    run(e, {heap + size_t(ox)}, heap + size_t(oy));
+    return undefined(env);
+  });
+}
+
+// maxPoolGrad(heap, params, x, dy, dx): each dy value goes to the first maximum of its window
+// (row-major taps, strict '>'), the rule of tfjs's cpu kernel; windows may overlap and pad.
+// oneDNN's own backward needs the forward's workspace, which tfjs does not keep, so this is a
+// direct loop, parallel over images.
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 5, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < Q_COUNT * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: maxPoolGrad needs 14 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  const double ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
+  if (!in_heap(env, heap_bytes, ox, pool_bytes(p, false)) || !in_heap(env, heap_bytes, ody, pool_bytes(p, true)) || !in_heap(env, heap_bytes, odx, pool_bytes(p, false)))
+    return nullptr;
+  const int N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW], kH = p[Q_KH], kW = p[Q_KW], sH = p[Q_SH], sW = p[Q_SW], pT = p[Q_PT], pL = p[Q_PL];
+  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
+  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
+  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+#pragma omp parallel
+  {
+    std::vector<float> best(C);
+    std::vector<int64_t> at(C);
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const int64_t img = int64_t(n) * H * W * C;
+      std::memset(dx + img, 0, sizeof(float) * size_t(H) * W * C);
+      for (int i = 0; i < oH; i++) {
+        for (int j = 0; j < oW; j++) {
+          std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+          std::fill(at.begin(), at.end(), -1);
+          for (int u = 0; u < kH; u++) {
+            const int r = i * sH - pT + u;
+            if (r < 0 || r >= H) continue;
+            for (int v = 0; v < kW; v++) {
+              const int c0 = j * sW - pL + v;
+              if (c0 < 0 || c0 >= W) continue;
+              const int64_t base = img + (int64_t(r) * W + c0) * C;
+              for (int c = 0; c < C; c++) {
+                const float val = x[base + c];
+                if (val > best[c]) {
+                  best[c] = val;
+                  at[c] = base + c;
+                }
+              }
+            }
+          }
+          const float* g = dy + ((int64_t(n) * oH + i) * oW + j) * C;
+          for (int c = 0; c < C; c++)
+            if (at[c] >= 0) dx[at[c]] += g[c];
+        }
+      }
+    }
+  }
+  return undefined(env);
+}
+
+// ---- process settings ----------------------------------------------------------------------
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 1, a)) return nullptr;
+  const int n = static_cast<int>(number(env, a.v[0]));
+  if (n < 1) {
+    napi_throw_range_error(env, nullptr, "utkface_onednn: threads must be >= 1");
+    return nullptr;
+  }
+  omp_set_num_threads(n);
+  return undefined(env);
+}
+
+napi_value SetBlocked(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 1, a)) return nullptr;
+  bool b = true;
+  napi_get_value_bool(env, a.v[0], &b);
+  g_blocked = b;
+  return undefined(env);
+}
+
+napi_value ClearCache(napi_env env, napi_callback_info) {
+  g_cache.clear();
+  return undefined(env);
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  return guarded(env, [&]() {
+    const dnnl_version_t* v = dnnl_version();
+    napi_value obj, ver, threads, cached, isa, blocked;
+    napi_create_object(env, &obj);
+    std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+    napi_create_string_utf8(env, version.c_str(), version.size(), &ver);
+    napi_create_int32(env, omp_get_max_threads(), &threads);
+    napi_create_int32(env, static_cast<int32_t>(g_cache.size()), &cached);
+    const char* isa_name = "unknown";
+    switch (get_effective_cpu_isa()) {
+      case cpu_isa::sse41: isa_name = "sse41"; break;
+      case cpu_isa::avx: isa_name = "avx"; break;
+      case cpu_isa::avx2: isa_name = "avx2"; break;
+      case cpu_isa::avx512_core: isa_name = "avx512_core"; break;
+      case cpu_isa::avx512_core_vnni: isa_name = "avx512_core_vnni"; break;
+      case cpu_isa::avx512_core_bf16: isa_name = "avx512_core_bf16"; break;
+      case cpu_isa::avx512_core_amx: isa_name = "avx512_core_amx"; break;
+      case cpu_isa::avx2_vnni: isa_name = "avx2_vnni"; break;
+      default: break;
+    }
+    napi_create_string_utf8(env, isa_name, NAPI_AUTO_LENGTH, &isa);
+    napi_get_boolean(env, g_blocked, &blocked);
+    napi_set_named_property(env, obj, "version", ver);
+    napi_set_named_property(env, obj, "threads", threads);
+    napi_set_named_property(env, obj, "cachedPrimitives", cached);
+    napi_set_named_property(env, obj, "isa", isa);
+    napi_set_named_property(env, obj, "blocked", blocked);
+    return obj;
+  });
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clearCache", nullptr, ClearCache, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,275 @@
+/**
+ * The oneDNN kernels (lib/engine/onednn) against the cpu backend's kernels on random tensors:
+ * convolutions forward and both gradients over strides 1-3, same/valid/explicit padding, odd
+ * sizes, non-square and dilated filters, depthwise with channel multipliers 1 and 2; matrix
+ * products with every transpose and a fused bias + activation; max pooling and its gradient.
+ * Then a short fit on real faces (data/sample) whose losses match the wasm kernels' path with a
+ * flat tensor count, and 1,000 training steps whose resident memory stays flat.
+ *
+ * Skipped with a message where the addon is not built; under CI=true on Debian as root (where
+ * `npm ci` builds it) a missing addon is an error.
+ */
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "fs";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { registerTrainingKernels } from "../lib/engine/wasm";
+import { loadOneDnn, oneDnnKernelsInstalled, registerOneDnnKernels, unregisterOneDnnKernels } from "../lib/engine/onednn";
+import { loadFaces } from "../lib/data/dataset";
+import { SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { mulberry32 } from "../lib/data/splits";
+
+const { addon, reason } = loadOneDnn();
+const debianRoot = process.getuid?.() === 0 && fs.existsSync("/usr/bin/dpkg");
+const skip = addon ? false : process.env.CI === "true" && debianRoot ? false : `oneDNN addon not available: ${reason}`;
+
+before(async () => {
+  if (skip) return;
+  assert.ok(addon, `CI on Debian as root must build the oneDNN addon at npm ci: ${reason}`);
+  assert.ok(await tf.setBackend("wasm"), "the wasm backend should load");
+  registerTrainingKernels();
+  const status = registerOneDnnKernels({ ...process.env, UTKFACE_ENGINE: "onednn" });
+  assert.ok(status.active, `oneDNN kernels should register: ${status.reason}`);
+});
+
+function randomValues(size: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: size }, () => rand() * 2 - 1);
+}
+
+type Inputs = Record<string, { shape: number[]; values: Float32Array }>;
+
+async function runKernelOn(backend: string, kernel: string, inputs: Inputs, attrs: object): Promise<{ shape: number[]; values: Float32Array }> {
+  await tf.setBackend(backend);
+  const tensors: tf.NamedTensorMap = {};
+  for (const [name, t] of Object.entries(inputs)) tensors[name] = tf.tensor(t.values, t.shape);
+  const out = tf.engine().runKernel(kernel, tensors, attrs as tf.NamedAttrMap) as tf.Tensor;
+  const result = { shape: out.shape, values: out.dataSync() as Float32Array };
+  tf.dispose([out, ...Object.values(tensors)]);
+  return result;
+}
+
+/** max |a-b| / max(1, max |b|). */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+async function assertMatchesCpu(kernel: string, inputs: Inputs, attrs: object, label: string): Promise<void> {
+  const cpu = await runKernelOn("cpu", kernel, inputs, attrs);
+  const ours = await runKernelOn("wasm", kernel, inputs, attrs);
+  assert.deepEqual(ours.shape, cpu.shape, `${kernel} ${label}: shape`);
+  const err = relativeError(ours.values, cpu.values);
+  assert.ok(err < 1e-5, `${kernel} ${label}: relative error ${err.toExponential(2)} >= 1e-5`);
+}
+
+type Pad = "same" | "valid" | tf.backend_util.ExplicitPadding;
+interface ConvCase { n: number; h: number; w: number; c: number; o: number; kh: number; kw: number; s: [number, number]; pad: Pad; d?: number }
+const CONV_CASES: ConvCase[] = [];
+for (const s of [1, 2, 3]) {
+  for (const pad of ["same", "valid"] as const) {
+    CONV_CASES.push({ n: 3, h: 11, w: 9, c: 3, o: 5, kh: 3, kw: 2, s: [s, s], pad });
+    CONV_CASES.push({ n: 2, h: 8, w: 13, c: 4, o: 2, kh: 1, kw: 5, s: [s, s], pad });
+  }
+}
+CONV_CASES.push({ n: 2, h: 10, w: 7, c: 2, o: 3, kh: 3, kw: 3, s: [2, 1], pad: "same" });
+CONV_CASES.push({ n: 2, h: 10, w: 7, c: 2, o: 3, kh: 4, kw: 3, s: [1, 3], pad: "valid" });
+CONV_CASES.push({ n: 1, h: 9, w: 9, c: 2, o: 2, kh: 3, kw: 3, s: [2, 2], pad: [[0, 0], [1, 0], [2, 1], [0, 0]] });
+CONV_CASES.push({ n: 1, h: 6, w: 6, c: 2, o: 2, kh: 2, kw: 2, s: [1, 1], pad: [[0, 0], [3, 3], [2, 2], [0, 0]] });
+// The report CNN's first layer shape (one channel in) and a wide layer, small batch.
+CONV_CASES.push({ n: 2, h: 14, w: 14, c: 1, o: 32, kh: 3, kw: 3, s: [1, 1], pad: "same" });
+CONV_CASES.push({ n: 2, h: 5, w: 5, c: 64, o: 48, kh: 3, kw: 3, s: [1, 1], pad: "same" });
+
+const caseName = (k: ConvCase, mult?: number) =>
+  `x ${k.n}x${k.h}x${k.w}x${k.c}, filter ${k.kh}x${k.kw}${mult ? ` mult ${mult}` : `x${k.o}`}, strides ${k.s}, pad ${JSON.stringify(k.pad)}${k.d ? `, dilation ${k.d}` : ""}`;
+
+test("Conv2D, FusedConv2D and both conv gradients on oneDNN match cpu", { skip }, async () => {
+  for (const [i, k] of CONV_CASES.entries()) {
+    const xShape = [k.n, k.h, k.w, k.c];
+    const fShape = [k.kh, k.kw, k.c, k.o];
+    const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], fShape as [number, number, number, number], k.s, 1, k.pad);
+    const x = { shape: xShape, values: randomValues(xShape.reduce((a, b) => a * b), 100 + i) };
+    const filter = { shape: fShape, values: randomValues(fShape.reduce((a, b) => a * b), 200 + i) };
+    const dy = { shape: info.outShape, values: randomValues(info.outShape.reduce((a, b) => a * b), 300 + i) };
+    const bias = { shape: [k.o], values: randomValues(k.o, 400 + i) };
+    const base = { strides: k.s, pad: k.pad, dataFormat: "NHWC", dilations: 1 };
+    await assertMatchesCpu("Conv2D", { x, filter }, base, caseName(k));
+    for (const activation of ["linear", "relu", "relu6", "elu", "sigmoid"]) {
+      await assertMatchesCpu("FusedConv2D", { x, filter, bias }, { ...base, activation }, `${caseName(k)}, ${activation}`);
+    }
+    await assertMatchesCpu("Conv2DBackpropInput", { dy, filter }, { ...base, inputShape: xShape }, caseName(k));
+    await assertMatchesCpu("Conv2DBackpropFilter", { x, dy }, { ...base, filterShape: fShape }, caseName(k));
+  }
+  // Dilated forward conv (tfjs has no dilated conv gradients).
+  const k: ConvCase = { n: 2, h: 12, w: 11, c: 3, o: 4, kh: 3, kw: 2, s: [1, 1], pad: "same", d: 2 };
+  const x = { shape: [k.n, k.h, k.w, k.c], values: randomValues(k.n * k.h * k.w * k.c, 1) };
+  const filter = { shape: [k.kh, k.kw, k.c, k.o], values: randomValues(k.kh * k.kw * k.c * k.o, 2) };
+  await assertMatchesCpu("Conv2D", { x, filter }, { strides: 1, pad: "same", dataFormat: "NHWC", dilations: 2 }, caseName(k));
+});
+
+test("depthwise convolution and both its gradients on oneDNN match cpu", { skip }, async () => {
+  let i = 0;
+  for (const k of CONV_CASES.filter((c) => c.c > 1 && c.c <= 4)) {
+    for (const mult of [1, 2]) {
+      i++;
+      const xShape = [k.n, k.h, k.w, k.c];
+      const fShape = [k.kh, k.kw, k.c, mult];
+      const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], fShape as [number, number, number, number], k.s, 1, k.pad, undefined, true);
+      const x = { shape: xShape, values: randomValues(xShape.reduce((a, b) => a * b), 500 + i) };
+      const filter = { shape: fShape, values: randomValues(fShape.reduce((a, b) => a * b), 600 + i) };
+      const dy = { shape: info.outShape, values: randomValues(info.outShape.reduce((a, b) => a * b), 700 + i) };
+      const bias = { shape: [k.c * mult], values: randomValues(k.c * mult, 800 + i) };
+      const base = { strides: k.s, pad: k.pad, dilations: 1 };
+      await assertMatchesCpu("DepthwiseConv2dNative", { x, filter }, base, caseName(k, mult));
+      await assertMatchesCpu("FusedDepthwiseConv2D", { x, filter, bias }, { ...base, activation: "relu6" }, caseName(k, mult));
+      await assertMatchesCpu("DepthwiseConv2dNativeBackpropInput", { dy, filter }, { ...base, inputShape: xShape }, caseName(k, mult));
+      await assertMatchesCpu("DepthwiseConv2dNativeBackpropFilter", { x, dy }, { ...base, filterShape: fShape }, caseName(k, mult));
+    }
+  }
+});
+
+test("BatchMatMul and _FusedMatMul on oneDNN match cpu for every transpose and batch broadcast", { skip }, async () => {
+  const shapes: Array<[number[], number[]]> = [
+    [[7, 5], [7, 3]],
+    [[4, 7, 5], [4, 7, 3]],
+    [[1, 9, 2], [3, 9, 6]],
+    [[2048, 25], [2048, 64]],
+  ];
+  for (const [i, [aShape, bShape]] of shapes.entries()) {
+    for (const transposeA of [false, true]) {
+      for (const transposeB of [false, true]) {
+        const a = transposeA ? aShape : [...aShape.slice(0, -2), aShape.at(-1)!, aShape.at(-2)!];
+        const b = transposeB ? [...bShape.slice(0, -2), bShape.at(-1)!, bShape.at(-2)!] : bShape;
+        const inputs: Inputs = {
+          a: { shape: a, values: randomValues(a.reduce((p, q) => p * q), 900 + i) },
+          b: { shape: b, values: randomValues(b.reduce((p, q) => p * q), 1000 + i) },
+        };
+        const label = `a ${a}, b ${b}, transposeA ${transposeA}, transposeB ${transposeB}`;
+        await assertMatchesCpu("BatchMatMul", inputs, { transposeA, transposeB }, label);
+        if (a.length === 2) {
+          const n = bShape.at(-1)!;
+          const bias = { shape: [n], values: randomValues(n, 1100 + i) };
+          await assertMatchesCpu("_FusedMatMul", { ...inputs, bias }, { transposeA, transposeB, activation: "relu" }, label);
+        }
+      }
+    }
+  }
+});
+
+test("MaxPool and MaxPoolGrad on oneDNN match cpu, ties and overlapping padded windows included", { skip }, async () => {
+  const cases: Array<{ shape: number[]; filterSize: [number, number]; strides: [number, number]; pad: "same" | "valid" }> = [
+    { shape: [2, 8, 6, 3], filterSize: [2, 2], strides: [2, 2], pad: "valid" },
+    { shape: [2, 9, 7, 3], filterSize: [2, 2], strides: [2, 2], pad: "valid" },
+    { shape: [1, 9, 9, 2], filterSize: [3, 3], strides: [3, 3], pad: "valid" },
+    { shape: [1, 6, 9, 2], filterSize: [2, 3], strides: [2, 3], pad: "valid" },
+    { shape: [2, 7, 7, 2], filterSize: [3, 3], strides: [2, 2], pad: "same" },
+    { shape: [2, 9, 7, 3], filterSize: [2, 2], strides: [2, 2], pad: "same" },
+    { shape: [2, 10, 11, 5], filterSize: [3, 3], strides: [1, 1], pad: "same" },
+  ];
+  for (const [i, k] of cases.entries()) {
+    const size = k.shape.reduce((a, b) => a * b);
+    // A coarse grid of values, so windows hold ties: checks the first-maximum rule.
+    const x = randomValues(size, 1200 + i).map((v) => Math.round(v * 3));
+    const attrs = { filterSize: k.filterSize, strides: k.strides, pad: k.pad };
+    await assertMatchesCpu("MaxPool", { x: { shape: k.shape, values: x } }, attrs, JSON.stringify(k));
+    const output = await runKernelOn("cpu", "MaxPool", { x: { shape: k.shape, values: x } }, attrs);
+    const inputs: Inputs = { dy: { shape: output.shape, values: randomValues(output.values.length, 1300 + i) }, input: { shape: k.shape, values: x }, output };
+    await assertMatchesCpu("MaxPoolGrad", inputs, attrs, JSON.stringify(k));
+  }
+});
+
+/**
+ * A small conv net in the report's style, seeded, so two engines start from the same weights.
+ * `depthwise` adds a depthwise layer (the wasm kernels cannot train one: tfjs-backend-wasm 4.22
+ * has no depthwise gradients).
+ */
+function smallCnn(size: number, depthwise: boolean): tf.Sequential {
+  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [size, size, 1], filters: 8, kernelSize: 3, padding: "same", activation: "relu", kernelInitializer: init(1) }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      ...(depthwise ? [tf.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", activation: "relu", depthwiseInitializer: init(2) })] : []),
+      tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: "valid", activation: "relu", kernelInitializer: init(3) }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 16, activation: "relu", kernelInitializer: init(4) }),
+      tf.layers.dense({ units: 2, activation: "softmax", kernelInitializer: init(5) }),
+    ],
+  });
+}
+
+/** Trains smallCnn on real faces (gender) and returns per-epoch losses and live tensor counts. */
+async function fitFaces(x: tf.Tensor4D, y: tf.Tensor2D): Promise<{ losses: number[]; counts: number[] }> {
+  const model = smallCnn(x.shape[1], false);
+  model.compile({ optimizer: tf.train.adam(0.003), loss: "categoricalCrossentropy" });
+  const losses: number[] = [];
+  const counts: number[] = [];
+  await model.fit(x, y, {
+    epochs: 4,
+    batchSize: 25,
+    shuffle: false,
+    verbose: 0,
+    callbacks: {
+      onEpochEnd: async (_e, logs) => {
+        losses.push(logs!.loss as number);
+        counts.push(tf.memory().numTensors);
+      },
+    },
+  });
+  model.dispose();
+  return { losses, counts };
+}
+
+test("a fit on real faces gives the wasm kernels' losses with a flat tensor count", { skip }, async () => {
+  const faces = await loadFaces({ dir: SAMPLE_DATA_DIR, size: 32 });
+  const n = 200;
+  await tf.setBackend("wasm");
+  const x = tf.tidy(() => tf.tensor4d(faces.pixels.subarray(0, n * 32 * 32), [n, 32, 32, 1], "int32").toFloat().div(255)) as tf.Tensor4D;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(faces.records.slice(0, n).map((r) => r.gender), "int32"), 2).toFloat()) as tf.Tensor2D;
+  try {
+    const ours = await fitFaces(x, y);
+    unregisterOneDnnKernels();
+    let wasm: Awaited<ReturnType<typeof fitFaces>>;
+    try {
+      assert.ok(!oneDnnKernelsInstalled());
+      wasm = await fitFaces(x, y);
+    } finally {
+      registerOneDnnKernels({ ...process.env, UTKFACE_ENGINE: "onednn" });
+    }
+    assert.ok(oneDnnKernelsInstalled());
+    assert.ok(ours.losses.at(-1)! < ours.losses[0], `loss should fall on oneDNN: ${ours.losses.join(" ")}`);
+    for (let e = 0; e < ours.losses.length; e++) {
+      const rel = Math.abs(ours.losses[e] - wasm.losses[e]) / wasm.losses[e];
+      assert.ok(rel < 1e-3, `epoch ${e + 1}: oneDNN loss ${ours.losses[e]} vs wasm ${wasm.losses[e]} (relative ${rel.toExponential(2)})`);
+    }
+    assert.equal(new Set(ours.counts).size, 1, `tensor count per epoch on oneDNN: ${ours.counts.join(" ")}`);
+  } finally {
+    tf.dispose([x, y]);
+  }
+});
+
+test("1,000 training steps on oneDNN hold resident memory flat (no native leak)", { skip }, async () => {
+  await tf.setBackend("wasm");
+  const model = smallCnn(16, true);
+  model.compile({ optimizer: tf.train.adam(0.001), loss: "categoricalCrossentropy" });
+  const x = tf.randomUniform([8, 16, 16, 1], 0, 1, "float32", 3) as tf.Tensor4D;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d([0, 1, 0, 1, 1, 0, 0, 1], "int32"), 2).toFloat());
+  const step = async () => void (await model.trainOnBatch(x, y));
+  for (let i = 0; i < 100; i++) await step();
+  const tensors = tf.memory().numTensors;
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 1000; i++) await step();
+  const grownMb = (process.memoryUsage().rss - before) / 2 ** 20;
+  assert.equal(tf.memory().numTensors, tensors, "live tensors after 1,000 steps");
+  // A leak of even one small operand per step (8x16x16x8 floats = 64 KiB) would add ~60 MB.
+  assert.ok(grownMb < 16, `resident memory grew ${grownMb.toFixed(1)} MB over 1,000 steps`);
+  tf.dispose([x, y]);
+  model.dispose();
+});
