@@ -184,6 +184,20 @@ test("MaxPool and MaxPoolGrad on oneDNN match cpu, ties and overlapping padded w
   }
 });
 
+test("Sum over leading axes (bias gradients) on oneDNN's engine matches cpu; other sums fall back", { skip }, async () => {
+  const cases: Array<{ shape: number[]; axis: number[]; keepDims: boolean }> = [
+    { shape: [25, 17, 13, 32], axis: [0, 1, 2], keepDims: false },
+    { shape: [3, 5, 7, 3], axis: [2, 0, 1], keepDims: true },
+    { shape: [301, 20], axis: [0], keepDims: false },
+    { shape: [4, 6, 5], axis: [1], keepDims: false }, // not leading: fallback
+    { shape: [4, 6, 5], axis: [0, 1, 2], keepDims: false }, // everything: fallback
+  ];
+  for (const [i, k] of cases.entries()) {
+    const x = { shape: k.shape, values: randomValues(k.shape.reduce((a, b) => a * b), 1400 + i) };
+    await assertMatchesCpu("Sum", { x }, { axis: k.axis, keepDims: k.keepDims }, JSON.stringify(k));
+  }
+});
+
 /**
  * A small conv net in the report's style, seeded, so two engines start from the same weights.
  * `depthwise` adds a depthwise layer (the wasm kernels cannot train one: tfjs-backend-wasm 4.22

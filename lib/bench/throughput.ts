@@ -4,13 +4,16 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { buildModel } from "../models/registry";
+import { buildMobileNetV1, MOBILENET_SIZE } from "./mobilenet";
 
 /** The benchmark's two networks, by their short names. */
 export const BENCH_MODELS = {
   /** The report's CNN (70x70x1, conv 32..512 + maxpool, dense 512..32, 20 sigmoid outputs). */
-  cnn: { model: "cnn-age-sigmoid", channels: 1 },
+  cnn: { model: "cnn-age-sigmoid", channels: 1, size: 70 },
   /** VGG19's 16 convs on 70x70x3, dense 512, dropout 0.5, 20 softmax outputs. */
-  vgg19: { model: "vgg19", channels: 3 },
+  vgg19: { model: "vgg19", channels: 3, size: 70 },
+  /** MobileNet-v1 on 224x224x3 (depthwise-separable, BN, ReLU6), 20 softmax outputs; see mobilenet.ts. */
+  mobilenet: { model: "mobilenet-v1", channels: 3, size: MOBILENET_SIZE },
 } as const;
 export type BenchModel = keyof typeof BENCH_MODELS;
 
@@ -24,6 +27,8 @@ export interface ThroughputOptions {
   steps?: number;
   /** Skip the inference measurement. */
   trainOnly?: boolean;
+  /** Called after warm-up with the training step, e.g. to profile a few steps (bench --profile). */
+  inspect?: (trainStep: () => Promise<void>) => Promise<void>;
 }
 
 /** Images per second measured by measureThroughput. */
@@ -52,12 +57,14 @@ async function rate(step: () => Promise<void>, batch: number, seconds: number, s
  */
 export async function measureThroughput(options: ThroughputOptions): Promise<Throughput> {
   const spec = BENCH_MODELS[options.model];
-  const model = buildModel(spec.model, { channels: spec.channels });
+  const model = options.model === "mobilenet" ? buildMobileNetV1({ classes: 20 }) : buildModel(spec.model, { channels: spec.channels });
   model.compile({ optimizer: tf.train.adam(), loss: "categoricalCrossentropy" });
-  const x = tf.randomNormal([options.batch, 70, 70, spec.channels], 0, 1, "float32", 1);
+  const x = tf.randomNormal([options.batch, spec.size, spec.size, spec.channels], 0, 1, "float32", 1);
   const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());
   try {
-    const train = await rate(async () => void (await model.trainOnBatch(x, y)), options.batch, options.seconds, options.steps);
+    const trainStep = async () => void (await model.trainOnBatch(x, y));
+    const train = await rate(trainStep, options.batch, options.seconds, options.steps);
+    if (options.inspect) await options.inspect(trainStep);
     let infer = { imgS: 0, n: 0 };
     if (!options.trainOnly) {
       infer = await rate(

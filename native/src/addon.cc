@@ -13,6 +13,7 @@
 #include <node_api.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -58,7 +59,6 @@ struct Entry {
   primitive prim;
   std::vector<Slot> ins;
   Slot out;
-  std::vector<std::pair<int, memory>> fixed;  // operands needing no user pointer (none yet)
 };
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
@@ -428,6 +428,55 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
   const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
   float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  const bool tiles = kH == sH && kW == sW && pT == 0 && pL == 0 && p[Q_PB] == 0 && p[Q_PR] == 0 && oH * sH <= H && oW * sW <= W;
+  if (tiles) {
+    // Every input cell lies in at most one window: write each window's cells once (dy at the
+    // first maximum, 0 elsewhere) with channel loops the compiler vectorises; no scatter.
+    const int64_t rows = int64_t(N) * oH;
+#pragma omp parallel
+    {
+      std::vector<float> best(C);
+      std::vector<int32_t> at(C);
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; r++) {
+        const int n = int(r / oH), i = int(r % oH);
+        const int64_t img = int64_t(n) * H * W * C;
+        for (int j = 0; j < oW; j++) {
+          float* b = best.data();
+          int32_t* a = at.data();
+          for (int c = 0; c < C; c++) {
+            b[c] = -std::numeric_limits<float>::infinity();
+            a[c] = -1;
+          }
+          for (int t = 0; t < kH * kW; t++) {
+            const float* xv = x + img + (int64_t(i * sH + t / kW) * W + j * sW + t % kW) * C;
+            for (int c = 0; c < C; c++) {
+              const bool gt = xv[c] > b[c];
+              b[c] = gt ? xv[c] : b[c];
+              a[c] = gt ? t : a[c];
+            }
+          }
+          const float* g = dy + ((int64_t(n) * oH + i) * oW + j) * C;
+          for (int t = 0; t < kH * kW; t++) {
+            float* d = dx + img + (int64_t(i * sH + t / kW) * W + j * sW + t % kW) * C;
+            for (int c = 0; c < C; c++) d[c] = a[c] == t ? g[c] : 0.f;
+          }
+        }
+        // Columns past the last window get no gradient.
+        for (int u = 0; u < kH; u++) {
+          float* d = dx + img + (int64_t(i * sH + u) * W + oW * sW) * C;
+          std::memset(d, 0, sizeof(float) * size_t(W - oW * sW) * C);
+        }
+      }
+      // Rows past the last window get no gradient.
+#pragma omp for schedule(static)
+      for (int n = 0; n < N; n++) {
+        const int64_t img = int64_t(n) * H * W * C;
+        std::memset(dx + img + int64_t(oH * sH) * W * C, 0, sizeof(float) * size_t(H - oH * sH) * W * C);
+      }
+    }
+    return undefined(env);
+  }
 #pragma omp parallel
   {
     std::vector<float> best(C);
@@ -462,6 +511,49 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
         }
       }
     }
+  }
+  return undefined(env);
+}
+
+// ---- reductions and element-wise ---------------------------------------------------------
+
+// sumRows(heap, rows, cols, x, y): y[c] = sum over r of x[r][c] (a bias gradient: dy summed
+// over batch, height and width). Each thread sums a block of rows into its own partial row,
+// in double, then the partials are added in thread order (deterministic for a thread count).
+napi_value SumRows(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 5, a)) return nullptr;
+  uint8_t* heap;
+  size_t heap_bytes;
+  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
+  const double rows = number(env, a.v[1]), cols = number(env, a.v[2]), ox = number(env, a.v[3]), oy = number(env, a.v[4]);
+  if (rows < 1 || cols < 1 || !in_heap(env, heap_bytes, ox, rows * cols * 4) || !in_heap(env, heap_bytes, oy, cols * 4)) return nullptr;
+  const int64_t R = int64_t(rows), Cn = int64_t(cols);
+  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
+  float* y = reinterpret_cast<float*>(heap + size_t(oy));
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, R * Cn / 32768)));
+  std::vector<double> partial(size_t(threads) * Cn, 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
+    double* acc = partial.data() + int64_t(t) * Cn;
+    std::vector<float> block(Cn);
+    // float accumulation over a short run of rows (vectorised), flushed into double.
+    for (int64_t r = r0; r < r1; r += 64) {
+      const int64_t end = std::min(r1, r + 64);
+      std::fill(block.begin(), block.end(), 0.f);
+      for (int64_t q = r; q < end; q++) {
+        const float* row = x + q * Cn;
+        for (int64_t c = 0; c < Cn; c++) block[c] += row[c];
+      }
+      for (int64_t c = 0; c < Cn; c++) acc[c] += block[c];
+    }
+  }
+  for (int64_t c = 0; c < Cn; c++) {
+    double s = 0;
+    for (int t = 0; t < threads; t++) s += partial[size_t(t) * Cn + c];
+    y[c] = float(s);
   }
   return undefined(env);
 }
@@ -532,6 +624,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCache", nullptr, ClearCache, nullptr, nullptr, nullptr, napi_default, nullptr},

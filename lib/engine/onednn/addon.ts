@@ -12,6 +12,7 @@ export interface OneDnnAddon {
   matMul(heap: Uint8Array, params: Int32Array, a: number, b: number, bias: number, out: number, alpha: number): void;
   maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
   maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;
+  sumRows(heap: Uint8Array, rows: number, cols: number, x: number, y: number): void;
   setThreads(n: number): void;
   setBlocked(blocked: boolean): void;
   clearCache(): void;

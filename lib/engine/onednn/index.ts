@@ -19,6 +19,7 @@ import {
   makeMatMul,
   makeMaxPool,
   makeMaxPoolGrad,
+  makeSum,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -49,6 +50,7 @@ const KERNELS: Record<string, Maker> = {
   _FusedMatMul: (addon, fb) => makeMatMul(addon, true, fb),
   MaxPool: (addon, fb) => makeMaxPool(addon, fb),
   MaxPoolGrad: (addon, fb) => makeMaxPoolGrad(addon, fb),
+  Sum: (addon, fb) => makeSum(addon, fb),
 };
 
 /** tfjs kernel names the oneDNN engine registers for wasm. */
