@@ -260,3 +260,82 @@ export function makeSum(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
     return y;
   };
 }
+
+/** Binary op codes of the addon (native/src/addon.cc, enum Binary), by tfjs kernel name. */
+export const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 } as const;
+/** Unary op codes of the addon (enum Unary), by tfjs kernel name. */
+export const UNARY_OPS = { Identity: 0, Cast: 0, Relu: 1, Relu6: 2, Step: 3, Sqrt: 4, Square: 5, Neg: 6, Abs: 7, Exp: 8, Sigmoid: 9 } as const;
+const MODE = { same: 0, scalarB: 1, scalarA: 2, rowB: 3, rowA: 4 } as const;
+
+/**
+ * Below this many elements the wasm kernel is as fast (no threads to wake, call cost alike):
+ * leave small tensors (losses, scalars, biases) to it.
+ */
+const ELEMENTWISE_MIN = 4096;
+
+/** How `small` broadcasts against `big` (a scalar, or a row over the last axis), or undefined. */
+function broadcastKind(big: tf.TensorInfo, small: tf.TensorInfo): "scalar" | "row" | undefined {
+  const n = sizeOf(small.shape);
+  if (n === 1 && small.shape.length <= big.shape.length) return "scalar";
+  const last = big.shape[big.shape.length - 1];
+  const rowShaped = small.shape.length <= big.shape.length && small.shape.slice(0, -1).every((d) => d === 1) && small.shape[small.shape.length - 1] === last;
+  return rowShaped ? "row" : undefined;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Element-wise binary kernels (bias adds, the ReLU gradient's product, Adam's updates), threaded
+ * and AVX-512/AVX2 in the addon, for float32 operands of equal shape or with one side a scalar
+ * or a last-axis row; anything else, or anything small, goes to the fallback.
+ */
+export function makeBinary(addon: OneDnnAddon, op: number, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
+    if (!allFloat(a, b)) return fallback(args);
+    let mode: number;
+    let shape: number[];
+    let row = 1;
+    if (sameShape(a.shape, b.shape)) {
+      mode = MODE.same;
+      shape = a.shape;
+    } else {
+      const bk = broadcastKind(a, b);
+      const ak = bk ? undefined : broadcastKind(b, a);
+      if (bk) {
+        mode = bk === "scalar" ? MODE.scalarB : MODE.rowB;
+        shape = a.shape;
+      } else if (ak) {
+        mode = ak === "scalar" ? MODE.scalarA : MODE.rowA;
+        shape = b.shape;
+      } else {
+        return fallback(args);
+      }
+      row = shape[shape.length - 1] ?? 1;
+    }
+    const n = sizeOf(shape);
+    if (n < ELEMENTWISE_MIN) return fallback(args);
+    const out = be.makeOutput([...shape], "float32");
+    addon.binary(be.wasm.HEAPU8, op, mode, n, row, offsetOf(be, a), offsetOf(be, b), offsetOf(be, out));
+    return out;
+  };
+}
+
+/** Element-wise unary kernels (ReLU, its Step, Adam's Sqrt/Square, copies) on large float32 tensors. */
+export function makeUnary(addon: OneDnnAddon, op: number, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const attrs = args.attrs as { dtype?: string; alpha?: number } | undefined;
+    // Cast is only a copy when it keeps float32.
+    if (!allFloat(x) || (attrs?.dtype !== undefined && attrs.dtype !== "float32")) return fallback(args);
+    const n = sizeOf(x.shape);
+    if (n < ELEMENTWISE_MIN) return fallback(args);
+    const out = be.makeOutput([...x.shape], "float32");
+    addon.unary(be.wasm.HEAPU8, op, n, offsetOf(be, x), offsetOf(be, out), attrs?.alpha ?? 0);
+    return out;
+  };
+}
