@@ -608,125 +608,6 @@ napi_value SumRows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// Element-wise kernels for the rest of a training step (bias adds, ReLU and its gradient,
-// Adam's updates). Each loop is compiled for AVX-512, AVX2 and baseline x86-64, picked at run
-// time, and split over the OpenMP threads when large enough to pay for waking them.
-enum Binary { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_SQDIFF };
-enum Unary { U_COPY, U_RELU, U_RELU6, U_STEP, U_SQRT, U_SQUARE, U_NEG, U_ABS, U_EXP, U_SIGMOID };
-// Broadcast modes: same size, one side a scalar, or one side a row over the last axis.
-enum Mode { M_SAME, M_SCALAR_B, M_SCALAR_A, M_ROW_B, M_ROW_A };
-
-constexpr int64_t kParallelMin = 1 << 15;
-
-template <int OP>
-inline float bin(float x, float y) {
-  if constexpr (OP == B_ADD) return x + y;
-  if constexpr (OP == B_SUB) return x - y;
-  if constexpr (OP == B_MUL) return x * y;
-  if constexpr (OP == B_DIV) return x / y;
-  if constexpr (OP == B_MAX) return x > y || std::isnan(x) ? x : y;
-  if constexpr (OP == B_MIN) return x < y || std::isnan(x) ? x : y;
-  if constexpr (OP == B_SQDIFF) return (x - y) * (x - y);
-  return 0.f;
-}
-
-template <int OP>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bin_loop(const float* a, const float* b, float* out, int64_t n, int mode, int64_t row) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i0 = 0; i0 < n; i0 += 4096) {
-    const int64_t i1 = std::min(n, i0 + 4096);
-    switch (mode) {
-      case M_SAME: for (int64_t i = i0; i < i1; i++) out[i] = bin<OP>(a[i], b[i]); break;
-      case M_SCALAR_B: { const float y = b[0]; for (int64_t i = i0; i < i1; i++) out[i] = bin<OP>(a[i], y); } break;
-      case M_SCALAR_A: { const float x = a[0]; for (int64_t i = i0; i < i1; i++) out[i] = bin<OP>(x, b[i]); } break;
-      case M_ROW_B: for (int64_t i = i0; i < i1; i++) out[i] = bin<OP>(a[i], b[i % row]); break;
-      case M_ROW_A: for (int64_t i = i0; i < i1; i++) out[i] = bin<OP>(a[i % row], b[i]); break;
-    }
-  }
-}
-
-template <int OP>
-inline float un(float x, float alpha) {
-  if constexpr (OP == U_COPY) return x;
-  if constexpr (OP == U_RELU) return x > 0 ? x : (std::isnan(x) ? x : 0.f);
-  if constexpr (OP == U_RELU6) return std::isnan(x) ? x : std::min(std::max(x, 0.f), 6.f);
-  if constexpr (OP == U_STEP) return std::isnan(x) ? x : (x > 0 ? 1.f : alpha);
-  if constexpr (OP == U_SQRT) return std::sqrt(x);
-  if constexpr (OP == U_SQUARE) return x * x;
-  if constexpr (OP == U_NEG) return -x;
-  if constexpr (OP == U_ABS) return std::fabs(x);
-  if constexpr (OP == U_EXP) return std::exp(x);
-  if constexpr (OP == U_SIGMOID) return 1.f / (1.f + std::exp(-x));
-  return 0.f;
-}
-
-template <int OP>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void un_loop(const float* x, float* out, int64_t n, float alpha) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i0 = 0; i0 < n; i0 += 4096) {
-    const int64_t i1 = std::min(n, i0 + 4096);
-    for (int64_t i = i0; i < i1; i++) out[i] = un<OP>(x[i], alpha);
-  }
-}
-
-// binary(heap, op, mode, n, row, a, b, out): out has n elements; row = the broadcast row length.
-napi_value BinaryOp(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 8, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const int op = int(number(env, a.v[1])), mode = int(number(env, a.v[2]));
-  const double n = number(env, a.v[3]), row = number(env, a.v[4]), oa = number(env, a.v[5]), ob = number(env, a.v[6]), oo = number(env, a.v[7]);
-  const double na = mode == M_SCALAR_A ? 1 : mode == M_ROW_A ? row : n, nb = mode == M_SCALAR_B ? 1 : mode == M_ROW_B ? row : n;
-  if (row < 1 || !in_heap(env, heap_bytes, oa, na * 4) || !in_heap(env, heap_bytes, ob, nb * 4) || !in_heap(env, heap_bytes, oo, n * 4)) return nullptr;
-  const float* x = reinterpret_cast<const float*>(heap + size_t(oa));
-  const float* y = reinterpret_cast<const float*>(heap + size_t(ob));
-  float* out = reinterpret_cast<float*>(heap + size_t(oo));
-  const int64_t N = int64_t(n), R = int64_t(row);
-  switch (op) {
-    case B_ADD: bin_loop<B_ADD>(x, y, out, N, mode, R); break;
-    case B_SUB: bin_loop<B_SUB>(x, y, out, N, mode, R); break;
-    case B_MUL: bin_loop<B_MUL>(x, y, out, N, mode, R); break;
-    case B_DIV: bin_loop<B_DIV>(x, y, out, N, mode, R); break;
-    case B_MAX: bin_loop<B_MAX>(x, y, out, N, mode, R); break;
-    case B_MIN: bin_loop<B_MIN>(x, y, out, N, mode, R); break;
-    case B_SQDIFF: bin_loop<B_SQDIFF>(x, y, out, N, mode, R); break;
-    default: napi_throw_error(env, nullptr, "utkface_onednn: unknown binary op"); return nullptr;
-  }
-  return undefined(env);
-}
-
-// unary(heap, op, n, x, out, alpha)
-napi_value UnaryOp(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 6, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const int op = int(number(env, a.v[1]));
-  const double n = number(env, a.v[2]), ox = number(env, a.v[3]), oo = number(env, a.v[4]);
-  const float alpha = float(number(env, a.v[5]));
-  if (!in_heap(env, heap_bytes, ox, n * 4) || !in_heap(env, heap_bytes, oo, n * 4)) return nullptr;
-  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
-  float* out = reinterpret_cast<float*>(heap + size_t(oo));
-  const int64_t N = int64_t(n);
-  switch (op) {
-    case U_COPY: un_loop<U_COPY>(x, out, N, alpha); break;
-    case U_RELU: un_loop<U_RELU>(x, out, N, alpha); break;
-    case U_RELU6: un_loop<U_RELU6>(x, out, N, alpha); break;
-    case U_STEP: un_loop<U_STEP>(x, out, N, alpha); break;
-    case U_SQRT: un_loop<U_SQRT>(x, out, N, alpha); break;
-    case U_SQUARE: un_loop<U_SQUARE>(x, out, N, alpha); break;
-    case U_NEG: un_loop<U_NEG>(x, out, N, alpha); break;
-    case U_ABS: un_loop<U_ABS>(x, out, N, alpha); break;
-    case U_EXP: un_loop<U_EXP>(x, out, N, alpha); break;
-    case U_SIGMOID: un_loop<U_SIGMOID>(x, out, N, alpha); break;
-    default: napi_throw_error(env, nullptr, "utkface_onednn: unknown unary op"); return nullptr;
-  }
-  return undefined(env);
-}
-
 // ---- process settings ----------------------------------------------------------------------
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -795,8 +676,6 @@ napi_value Init(napi_env env, napi_value exports) {
       {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"binary", nullptr, BinaryOp, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"unary", nullptr, UnaryOp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clearCache", nullptr, ClearCache, nullptr, nullptr, nullptr, napi_default, nullptr},

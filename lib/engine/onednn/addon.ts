@@ -13,8 +13,6 @@ export interface OneDnnAddon {
   maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
   maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;
   sumRows(heap: Uint8Array, rows: number, cols: number, x: number, y: number): void;
-  binary(heap: Uint8Array, op: number, mode: number, n: number, row: number, a: number, b: number, out: number): void;
-  unary(heap: Uint8Array, op: number, n: number, x: number, out: number, alpha: number): void;
   setThreads(n: number): void;
   setBlocked(blocked: boolean): void;
   clearCache(): void;

@@ -2,9 +2,7 @@
  * The oneDNN engine under tfjs's wasm backend: the kernels that dominate training and
  * inference of the project's networks (convolutions and their gradients, depthwise included,
  * matrix products, max pooling) run on oneDNN 2.6.3, the library PyTorch's CPU convolutions run
- * on, through the Node-API addon in native/; so do the bias-gradient Sum and the large
- * element-wise ops of a step (bias adds, ReLU and its gradient, Adam's updates), which wasm runs
- * on one thread with 4-wide SIMD. Every other kernel stays wasm's.
+ * on, through the Node-API addon in native/. Every other kernel stays wasm's.
  *
  * UTKFACE_ENGINE=onednn|wasm forces one engine (default: oneDNN when the addon loads);
  * UTKFACE_THREADS sets oneDNN's OpenMP threads (default: the machine's cores).
@@ -22,10 +20,6 @@ import {
   makeMaxPool,
   makeMaxPoolGrad,
   makeSum,
-  makeBinary,
-  makeUnary,
-  BINARY_OPS,
-  UNARY_OPS,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -57,8 +51,6 @@ const KERNELS: Record<string, Maker> = {
   MaxPool: (addon, fb) => makeMaxPool(addon, fb),
   MaxPoolGrad: (addon, fb) => makeMaxPoolGrad(addon, fb),
   Sum: (addon, fb) => makeSum(addon, fb),
-  ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (addon: OneDnnAddon, fb: Fallback) => makeBinary(addon, op, fb)])),
-  ...Object.fromEntries(Object.entries(UNARY_OPS).map(([name, op]) => [name, (addon: OneDnnAddon, fb: Fallback) => makeUnary(addon, op, fb)])),
 };
 
 /** tfjs kernel names the oneDNN engine registers for wasm. */
