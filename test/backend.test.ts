@@ -27,7 +27,8 @@ const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(
 function checksumIn(env: NodeJS.ProcessEnv): { threads: number; reason: string; grad: number[] } {
   const r = spawnSync(process.execPath, ["--import", "tsx", "-e", CHECKSUM_SOURCE], {
     cwd: path.join(__dirname, ".."), // where "--import tsx" resolves to this project's tsx
-    env: { ...process.env, TFJS_BACKEND: "wasm", ...env },
+    // The wasm kernels' own threads are under test here, not the oneDNN engine (test/onednn.test.ts).
+    env: { ...process.env, TFJS_BACKEND: "wasm", UTKFACE_ENGINE: "wasm", ...env },
     encoding: "utf8",
     timeout: 90_000, // the child must finish and exit on its own; a hang fails here
   });
@@ -38,6 +39,7 @@ function checksumIn(env: NodeJS.ProcessEnv): { threads: number; reason: string; 
 
 test("TFJS_BACKEND=wasm: wasm, one thread, training kernels installed", async () => {
   process.env.TFJS_BACKEND = "wasm";
+  process.env.UTKFACE_ENGINE = "wasm"; // the oneDNN engine, when built, has its own test file
   delete process.env[WASM_THREADS_ENV];
   setBackendQuiet(true);
   const info = await initBackend();

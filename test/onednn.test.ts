@@ -11,11 +11,13 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerTrainingKernels } from "../lib/engine/wasm";
-import { loadOneDnn, oneDnnKernelsInstalled, registerOneDnnKernels, unregisterOneDnnKernels } from "../lib/engine/onednn";
+import { loadOneDnn, oneDnnKernelsInstalled, registerOneDnnKernels, requestedEngine, requestedThreads, unregisterOneDnnKernels } from "../lib/engine/onednn";
 import { loadFaces } from "../lib/data/dataset";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { mulberry32 } from "../lib/data/splits";
@@ -316,4 +318,33 @@ test("1,000 steps of every oneDNN kernel hold resident memory flat (no native le
     registerOneDnnKernels({ ...process.env, UTKFACE_ENGINE: "onednn" }); // back to UTKFACE_THREADS
     tf.dispose([x, w, dw, bias, m, bias64]);
   }
+});
+
+/** A conv-gradient checksum in a fresh process, with the backend line the library chose. */
+function checksumIn(env: NodeJS.ProcessEnv): { threads: number; engine: string; reason: string; grad: number[] } {
+  const source = `
+const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(__dirname, "..", "lib", "engine", "backend"))});
+(async () => {
+  setBackendQuiet(true);
+  const info = await initBackend();
+  const x = tf.randomNormal([4, 9, 9, 3], 0, 1, "float32", 1);
+  const w = tf.randomNormal([3, 3, 3, 5], 0, 1, "float32", 2);
+  const g = tf.grad((f) => tf.maxPool(tf.conv2d(x, f, 2, "same").relu(), 2, 2, "valid").square().sum())(w);
+  console.log(JSON.stringify({ threads: info.threads, engine: info.engine, reason: info.reason, grad: Array.from(g.dataSync()) }));
+})();`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", source], { cwd: path.join(__dirname, ".."), env: { ...process.env, TFJS_BACKEND: "wasm", ...env }, encoding: "utf8", timeout: 90_000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+test("UTKFACE_ENGINE and UTKFACE_THREADS pick the engine and say so; both engines give the same gradient", { skip }, () => {
+  const dnn = checksumIn({ UTKFACE_ENGINE: "onednn", UTKFACE_THREADS: "2" });
+  const wasm = checksumIn({ UTKFACE_ENGINE: "wasm" });
+  assert.match(dnn.reason, /^wasm \+ oneDNN 2\.6\.\d+, 2 threads/);
+  assert.equal(dnn.threads, 2);
+  assert.match(wasm.reason, /^wasm kernels: UTKFACE_ENGINE=wasm/);
+  dnn.grad.forEach((v, i) => assert.ok(Math.abs(v - wasm.grad[i]) <= 1e-4 * Math.max(1, Math.abs(wasm.grad[i])), `grad[${i}] ${v} vs ${wasm.grad[i]}`));
+  assert.throws(() => requestedEngine({ UTKFACE_ENGINE: "mkl" }), /UTKFACE_ENGINE="mkl" is not an engine/);
+  for (const bad of ["0", "two", "1.5"]) assert.throws(() => requestedThreads({ UTKFACE_THREADS: bad }), /is not a thread count/);
+  assert.equal(requestedThreads({ UTKFACE_THREADS: "3" }), 3);
 });
