@@ -33,6 +33,12 @@ export function loadOneDnn(): { addon?: OneDnnAddon; reason?: string } {
   if (!fs.existsSync(ADDON_PATH)) {
     loaded = { reason: "oneDNN addon not built (needs g++ and libdnnl-dev at npm install), see README" };
   } else {
+    // Waiting OpenMP threads sleep instead of spinning, unless the user chose otherwise: on a
+    // machine shared with other processes a spinning thread takes the core its partner needs
+    // (report CNN training, 2 threads, load ~18 on 2 cores: 4.1 img/s spinning, 9.6-20.4
+    // passive). libgomp reads this once, when the addon loads it; child processes (the PyTorch
+    // reference of `npm run bench`) inherit it, so both sides wait the same way.
+    if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = "PASSIVE";
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       loaded = { addon: require(ADDON_PATH) as OneDnnAddon };
