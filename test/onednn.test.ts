@@ -200,6 +200,32 @@ test("Sum over leading axes (bias gradients) on oneDNN's engine matches cpu; oth
   }
 });
 
+test("Mean over leading axes and Tile (BatchNorm's moments and gradient) match cpu", { skip }, async () => {
+  for (const [i, k] of [
+    { shape: [4, 9, 7, 6], axis: [0, 1, 2], keepDims: true },
+    { shape: [13, 5], axis: [0], keepDims: false },
+    { shape: [4, 9, 7], axis: [1, 2], keepDims: false }, // not leading: fallback
+  ].entries()) {
+    const x = { shape: k.shape, values: randomValues(k.shape.reduce((a, b) => a * b), 1800 + i) };
+    await assertMatchesCpu("Mean", { x }, { axis: k.axis, keepDims: k.keepDims }, JSON.stringify(k));
+  }
+  for (const [i, k] of [
+    { shape: [1, 1, 1, 5], reps: [3, 4, 6, 1] },
+    { shape: [2, 3, 4], reps: [2, 1, 3] },
+    { shape: [3, 1], reps: [1, 7] },
+    { shape: [5], reps: [4] },
+  ].entries()) {
+    const x = { shape: k.shape, values: randomValues(k.shape.reduce((a, b) => a * b), 1900 + i) };
+    await assertMatchesCpu("Tile", { x }, { reps: k.reps }, JSON.stringify(k));
+  }
+  // Tile keeps integer and boolean tensors exact too.
+  await tf.setBackend("wasm");
+  const ints = tf.tile(tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32"), [2, 3]);
+  assert.deepEqual(ints.arraySync(), [[1, 2, 1, 2, 1, 2], [3, 4, 3, 4, 3, 4], [1, 2, 1, 2, 1, 2], [3, 4, 3, 4, 3, 4]]);
+  assert.equal(ints.dtype, "int32");
+  ints.dispose();
+});
+
 /**
  * A small conv net in the report's style, seeded, so two engines start from the same weights.
  * `depthwise` adds a depthwise layer (the wasm kernels cannot train one: tfjs-backend-wasm 4.22

@@ -2,7 +2,8 @@
  * The oneDNN engine under tfjs's wasm backend: the kernels that dominate training and
  * inference of the project's networks (convolutions and their gradients, depthwise included,
  * matrix products, max pooling) run on oneDNN 2.6.3, the library PyTorch's CPU convolutions run
- * on, through the Node-API addon in native/. Every other kernel stays wasm's.
+ * on, through the Node-API addon in native/; so do the bias-gradient Sum, BatchNorm's Mean and
+Tile, which wasm runs slowly. Every other kernel stays wasm's.
  *
  * UTKFACE_ENGINE=onednn|wasm forces one engine (default: oneDNN when the addon loads);
  * UTKFACE_THREADS sets oneDNN's OpenMP threads (default: the machine's cores).
@@ -20,6 +21,8 @@ import {
   makeMaxPool,
   makeMaxPoolGrad,
   makeSum,
+  makeMean,
+  makeTile,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -51,6 +54,8 @@ const KERNELS: Record<string, Maker> = {
   MaxPool: (addon, fb) => makeMaxPool(addon, fb),
   MaxPoolGrad: (addon, fb) => makeMaxPoolGrad(addon, fb),
   Sum: (addon, fb) => makeSum(addon, fb),
+  Mean: (addon, fb) => makeMean(addon, fb),
+  Tile: (_addon, fb) => makeTile(fb),
 };
 
 /** tfjs kernel names the oneDNN engine registers for wasm. */

@@ -260,3 +260,69 @@ export function makeSum(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
     return y;
   };
 }
+
+/**
+ * Mean over every axis but the last (BatchNorm's moments): the Sum above, scaled. Other
+ * reductions go to the fallback.
+ */
+export function makeMean(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  const sum = makeSum(addon, () => undefined as unknown as tf.TensorInfo);
+  return (args) => {
+    const out = sum(args) as tf.TensorInfo | undefined;
+    if (!out) return fallback(args);
+    const be = args.backend as WasmInternals;
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const values = be.typedArrayFromHeap(out) as Float32Array;
+    const rows = sizeOf(x.shape) / x.shape[x.shape.length - 1];
+    for (let i = 0; i < values.length; i++) values[i] /= rows;
+    return out;
+  };
+}
+
+/**
+ * Tile by block copies on the heap: each axis copies its first block once and then doubles it
+ * with copyWithin, so tiling a [1, 1, 1, C] BatchNorm gradient over [N, H, W] costs a few
+ * dozen memmoves (wasm's kernel walks every output element: half of a MobileNet step).
+ */
+export function makeTile(fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const { reps } = args.attrs as unknown as { reps: number[] };
+    if (x.dtype === "string" || x.dtype === "complex64" || reps.length !== x.shape.length || x.shape.length === 0) return fallback(args);
+    const s = x.shape;
+    const o = s.map((d, i) => d * reps[i]);
+    if (sizeOf(o) === 0) return fallback(args);
+    const out = be.makeOutput(o, x.dtype);
+    const src = be.typedArrayFromHeap(x);
+    const dst = be.typedArrayFromHeap(out);
+    const rank = s.length;
+    const srcStride = new Array<number>(rank);
+    const dstStride = new Array<number>(rank);
+    srcStride[rank - 1] = dstStride[rank - 1] = 1;
+    for (let k = rank - 2; k >= 0; k--) {
+      srcStride[k] = srcStride[k + 1] * s[k + 1];
+      dstStride[k] = dstStride[k + 1] * o[k + 1];
+    }
+    const repeat = (at: number, length: number, times: number) => {
+      let done = length;
+      const total = length * times;
+      while (done < total) {
+        const n = Math.min(done, total - done);
+        dst.copyWithin(at + done, at, at + n);
+        done += n;
+      }
+    };
+    const fill = (axis: number, from: number, to: number) => {
+      if (axis === rank - 1) {
+        dst.set(src.subarray(from, from + s[axis]), to);
+      } else {
+        for (let j = 0; j < s[axis]; j++) fill(axis + 1, from + j * srcStride[axis], to + j * dstStride[axis]);
+      }
+      // The axis' first block (s[axis] source slices) is in place: repeat it reps[axis] times.
+      repeat(to, s[axis] * dstStride[axis], reps[axis]);
+    };
+    fill(0, 0, 0);
+    return out;
+  };
+}
