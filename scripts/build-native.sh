@@ -23,11 +23,11 @@ if command -v dpkg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >
   fi
 fi
 if [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] && [ ! -f /usr/local/include/oneapi/dnnl/dnnl.hpp ]; then
-  say "oneDNN addon not built: libdnnl not found (Debian: apt-get install libdnnl-dev g++ make, then npm rebuild); training uses the wasm kernels, see README"
+  say "oneDNN addon not built: libdnnl not found (Debian: apt-get install libdnnl-dev g++ make, then bash scripts/build-native.sh); training uses the wasm kernels, see README"
   exit 0
 fi
 if ! command -v g++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
-  say "oneDNN addon not built: no C++ compiler or make (Debian: apt-get install g++ make, then npm rebuild); training uses the wasm kernels, see README"
+  say "oneDNN addon not built: no C++ compiler or make (Debian: apt-get install g++ make, then bash scripts/build-native.sh); training uses the wasm kernels, see README"
   exit 0
 fi
 # npm hands its bundled node-gyp to lifecycle scripts; otherwise look beside npm itself.

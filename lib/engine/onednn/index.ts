@@ -120,7 +120,7 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
   const threads = requestedThreads(env);
   const { addon, reason } = loadOneDnn();
   if (!addon) {
-    if (engine === "onednn") throw new Error(`${ENGINE_ENV}=onednn but ${reason}. Run npm install with g++ and libdnnl-dev present (scripts/system-deps.sh installs them as root), or unset ${ENGINE_ENV}.`);
+    if (engine === "onednn") throw new Error(`${ENGINE_ENV}=onednn but ${reason}. Install libdnnl-dev, g++ and make (Debian) and run bash scripts/build-native.sh (as root it installs them itself), or unset ${ENGINE_ENV}.`);
     return { active: false, reason };
   }
   const layout = env[LAYOUT_ENV]?.trim();
