@@ -631,12 +631,6 @@ napi_value SetBlocked(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-napi_value ClearCache(napi_env env, napi_callback_info) {
-  g_cache.clear();
-  g_pool_grads.clear();
-  return undefined(env);
-}
-
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&]() {
     const dnnl_version_t* v = dnnl_version();
@@ -678,7 +672,6 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"clearCache", nullptr, ClearCache, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

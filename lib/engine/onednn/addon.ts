@@ -15,7 +15,6 @@ export interface OneDnnAddon {
   sumRows(heap: Uint8Array, rows: number, cols: number, x: number, y: number): void;
   setThreads(n: number): void;
   setBlocked(blocked: boolean): void;
-  clearCache(): void;
   info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean };
 }
 
