@@ -200,7 +200,7 @@ test("Sum over leading axes (bias gradients) on oneDNN's engine matches cpu; oth
   }
 });
 
-test("Mean over leading axes and Tile (BatchNorm's moments and gradient) match cpu", { skip }, async () => {
+test("BatchNorm, Mean over leading axes and Tile (BatchNorm's moments and gradient) match cpu", { skip }, async () => {
   for (const [i, k] of [
     { shape: [4, 9, 7, 6], axis: [0, 1, 2], keepDims: true },
     { shape: [13, 5], axis: [0], keepDims: false },
@@ -217,6 +217,14 @@ test("Mean over leading axes and Tile (BatchNorm's moments and gradient) match c
   ].entries()) {
     const x = { shape: k.shape, values: randomValues(k.shape.reduce((a, b) => a * b), 1900 + i) };
     await assertMatchesCpu("Tile", { x }, { reps: k.reps }, JSON.stringify(k));
+  }
+  for (const [i, [withScale, withOffset]] of [[true, true], [false, true], [true, false], [false, false]].entries()) {
+    const shape = [3, 7, 5, 6];
+    const channel = (seed: number, shift = 0) => ({ shape: [6], values: randomValues(6, seed).map((v) => v + shift) });
+    const inputs: Inputs = { x: { shape, values: randomValues(shape.reduce((a, b) => a * b), 2000 + i) }, mean: channel(2010 + i), variance: channel(2020 + i, 1.5) };
+    if (withScale) inputs.scale = channel(2030 + i);
+    if (withOffset) inputs.offset = channel(2040 + i);
+    await assertMatchesCpu("FusedBatchNorm", inputs, { varianceEpsilon: 0.001 }, `scale ${withScale}, offset ${withOffset}`);
   }
   // Tile keeps integer and boolean tensors exact too.
   await tf.setBackend("wasm");

@@ -608,6 +608,57 @@ napi_value SumRows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// ---- batch normalization (inference form: given mean and variance) -------------------------
+// batchNorm(heap, params [N H W C hasScale hasShift], x, mean, variance, scale, shift, y, epsilon):
+// y = scale * (x - mean) / sqrt(variance + epsilon) + shift, per channel, NHWC.
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 9, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < 6 * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: batchNorm needs 6 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  double off[6];
+  for (int i = 0; i < 6; i++) off[i] = number(env, a.v[2 + i]);
+  const float eps = static_cast<float>(number(env, a.v[8]));
+  const double n = double(p[0]) * p[1] * p[2] * p[3], c = p[3];
+  if (!in_heap(env, heap_bytes, off[0], n * 4) || !in_heap(env, heap_bytes, off[1], c * 4) || !in_heap(env, heap_bytes, off[2], c * 4) ||
+      (p[4] && !in_heap(env, heap_bytes, off[3], c * 4)) || (p[5] && !in_heap(env, heap_bytes, off[4], c * 4)) || !in_heap(env, heap_bytes, off[5], n * 4))
+    return nullptr;
+  int32_t eps_bits;
+  std::memcpy(&eps_bits, &eps, 4);
+  return guarded(env, [&]() {
+    Entry& e = cached(key_of("bnorm", p, 6, eps_bits), [&]() {
+      const memory::dim N = p[0], H = p[1], W = p[2], C = p[3];
+      memory::desc data({N, C, H, W}, dt::f32, tag::nhwc);
+      memory::desc vec({C}, dt::f32, tag::a);
+      auto flags = normalization_flags::use_global_stats;
+      if (p[4]) flags = flags | normalization_flags::use_scale;
+      if (p[5]) flags = flags | normalization_flags::use_shift;
+      batch_normalization_forward::desc d(prop_kind::forward_inference, data, eps, flags);
+      batch_normalization_forward::primitive_desc pd(d, cpu_engine());
+      auto entry = std::make_unique<Entry>();
+      entry->prim = batch_normalization_forward(pd);
+      entry->ins.push_back(input_slot(DNNL_ARG_SRC, data, pd.src_desc()));
+      entry->ins.push_back(input_slot(DNNL_ARG_MEAN, vec, pd.mean_desc()));
+      entry->ins.push_back(input_slot(DNNL_ARG_VARIANCE, vec, pd.variance_desc()));
+      if (p[4]) entry->ins.push_back(input_slot(DNNL_ARG_SCALE, vec, vec));
+      if (p[5]) entry->ins.push_back(input_slot(DNNL_ARG_SHIFT, vec, vec));
+      entry->out = output_slot(DNNL_ARG_DST, data, pd.dst_desc());
+      return entry;
+    });
+    std::vector<void*> ins{heap + size_t(off[0]), heap + size_t(off[1]), heap + size_t(off[2])};
+    if (p[4]) ins.push_back(heap + size_t(off[3]));
+    if (p[5]) ins.push_back(heap + size_t(off[4]));
+    run(e, ins, heap + size_t(off[5]));
+    return undefined(env);
+  });
+}
+
 // ---- process settings ----------------------------------------------------------------------
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -670,6 +721,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

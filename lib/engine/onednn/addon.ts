@@ -13,6 +13,7 @@ export interface OneDnnAddon {
   maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
   maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;
   sumRows(heap: Uint8Array, rows: number, cols: number, x: number, y: number): void;
+  batchNorm(heap: Uint8Array, params: Int32Array, x: number, mean: number, variance: number, scale: number, shift: number, y: number, epsilon: number): void;
   setThreads(n: number): void;
   setBlocked(blocked: boolean): void;
   info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean };

@@ -2,8 +2,8 @@
  * The oneDNN engine under tfjs's wasm backend: the kernels that dominate training and
  * inference of the project's networks (convolutions and their gradients, depthwise included,
  * matrix products, max pooling) run on oneDNN 2.6.3, the library PyTorch's CPU convolutions run
- * on, through the Node-API addon in native/; so do the bias-gradient Sum, BatchNorm's Mean and
-Tile, which wasm runs slowly. Every other kernel stays wasm's.
+ * on, through the Node-API addon in native/; so do BatchNorm, the bias-gradient Sum, and Mean
+and Tile (BatchNorm's moments and gradient), which wasm runs slowly. Every other kernel stays wasm's.
  *
  * UTKFACE_ENGINE=onednn|wasm forces one engine (default: oneDNN when the addon loads);
  * UTKFACE_THREADS sets oneDNN's OpenMP threads (default: the machine's cores).
@@ -23,6 +23,7 @@ import {
   makeSum,
   makeMean,
   makeTile,
+  makeBatchNorm,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -56,6 +57,7 @@ const KERNELS: Record<string, Maker> = {
   Sum: (addon, fb) => makeSum(addon, fb),
   Mean: (addon, fb) => makeMean(addon, fb),
   Tile: (_addon, fb) => makeTile(fb),
+  FusedBatchNorm: (addon, fb) => makeBatchNorm(addon, fb),
 };
 
 /** tfjs kernel names the oneDNN engine registers for wasm. */
