@@ -29,16 +29,22 @@ function outsideAddress(line: string): string | undefined {
 /**
  * Traffic off the machine in per-process strace logs (-ff -yy): a TCP connection to an outside
  * address, or a datagram sent to one. A UDP connect() alone sends nothing (Chromium uses one to
- * 2001:4860:4860::8888 to learn whether IPv6 is routed), so it counts only if data follows.
+ * 2001:4860:4860::8888 to learn whether IPv6 is routed, then closes it), so it counts only if
+ * data follows on that socket before it is closed.
  */
 function outsideTraffic(logs: string[]): string[] {
   const out: string[] = [];
   for (const log of logs) {
     const udpPeer = new Map<string, string>();
     for (const line of log.split("\n")) {
-      const call = line.match(/^(connect|sendto|sendmsg|sendmmsg)\((\d+)<([A-Za-z0-9]+)/);
+      const call = line.match(/^(connect|sendto|sendmsg|sendmmsg|close)\((\d+)<([A-Za-z0-9]+)/);
       if (!call) continue;
       const [, name, fd, proto] = call;
+      // A closed socket's number is reused by the next one: forget its peer.
+      if (name === "close") {
+        udpPeer.delete(fd);
+        continue;
+      }
       const where = outsideAddress(line);
       if (name === "connect") {
         if (proto.startsWith("UDP")) {
@@ -57,7 +63,7 @@ test("exporting figures opens no connection off the machine (strace on every Chr
   fs.mkdirSync(logDir);
   const log = path.join(logDir, "net");
   const wrapper = path.join(tmp, "chromium-traced");
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec strace -ff -qq -yy -e trace=connect,sendto,sendmsg,sendmmsg -o ${JSON.stringify(log)} ${JSON.stringify(chromiumPath())} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec strace -ff -qq -yy -e trace=connect,sendto,sendmsg,sendmmsg,close -o ${JSON.stringify(log)} ${JSON.stringify(chromiumPath())} "$@"\n`, { mode: 0o755 });
   const before = process.env[CHROMIUM_PATH_ENV];
   process.env[CHROMIUM_PATH_ENV] = wrapper;
   try {
