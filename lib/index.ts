@@ -89,3 +89,8 @@ export { composePhoto } from "./inference/composite";
 export type { Placement } from "./inference/composite";
 export { compareDetectWithCrops, detectVsCropRows } from "./inference/compare";
 export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
+
+// Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
+export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, addReferenceRun } from "./analysis/reference";
+export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";
+export { readResumes, RESUMES_FILE } from "./training/resume-log";

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   evaluate: () => import("./evaluate"),
   predict: () => import("./predict"),
   best: () => import("./best"),
+  reference: () => import("./reference"),
 };
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -27,6 +28,7 @@ Commands:
   evaluate   evaluate a saved run on held-out images
   predict    find the faces in images, predict age and gender per face
   best       the best model: cached frozen face features + trained heads
+  reference  commit a run's records as a reference run (results/reference/)
 
 Run a command with --help for its options.`;
 

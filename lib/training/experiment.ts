@@ -23,6 +23,7 @@ import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FIL
 import { permutation, trainTestSplit } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
 import { saveModel } from "../models/files";
+import { resumeRecorder } from "./resume-log";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fileListHash, fillFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
@@ -428,7 +429,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       batchSize: p.hyper.batchSize,
       learningRate: p.hyper.learningRate,
       seed: p.seed,
-      callbacks: runCallbacks(config, p.hyper),
+      callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(runDir)],
       checkpointDir,
     };
     const { trained, metrics, predictions } = await trainAndRecord({ p, dir: runDir, train: trainOptions, fineTune, heldOut: test, trainIndices: train, split: "test" });

@@ -19,6 +19,7 @@ import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
 import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "./runs";
 import { epochSchedule, kFold } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
+import { readResumes, resumeRecorder } from "./resume-log";
 import { profileSettings } from "./profile";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
@@ -193,7 +194,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
         seed: p.seed + (step.pass - 1) * 1000,
         fold: step.fold,
         optimizer,
-        callbacks: runCallbacks(config, p.hyper),
+        callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(foldDir)],
         checkpointDir,
       },
       heldOut: f.validation,
@@ -259,6 +260,7 @@ export function readKFold(runDir: string): KFoldResult {
     folds: foldMetrics,
     summary: Object.fromEntries(keys.map((key) => [key, stat(figures.map((f) => f[key]).filter((v) => v !== undefined))])),
     trainSeconds: history.reduce((a, r) => a + r.seconds, 0),
+    resumed: steps.flatMap((s) => readResumes(path.join(runDir, s.dir))),
   };
   return { runDir, config, history, summary, predictions };
 }

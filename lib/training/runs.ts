@@ -231,6 +231,23 @@ export interface KFoldSummary {
   /** Mean/std over folds of each numeric figure (ageAccuracy, mae, genderAccuracy, ...). */
   summary: Record<string, FoldStat>;
   trainSeconds: number;
+  /** Folds continued from a checkpoint after an interruption (lib/training/resume.ts). */
+  resumed?: ResumeEvent[];
+}
+
+/** One continuation of an interrupted training (a fold's or run's resumes.json, lib/training/resume.ts). */
+export interface ResumeEvent {
+  /** ISO time the training continued. */
+  at: string;
+  /** Fold number (0-based) for K-fold runs. */
+  fold?: number;
+  /** Last epoch finished before the interruption; training went on from the next one. */
+  afterEpoch: number;
+  /** Epochs planned for this fold or run. */
+  epochs: number;
+  /** Which machine and process continued it (runs may move between machines). */
+  host: string;
+  pid: number;
 }
 
 /** What `runKFold` returns. */

@@ -1,0 +1,267 @@
+/**
+ * The project's reference results: the records of full-profile runs (the report's protocol on
+ * 8,818 real faces), committed under results/reference/<experiment>/<run-id>/ so a fresh clone
+ * can show what the protocol gives next to its own quick run.
+ *
+ * A reference run folder is a run folder (lib/training/runs.ts) without weights: config.json,
+ * history.json, metrics.json, predictions.json; a K-fold run keeps its fold-NN/ folders (their
+ * records are the source of truth, so a run with only some folds finished is read as such) and
+ * drops the merged copies at the top, which the loader recomputes. results/reference/README.md
+ * has one line per run: the command, engine, threads, wall time, date, profile and images.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { RESULTS_DIR } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
+import { readKFold } from "../training/kfold";
+import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../training/runs";
+import type { NamedFigure } from "./figures";
+import { runFigures } from "./run-figures";
+
+/** Where reference runs are committed (the one folder under results/ that git tracks). */
+export const REFERENCE_DIR = path.join(RESULTS_DIR, "reference");
+/** The index of reference runs, one table row per run. */
+export const REFERENCE_README = "README.md";
+
+/** What a reference run is, in the words a figure title needs. */
+export interface ReferenceInfo {
+  experiment: string;
+  runId: string;
+  runDir: string;
+  /** Day the run was started (YYYY-MM-DD, from config.json createdAt). */
+  date: string;
+  profile: string;
+  /** Faces the run used (all folds together, or train + test). */
+  images: number;
+  /** K-fold runs: the number of folds planned and finished. */
+  folds?: number;
+  foldsDone?: number;
+  /** "full profile, 10 folds, 8,818 faces, reference run of 2026-11-23". */
+  label: string;
+}
+
+/** A loaded run with its reference description. */
+export type ReferenceRun = LoadedRun & { reference: ReferenceInfo };
+
+/** "full profile, 10 folds, 8,818 faces, reference run of <date>"; a partial K-fold run says "4 of 10 folds done". */
+export function referenceLabel(config: RunConfig, foldsDone?: number): string {
+  const parts = [`${config.profile} profile`];
+  if (config.kfold) {
+    const k = config.kfold.k;
+    parts.push(foldsDone !== undefined && foldsDone < k ? `${foldsDone} of ${k} folds done` : `${k} folds`);
+  } else if (config.split) {
+    parts.push(`${Math.round((1 - config.split.testFraction) * 100)}/${Math.round(config.split.testFraction * 100)} split`);
+  }
+  parts.push(`${config.data.used.toLocaleString("en")} faces`);
+  parts.push(`reference run of ${config.createdAt.slice(0, 10)}`);
+  return parts.join(", ");
+}
+
+/**
+ * Reads one reference run folder. K-fold runs are read from their fold folders, so a run
+ * copied with only some folds finished shows exactly those folds.
+ */
+export function loadReferenceRun(runDir: string): ReferenceRun {
+  const dir = path.resolve(runDir);
+  const configFile = path.join(dir, RUN_FILES.config);
+  if (!fs.existsSync(configFile)) throw new Error(`${portablePath(dir)} is not a run folder: it has no config.json.`);
+  const config = JSON.parse(fs.readFileSync(configFile, "utf8")) as RunConfig;
+  let run: LoadedRun;
+  let foldsDone: number | undefined;
+  if (config.kind === "kfold") {
+    const r = readKFold(dir);
+    run = { kind: "kfold", runDir: dir, config: r.config, history: r.history, metrics: r.summary, summary: r.summary, predictions: r.predictions };
+    foldsDone = r.summary.completed.length;
+  } else {
+    run = loadRun(dir);
+  }
+  const reference: ReferenceInfo = {
+    experiment: config.experiment,
+    runId: config.runId,
+    runDir: dir,
+    date: config.createdAt.slice(0, 10),
+    profile: config.profile,
+    images: config.data.used,
+    ...(config.kfold ? { folds: config.kfold.k, foldsDone } : {}),
+    label: referenceLabel(config, foldsDone),
+  };
+  return { ...run, reference };
+}
+
+/** Run folders under one experiment of the reference folder, oldest first (run ids start with the UTC time). */
+function runDirsOf(root: string, experiment: string): string[] {
+  const dir = path.join(root, experiment);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((id) => fs.existsSync(path.join(dir, id, RUN_FILES.config)))
+    .sort()
+    .map((id) => path.join(dir, id));
+}
+
+/** The newest committed reference run of an experiment (e.g. "cnn-age-sigmoid-kfold"), or undefined when there is none. */
+export function referenceRun(experiment: string, root: string = REFERENCE_DIR): ReferenceRun | undefined {
+  const dirs = runDirsOf(root, experiment);
+  return dirs.length ? loadReferenceRun(dirs[dirs.length - 1]) : undefined;
+}
+
+/** The newest reference run of every experiment under results/reference/, by experiment name. */
+export function referenceRuns(root: string = REFERENCE_DIR): ReferenceRun[] {
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .filter((e) => fs.statSync(path.join(root, e)).isDirectory())
+    .sort()
+    .map((e) => referenceRun(e, root))
+    .filter((r): r is ReferenceRun => r !== undefined);
+}
+
+/**
+ * Every figure of a reference run, titled as the reference ("Reference · Training curves",
+ * subtitle "full profile, 10 folds, 8,818 faces, reference run of <date>") and named
+ * `reference-<experiment>-<figure>`, so it is never mistaken for the run a notebook just did.
+ */
+export function referenceFigures(run: ReferenceRun): NamedFigure[] {
+  return runFigures(run).map(({ name, figure }) => {
+    const t = figure.layout.title as { text?: string } | undefined;
+    const what = (t?.text ?? "").split("<br>")[0];
+    const text = `Reference · ${what}<br><sup>${run.config.model} · ${run.reference.label}</sup>`;
+    return { name: `reference-${name}`, figure: { data: figure.data, layout: { ...figure.layout, title: { ...(t ?? {}), text } } } };
+  });
+}
+
+/** The command that produces a run like this one, as a README line shows it. */
+export function commandOf(config: RunConfig): string {
+  const env = `EXPERIMENT_PROFILE=${config.profile} UTKFACE_DIR=${config.data.dir}`;
+  if (config.kind === "kfold" && config.kfold) {
+    const flags = [config.kfold.carryWeights && !config.kfold.secondPass ? "--carry-weights" : "", config.kfold.secondPass ? "--second-pass" : ""].filter(Boolean).join(" ");
+    return `${env} npm run cli -- kfold --model ${config.model} --run results/${config.experiment}/${config.runId}${flags ? " " + flags : ""}`;
+  }
+  return `${env} npm run cli -- train --model ${config.model} --epochs ${config.hyper.epochs} --experiment ${config.experiment}`;
+}
+
+/** "2 h 31 min" / "12 min" / "45 s". */
+export function formatHours(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const m = Math.round(seconds / 60);
+  return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** Folders of a run that are never copied into the reference: weights and resumable state. */
+const EXCLUDED_DIRS = new Set<string>([RUN_FILES.model, RUN_FILES.checkpoint]);
+/** K-fold top-level files the loader recomputes from the folds (copying them would double the size). */
+const MERGED_COPIES = new Set<string>([RUN_FILES.history, RUN_FILES.predictions]);
+
+/** Copies the records (JSON) of a run tree, written compactly; returns bytes written. */
+function copyRecords(src: string, dest: string, top: boolean, kfold: boolean): number {
+  let bytes = 0;
+  for (const entry of fs.readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, entry.name);
+    if (entry.isDirectory()) {
+      if (!EXCLUDED_DIRS.has(entry.name)) bytes += copyRecords(from, path.join(dest, entry.name), false, kfold);
+      continue;
+    }
+    if (!entry.isFile() || !entry.name.endsWith(".json")) continue;
+    if (top && kfold && MERGED_COPIES.has(entry.name)) continue;
+    let value = JSON.parse(fs.readFileSync(from, "utf8")) as Record<string, unknown>;
+    // A fold's config.json repeats the run's plan, every fold's validation indices included:
+    // the run's config.json keeps them once.
+    if (!top && entry.name === RUN_FILES.config && (value as unknown as RunConfig).kfold) {
+      const c = value as unknown as RunConfig;
+      value = { ...c, kfold: { ...c.kfold!, validation: "see the run's config.json" } } as unknown as Record<string, unknown>;
+    }
+    const text = JSON.stringify(value) + "\n";
+    writeFileAtomic(path.join(dest, entry.name), text);
+    bytes += Buffer.byteLength(text);
+  }
+  return bytes;
+}
+
+/** Newest modification time among a run's files (ms), i.e. when it last wrote something. */
+function lastWrite(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? lastWrite(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Options of `addReferenceRun`. */
+export interface AddReferenceOptions {
+  /** Reference folder (default results/reference); tests pass a temporary one. */
+  root?: string;
+  /** The command as run (default: reconstructed from config.json by `commandOf`). */
+  command?: string;
+  /** Wall time in seconds (default: from config.json createdAt to the run's last file write). */
+  wallSeconds?: number;
+}
+
+/** What `addReferenceRun` did. */
+export interface AddedReference {
+  dest: string;
+  /** The README table row appended. */
+  line: string;
+  bytes: number;
+  run: ReferenceRun;
+}
+
+/** README header of results/reference/, written when the file does not exist yet. */
+const README_HEAD = `# Reference runs
+
+Full-profile runs of the report's protocol, committed so every notebook can show them next to
+its own quick run. Weights (\`model/\`) and checkpoints are not committed; each folder holds
+config.json, history.json, metrics.json and the held-out predictions (a K-fold run: per fold).
+Added with \`npm run cli -- reference add <run-dir>\`; produced by \`scripts/reference-runs.sh\`.
+Wall time runs from the run's creation to its last write (resumed runs include the pause);
+training is the sum of the epochs' seconds over all folds.
+
+| experiment | run | model | profile | images | folds done | command | engine | threads | wall time | training | started |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+`;
+
+/**
+ * Copies a finished (or partly finished K-fold) run into the reference folder without its
+ * weights and checkpoints, and appends its line to the reference README. A run already
+ * there is replaced (a K-fold run copied again after more folds finished).
+ */
+export function addReferenceRun(runDir: string, options: AddReferenceOptions = {}): AddedReference {
+  const src = path.resolve(runDir);
+  const cfgFile = path.join(src, RUN_FILES.config);
+  if (!fs.existsSync(cfgFile)) throw new Error(`${portablePath(src)} is not a run folder (no config.json): give the folder printed as "run folder:" by train or kfold.`);
+  const config = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as RunConfig;
+  if (config.kind === "fold") throw new Error(`${portablePath(src)} is one fold of a K-fold run: add the K-fold run folder above it.`);
+  const kfold = config.kind === "kfold";
+  if (!kfold && !fs.existsSync(path.join(src, RUN_FILES.metrics))) throw new Error(`${portablePath(src)} has no metrics.json: the run has not finished, so it has no held-out figures to commit.`);
+  if (kfold && readKFold(src).summary.completed.length === 0) throw new Error(`${portablePath(src)}: no fold has finished yet, nothing to commit.`);
+  const root = options.root ?? REFERENCE_DIR;
+  const dest = path.join(root, config.experiment, config.runId);
+  fs.rmSync(dest, { recursive: true, force: true });
+  const bytes = copyRecords(src, dest, true, kfold);
+  const run = loadReferenceRun(dest);
+  const wall = options.wallSeconds ?? (lastWrite(src) - Date.parse(config.createdAt)) / 1000;
+  const training = kfold ? (run.metrics as { trainSeconds: number }).trainSeconds : (run.metrics as RunMetrics).trainSeconds;
+  const b = config.backend;
+  const cells = [
+    config.experiment,
+    config.runId,
+    config.model,
+    config.profile,
+    config.data.used.toLocaleString("en"),
+    kfold ? `${run.reference.foldsDone} of ${run.reference.folds}` : "(80/20 split)",
+    "`" + (options.command ?? commandOf(config)) + "`",
+    `${b.name}${b.gpu ? " (GPU)" : ""}: ${b.reason}`.replace(/\|/g, "/"),
+    b.threads === 0 ? "backend decides" : String(b.threads),
+    formatHours(wall),
+    formatHours(training),
+    run.reference.date,
+  ];
+  const line = `| ${cells.join(" | ")} |`;
+  const readme = path.join(root, REFERENCE_README);
+  const before = fs.existsSync(readme) ? fs.readFileSync(readme, "utf8") : README_HEAD;
+  // One line per run: a K-fold run added again after more folds finished replaces its old line.
+  const kept = before.split("\n").filter((l) => !l.startsWith(`| ${config.experiment} | ${config.runId} |`));
+  writeFileAtomic(readme, kept.join("\n").replace(/\n*$/, "\n") + line + "\n");
+  return { dest, line, bytes, run };
+}

@@ -1,0 +1,41 @@
+/** `npm run cli -- reference add <run-dir>`: commit a run's records as a reference run. */
+import { parseArgs } from "util";
+import { addReferenceRun, referenceRuns } from "../analysis/reference";
+import { portablePath } from "../training/runs";
+import { numberOption } from "./options";
+
+export const help = `Usage: npm run cli -- reference add <run-dir> [--command "..."] [--wall-seconds S]
+       npm run cli -- reference list
+
+add   copies a finished train run, or a K-fold run with some or all folds finished, into
+      results/reference/<experiment>/<run-id>/ without model/ and checkpoint/ folders, and
+      appends its line (command, engine, threads, wall time, folds done) to
+      results/reference/README.md. Adding the same run again replaces it and its line.
+list  prints the newest reference run of every experiment.
+
+Options:
+  --command "..."      the command line as run (default: rebuilt from config.json)
+  --wall-seconds S     wall time (default: config.json createdAt to the run's last write)`;
+
+/** Runs the command. */
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { command: { type: "string" }, "wall-seconds": { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [action, runDir] = positionals;
+  if (action === "list") {
+    for (const r of referenceRuns()) console.log(`${r.reference.experiment.padEnd(24)} ${portablePath(r.runDir)}  ${r.reference.label}`);
+    return 0;
+  }
+  if (action !== "add" || !runDir) {
+    console.error(help);
+    return 2;
+  }
+  const added = addReferenceRun(runDir, { command: values.command, wallSeconds: numberOption("wall-seconds", values["wall-seconds"], 0) });
+  console.log(`copied to ${portablePath(added.dest)} (${(added.bytes / 1024).toFixed(0)} KiB, ${added.run.reference.label})`);
+  console.log(added.line);
+  return 0;
+}
