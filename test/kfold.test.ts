@@ -85,3 +85,35 @@ test("a K-fold run killed after an epoch resumes to the same results; folds run 
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("one process per fold, as a Kubernetes Indexed Job or a Slurm array runs them: 3 processes on one run folder, then merge", async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "kfold3-"));
+  try {
+    const run = path.join(tmp, "shared-run");
+    // Tiny: 3 folds of 1 epoch on 60 faces at 32x32. Each process plays one pod / array task,
+    // given only its index, the same options and the shared folder (docs/scale.md).
+    const args = ["kfold", "--model", "cnn-gender", "--folds", "3", "--first-epochs", "1", "--last-epochs", "1", "--max-images", "60", "--size", "32", "--batch", "20", "--run", run];
+    const codes = await Promise.all(
+      [0, 1, 2].map(
+        (index) =>
+          new Promise<number>((resolve) => {
+            // The pod's command line, as in docs/scale.md: the shell expands the index Kubernetes sets.
+            const line = [TSX, CLI, ...args].map((a) => `'${a}'`).join(" ") + ' --fold "$JOB_COMPLETION_INDEX"';
+            const child = spawn("sh", ["-c", line], { cwd: REPO_ROOT, stdio: "ignore", env: { ...process.env, EXPERIMENT_PROFILE: "quick", JOB_COMPLETION_INDEX: String(index) } });
+            child.on("exit", (code) => resolve(code ?? -1));
+          }),
+      ),
+    );
+    assert.deepEqual(codes, [0, 0, 0]);
+    assert.deepEqual(fs.readdirSync(run).filter((f) => f.startsWith("fold-")).sort(), ["fold-01", "fold-02", "fold-03"]);
+    cli(["kfold", "--merge", run]);
+    const merged = readRun(run);
+    assert.deepEqual(merged.metrics.completed, [0, 1, 2]);
+    const predictions = JSON.parse(fs.readFileSync(path.join(run, "predictions.json"), "utf8")) as { file: string; fold: number }[];
+    assert.equal(predictions.length, 60);
+    assert.equal(new Set(predictions.map((p) => p.file)).size, 60, "each face is held out by exactly one fold");
+    assert.deepEqual([...new Set(predictions.map((p) => p.fold))].sort(), [0, 1, 2]);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
