@@ -125,6 +125,8 @@ test("a K-fold run with some folds finished is committed and read as k of K fold
     // The loader: newest run per experiment, across experiments.
     const older = path.join(root, "cnn-gender-kfold", "20250101-000000-old");
     fs.cpSync(full.dest, older, { recursive: true });
+    const olderConfig = JSON.parse(fs.readFileSync(path.join(older, "config.json"), "utf8"));
+    fs.writeFileSync(path.join(older, "config.json"), JSON.stringify({ ...olderConfig, runId: "20250101-000000-old", createdAt: "2025-01-01T00:00:00.000Z" }));
     assert.equal(referenceRun("cnn-gender-kfold", root)!.runDir, full.dest);
     assert.deepEqual(referenceRuns(root).map((r) => r.reference.experiment), ["cnn-gender-kfold"]);
     assert.equal(referenceRun("no-such-experiment", root), undefined);

@@ -88,15 +88,18 @@ export function loadReferenceRun(runDir: string): ReferenceRun {
   return { ...run, reference };
 }
 
-/** Run folders under one experiment of the reference folder, oldest first (run ids start with the UTC time). */
+/** Run folders under one experiment of the reference folder, oldest first. */
 function runDirsOf(root: string, experiment: string): string[] {
   const dir = path.join(root, experiment);
   if (!fs.existsSync(dir)) return [];
+  // Oldest first by the time the run began (run folders given by name need not sort by time).
+  const began = (id: string) => (JSON.parse(fs.readFileSync(path.join(dir, id, RUN_FILES.config), "utf8")) as RunConfig).createdAt;
   return fs
     .readdirSync(dir)
     .filter((id) => fs.existsSync(path.join(dir, id, RUN_FILES.config)))
-    .sort()
-    .map((id) => path.join(dir, id));
+    .map((id) => ({ id, at: began(id) }))
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id.localeCompare(b.id)))
+    .map(({ id }) => path.join(dir, id));
 }
 
 /** The newest committed reference run of an experiment (e.g. "cnn-age-sigmoid-kfold"), or undefined when there is none. */
@@ -251,7 +254,8 @@ export function addReferenceRun(runDir: string, options: AddReferenceOptions = {
     config.data.used.toLocaleString("en"),
     kfold ? `${run.reference.foldsDone} of ${run.reference.folds}` : "(80/20 split)",
     "`" + (options.command ?? commandOf(config)) + "`",
-    `${b.name}${b.gpu ? " (GPU)" : ""}: ${b.reason}`.replace(/\|/g, "/"),
+    // The reason usually starts with the backend's name already ("wasm: tfjs-node not installed").
+    `${b.reason.startsWith(b.name) ? b.reason : `${b.name}: ${b.reason}`}${b.gpu ? " (GPU)" : ""}`.replace(/\|/g, "/"),
     b.threads === 0 ? "backend decides" : String(b.threads),
     formatHours(wall),
     formatHours(training),
