@@ -8,6 +8,10 @@ import { test } from "node:test";
 import { countByGroupGender, isFaceRecord, parseFileName, type FaceRecord } from "../lib/data/dataset";
 import {
   ageHistogramFigure,
+  BASELINE_NAME,
+  comparisonFigure,
+  foldAccuracyFigure,
+  PUBLISHED_CLAIMS,
   confusionMatrixFigure,
   groupGenderCountsFigure,
   maeByBandFigure,
@@ -94,4 +98,27 @@ test("training curves: one panel per metric, validation lines only where recorde
   assert.equal(axisTitle(fig, "yaxis2"), "age accuracy");
   assert.equal(axisTitle(fig, "xaxis3"), "epoch");
   assert.throws(() => trainingCurvesFigure([]), /history is empty/);
+});
+
+test("quick results are drawn with the majority baseline on the same axes; claims are drawn as claims", () => {
+  const history = [1, 2].map((epoch) => ({ epoch, loss: 1 / epoch, metrics: { genderAccuracy: 0.5 + 0.01 * epoch }, seconds: 1, imagesPerSecond: 100 }));
+  const curves = trainingCurvesFigure(history, { model: "cnn-gender" }, { genderAccuracy: 0.55 });
+  const base = curves.data.filter((t) => t.name === `${BASELINE_NAME} (held-out)`);
+  assert.equal(base.length, 1);
+  assert.deepEqual(base[0].y, [0.55, 0.55]);
+  assert.equal(base[0].yaxis, "y2", "on the gender accuracy panel, not the loss panel");
+
+  const fold = (acc: number, baseAcc: number) => ({ split: "validation", images: 10, profile: "quick" as const, task: "gender" as const, model: "cnn-gender", genderAccuracy: acc, baseline: { genderAccuracy: baseAcc }, trainSeconds: 1, imagesPerSecond: 1 });
+  const summary = { split: "kfold" as const, k: 2, completed: [0, 1], profile: "quick" as const, task: "gender" as const, model: "cnn-gender", folds: [fold(0.6, 0.5), fold(0.7, 0.4)], summary: {}, trainSeconds: 2 };
+  const folds = foldAccuracyFigure(summary, history.map((h, i) => ({ ...h, fold: i })));
+  assert.deepEqual(folds.data.find((t) => String(t.name).startsWith(BASELINE_NAME))?.y, [0.5, 0.4]);
+
+  const rows = [{ model: "cnn-age-sigmoid", ageAccuracy: 0.2, baseline: { ageAccuracy: 0.19 } }];
+  const cmp = comparisonFigure(rows, PUBLISHED_CLAIMS);
+  const ageBase = cmp.data.find((t) => String(t.name).startsWith(BASELINE_NAME) && t.yaxis === "y");
+  assert.equal((ageBase?.y as (number | null)[])[0], 0.19);
+  const claimed = cmp.data.filter((t) => t.name === "claimed by report (K-fold)" && t.yaxis === "y")[0];
+  const models = claimed.x as string[];
+  assert.equal((claimed.y as number[])[models.indexOf("cnn-age-sigmoid")], 0.7819);
+  assert.ok(PUBLISHED_CLAIMS.every((c) => c.source.startsWith("report") && c.where), "every claim says where it comes from");
 });

@@ -8,7 +8,7 @@
  */
 import type { FaceRecord, GroupCount } from "../data/dataset";
 import { GENDER_LABELS } from "../data/labels";
-import type { BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../training/runs";
+import type { Baseline, BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../training/runs";
 
 /** A Plotly figure: traces and layout, as `Plotly.newPlot(div, data, layout)` takes them. */
 export interface PlotlyFigure {
@@ -43,6 +43,9 @@ const MALE_COLOR = "#1f77b4";
 const FEMALE_COLOR = "#d62728";
 const TRAIN_COLOR = "#1f77b4";
 const VALIDATION_COLOR = "#ff7f0e";
+const BASELINE_COLOR = "#7f7f7f";
+/** Legend name of the constant predictor drawn beside a model's figures (RunMetrics.baseline). */
+export const BASELINE_NAME = "majority baseline";
 
 /** "cnn-gender · test split · 80 images · quick profile" (only the parts that are known). */
 export function contextLine(ctx: FigureContext = {}): string {
@@ -176,9 +179,11 @@ export function metricLabel(key: string): string {
 
 /**
  * Training curves: loss and each metric, training and validation, one panel each side by side.
- * Validation lines appear only where the run held images back for validation.
+ * Validation lines appear only where the run held images back for validation; the majority
+ * baseline (the training split's most common answer, scored on the held-out images) is drawn as
+ * a dashed line on the accuracy and MAE panels when given.
  */
-export function trainingCurvesFigure(history: readonly EpochRecord[], ctx?: FigureContext): PlotlyFigure {
+export function trainingCurvesFigure(history: readonly EpochRecord[], ctx?: FigureContext, baseline?: Baseline): PlotlyFigure {
   if (history.length === 0) throw new Error("trainingCurvesFigure: the history is empty (did the run train at least one epoch?).");
   const { x, label } = epochAxis(history);
   const panels = ["loss", ...metricNames(history)];
@@ -193,6 +198,9 @@ export function trainingCurvesFigure(history: readonly EpochRecord[], ctx?: Figu
     const common = { type: "scatter", mode: "lines+markers", x, xaxis: `x${suffix}`, yaxis: `y${suffix}`, legendgroup: panel };
     data.push({ ...common, name: `${metricLabel(panel)} (train)`, y: train, line: { color: TRAIN_COLOR } });
     if (val.some((v) => v !== null)) data.push({ ...common, name: `${metricLabel(panel)} (validation)`, y: val, line: { color: VALIDATION_COLOR, dash: "dot" } });
+    // The bar a model must clear, on the same axes: a curve under it has learned nothing useful.
+    const base = baseline?.[panel as keyof Baseline];
+    if (base !== undefined) data.push({ type: "scatter", mode: "lines", x: [x[0], x[x.length - 1]], y: [base, base], xaxis: `x${suffix}`, yaxis: `y${suffix}`, name: `${BASELINE_NAME} (held-out)`, legendgroup: "baseline", showlegend: !data.some((d) => d.legendgroup === "baseline"), line: { color: BASELINE_COLOR, dash: "dash" } });
     layoutAxes[`xaxis${suffix}`] = axis(label, { domain: [i * (w + gap), i * (w + gap) + w], anchor: `y${suffix}`, ...(x.length <= 20 ? { dtick: 1 } : {}) });
     layoutAxes[`yaxis${suffix}`] = axis(metricLabel(panel), { anchor: `x${suffix}` });
   });
@@ -289,7 +297,8 @@ function accuracyKey(history: readonly EpochRecord[], which: "age" | "gender"): 
 
 /**
  * The report's K-fold figure: accuracy per fold, training (last epoch of the fold) and
- * validation (the fold's held-out images), for age and for gender when the task has them.
+ * validation (the fold's held-out images), for age and for gender when the task has them, with
+ * the majority baseline of each validation fold on the same axes.
  */
 export function foldAccuracyFigure(summary: KFoldSummary, history: readonly EpochRecord[], ctx?: FigureContext): PlotlyFigure {
   if (summary.folds.length === 0) throw new Error("foldAccuracyFigure: the K-fold summary has no finished fold yet.");
@@ -311,6 +320,8 @@ export function foldAccuracyFigure(summary: KFoldSummary, history: readonly Epoc
     // Same colours in both panels, so one legend entry each (the panel's axis says age or gender).
     data.push({ type: "bar", name: "train (last epoch)", legendgroup: "train", showlegend: i === 0, x: labels, y: train, marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
     data.push({ type: "bar", name: "validation fold", legendgroup: "validation", showlegend: i === 0, x: labels, y: summary.folds.map((m) => t.val(m) ?? null), marker: { color: VALIDATION_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    const base = summary.folds.map((m) => m.baseline?.[`${t.which}Accuracy`] ?? null);
+    if (base.some((v) => v !== null)) data.push({ type: "scatter", mode: "lines+markers", name: `${BASELINE_NAME} (validation fold)`, legendgroup: "baseline", showlegend: i === 0, x: labels, y: base, line: { color: BASELINE_COLOR, dash: "dash" }, marker: { symbol: "line-ew-open", size: 14 }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
   });
   const layout: Record<string, unknown> = baseLayout(`Accuracy per fold (${summary.k}-fold)`, ctx, { barmode: "group", width: 900 });
   present.forEach((t, i) => {
@@ -323,11 +334,24 @@ export function foldAccuracyFigure(summary: KFoldSummary, history: readonly Epoc
 }
 
 /**
- * Figures the report and sibling write-ups publish, shown next to ours as their claims.
- * Empty until someone copies them from the sources, each with `source` and `where`: this
- * project prints no number it has not measured or read in a cited source.
+ * Figures the report publishes, shown next to ours as its claims, never as measurements (as
+ * quoted in issue 13 from the report). Why ours differ, as far as the evidence goes:
+ * docs/reference.md. The report's "sigmoid model" and "ReLU model" each came with a gender
+ * figure; they are filed under those models, as the report gives them.
  */
-export const PUBLISHED_CLAIMS: ClaimedFigure[] = [];
+export const PUBLISHED_CLAIMS: ClaimedFigure[] = [
+  { source: "report (K-fold)", model: "cnn-age-sigmoid", metric: "ageAccuracy", value: 0.7819, where: "sigmoid model, after its K-fold runs (weights carried over the folds)" },
+  { source: "report (K-fold)", model: "cnn-age-sigmoid", metric: "genderAccuracy", value: 0.9908, where: "sigmoid model, after its K-fold runs" },
+  { source: "report (test set)", model: "cnn-age-sigmoid", metric: "ageAccuracy", value: 0.7398, where: "sigmoid model on its test set" },
+  { source: "report (K-fold)", model: "cnn-age-sigmoid", metric: "trainSeconds", value: 2.5 * 3600, where: "sigmoid model: 2 h 30 min of training" },
+  { source: "report (K-fold)", model: "cnn-age-relu", metric: "ageAccuracy", value: 0.2921, where: "ReLU model, after its K-fold runs" },
+  { source: "report (K-fold)", model: "cnn-age-relu", metric: "genderAccuracy", value: 0.9802, where: "ReLU model, after its K-fold runs" },
+  { source: "report (K-fold)", model: "cnn-age-relu", metric: "trainSeconds", value: 1.25 * 3600, where: "ReLU model: 1 h 15 min of training" },
+  { source: "report (test set)", model: "vgg19", metric: "ageAccuracy", value: 0.4036, where: "VGG19 age accuracy" },
+  { source: "report (test set)", model: "vgg19", metric: "predictedMean", value: 1.047, where: "VGG19 predicted mean (the report does not say in which unit)" },
+  { source: "report (test set)", model: "vgg19", metric: "predictedVariance", value: 1.69, where: "VGG19 predicted variance (unit not stated)" },
+  { source: "report (test set)", model: "vgg19", metric: "trainSeconds", value: 5 * 3600, where: "VGG19: about 5 h of training" },
+];
 
 /** One model's figures on the shared held-out split (06-comparison). */
 export interface ComparisonRow {
@@ -341,6 +365,11 @@ export interface ComparisonRow {
   trainSeconds?: number;
   /** Trainable parameters, for the complexity table. */
   parameters?: number;
+  /** The majority baseline on the same held-out images (K-fold: mean over folds). */
+  baseline?: Baseline;
+  /** The report's VGG19 figures: mean and variance of its predictions (units not stated). */
+  predictedMean?: number;
+  predictedVariance?: number;
 }
 
 /** A figure someone else published: the report or a sibling write-up. Always shown as a claim. */
@@ -348,14 +377,14 @@ export interface ClaimedFigure {
   /** Who claims it, e.g. "report" or "seed 000 write-up". */
   source: string;
   model: string;
-  metric: keyof Omit<ComparisonRow, "model" | "images">;
+  metric: keyof Omit<ComparisonRow, "model" | "images" | "baseline">;
   value: number;
-  /** Where in the source, e.g. "Table 3". */
+  /** Where in the source, e.g. "Table 3", and on what (K-fold runs, test set). */
   where?: string;
 }
 
 /** The comparison table's metrics and how they read. */
-export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "model" | "images">; label: string }[] = [
+export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "model" | "images" | "baseline">; label: string }[] = [
   { key: "ageAccuracy", label: "age-group accuracy" },
   { key: "ageAccuracyWithin1", label: "age accuracy ±1 group" },
   { key: "genderAccuracy", label: "gender accuracy" },
@@ -365,7 +394,8 @@ export const COMPARISON_METRICS: readonly { key: keyof Omit<ComparisonRow, "mode
 
 /**
  * Every model side by side, one panel per metric: measured here (solid) next to what the
- * report and sibling write-ups claim (hatched, labelled "claimed by <source>").
+ * report and sibling write-ups claim (hatched, labelled "claimed by <source>"), with each
+ * model's majority baseline on the same images as a grey tick.
  */
 export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonly ClaimedFigure[], ctx?: FigureContext): PlotlyFigure {
   if (rows.length === 0) throw new Error("comparisonFigure: no model rows given (run the experiments first).");
@@ -387,6 +417,8 @@ export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonl
     const row = Math.floor(i / cols);
     const top = 1 - row * (h + gapY);
     data.push({ type: "bar", name: "measured here", legendgroup: "measured", showlegend: i === 0, x: models, y: models.map((name) => rows.find((r) => r.model === name)?.[m.key] ?? null), marker: { color: TRAIN_COLOR }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
+    const base = models.map((name) => rows.find((r) => r.model === name)?.baseline?.[m.key as keyof Baseline] ?? null);
+    if (base.some((v) => v !== null)) data.push({ type: "scatter", mode: "markers", name: `${BASELINE_NAME} (same images)`, legendgroup: "baseline", showlegend: !data.some((d) => d.legendgroup === "baseline"), x: models, y: base, marker: { symbol: "line-ew-open", size: 28, line: { width: 3, color: BASELINE_COLOR } }, xaxis: `x${suffix}`, yaxis: `y${suffix}` });
     sources.forEach((src, s) => {
       data.push({
         type: "bar",

@@ -16,7 +16,7 @@ import {
   predictedVsRealFigure,
   trainingCurvesFigure,
 } from "./figures";
-import type { BandError, ConfusionMatrix, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, RunMetrics, RunResult } from "../training/runs";
+import type { Baseline, BandError, ConfusionMatrix, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, RunMetrics, RunResult } from "../training/runs";
 
 /** A run as returned by `runExperiment` / `runKFold` or read back by `loadRun` / `latestRun`. */
 export type AnyRun = LoadedRun | RunResult | KFoldResult;
@@ -41,12 +41,19 @@ export function comparisonRow(anyRun: AnyRun, parameters?: number): ComparisonRo
     genderAccuracy: m.genderAccuracy,
     trainSeconds: run.kind === "kfold" ? run.summary.trainSeconds : run.metrics.trainSeconds,
     parameters,
+    baseline: m.baseline,
   };
 }
 
 function foldMeans(s: KFoldSummary): Partial<RunMetrics> {
   const mean = (k: string) => s.summary[k]?.mean;
-  return Object.fromEntries(HELD_OUT_FIGURES.map((k) => [k, mean(k)]));
+  // The majority baseline of each validation fold, averaged like the model's figures.
+  const baseMean = (k: keyof Baseline) => {
+    const v = s.folds.map((f) => f.baseline?.[k]).filter((x): x is number => x !== undefined);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
+  };
+  const baseline: Baseline = { ageAccuracy: baseMean("ageAccuracy"), ageAccuracyWithin1: baseMean("ageAccuracyWithin1"), mae: baseMean("mae"), genderAccuracy: baseMean("genderAccuracy") };
+  return { ...Object.fromEntries(HELD_OUT_FIGURES.map((k) => [k, mean(k)])), baseline };
 }
 
 /** Every figure a saved run supports, named for export (`<experiment>-<figure>`). */
@@ -56,7 +63,8 @@ export function runFigures(anyRun: AnyRun): NamedFigure[] {
   const out: NamedFigure[] = [];
   const add = (name: string, make: () => PlotlyFigure) => out.push({ name: `${prefix}-${name}`, figure: make() });
   const base: FigureContext = { model: run.config.model, profile: run.config.profile };
-  if (run.history.length > 0) add("training-curves", () => trainingCurvesFigure(run.history, { ...base, split: "train", images: run.config.split?.train.length }));
+  const baseline = run.kind === "kfold" ? undefined : run.metrics.baseline;
+  if (run.history.length > 0) add("training-curves", () => trainingCurvesFigure(run.history, { ...base, split: "train", images: run.config.split?.train.length }, baseline));
   if (run.kind === "kfold") {
     const ctx = { ...base, split: `${run.summary.k}-fold`, images: run.config.data.used };
     if (run.summary.folds.length > 0) add("fold-accuracy", () => foldAccuracyFigure(run.summary, run.history, ctx));
