@@ -91,6 +91,7 @@ export { compareDetectWithCrops, detectVsCropRows } from "./inference/compare";
 export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
 
 // Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
-export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, addReferenceRun } from "./analysis/reference";
+export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
+export { showReference, showReferenceComparison, REFERENCE_HOWTO } from "./notebook/reference";
 export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";
 export { readResumes, RESUMES_FILE } from "./training/resume-log";

@@ -15,12 +15,15 @@ type Cell = { cell_type: "markdown" | "code"; source: string };
 const md = (s: string): Cell => ({ cell_type: "markdown", source: s.trim() });
 const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
 
-/** The header: what the notebook reproduces and how long it takes. */
-function header(title: string, reproduces: string, quick: string, full: string): Cell {
+/** Why a quick run scores near chance, in one line under the header of every training notebook. */
+const NEAR_CHANCE = `**Quick results are near chance on purpose:** ${QUICK.maxImages} small faces and a few epochs only prove the pipeline runs, so they sit near the majority baseline drawn on the same axes; the full-profile reference shown after the figures is what the report's protocol gives.`;
+
+/** The header: what the notebook reproduces and how long it takes (training notebooks: why quick results are near chance). */
+function header(title: string, reproduces: string, quick: string, full: string, trains = true): Cell {
   return md(`# ${title}
 
 ${reproduces}
-
+${trains ? `\n${NEAR_CHANCE}\n` : ""}
 | profile | what runs | time on 2 CPU cores |
 |---|---|---|
 | quick (default, \`EXPERIMENT_PROFILE=quick\`) | at most ${QUICK.maxImages} images, ${QUICK.size}x${QUICK.size} inputs, ${QUICK.epochs} epochs: checks that everything runs | ${quick} |
@@ -39,6 +42,14 @@ const runFigures = ${figures};
 const written = await ut.exportFigures(runFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
+  ];
+}
+
+/** The full-profile reference of the same analysis, beside the quick run (lib/notebook/reference.ts). */
+function referenceCells(call: string): Cell[] {
+  return [
+    md("### Beside this run: the full-profile reference\nThe same analysis from the committed reference run of the report's protocol (`results/reference/`), titled as such; a line says so when none is committed yet."),
+    code(call),
   ];
 }
 
@@ -63,6 +74,7 @@ export const NOTEBOOKS: Record<string, Cell[]> = {
       "Reproduces the report's look at UTKFace: the load report, faces per age group and gender (the report's **Figure 7**), the age histogram, race and gender shares, sample faces with their labels, danfo.js summary tables, and pixel statistics after the 70x70 grayscale transform.",
       "about 20 s on the sample (first load decodes and caches; later runs read the cache)",
       "about 1 min for 8,819 faces on the first load, seconds afterwards",
+      false,
     ),
     md("## Setup"),
     SETUP,
@@ -111,6 +123,7 @@ await ut.showFaces(faces, sampleFaces, { title: "Sample faces (70x70 grayscale) 
 const written = await ut.exportFigures(dataFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
+    md("There is no reference run for this notebook: its full-profile version is these same figures on all faces, `UTKFACE_DIR=../shared/data/utkface/crop_part1 EXPERIMENT_PROFILE=full npm start` (about a minute)."),
     MEMORY,
   ],
 
@@ -151,6 +164,7 @@ ut.showTable([
 await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
 `),
     ...runFiguresCells("[...ut.showRunFigures(ageRun), ...ut.showRunFigures(genderRun)]"),
+    ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold"]);`),
     MEMORY,
   ],
 
@@ -182,6 +196,7 @@ ut.showTable([{ output: "age (years)", ...reluRun.metrics.ageMeanVariance }], { 
 await ut.showPredictions(faces, [reluRun], { count: 10 });
 `),
     ...runFiguresCells("ut.showRunFigures(reluRun)"),
+    ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-relu-kfold"]);`),
     MEMORY,
   ],
 
@@ -219,6 +234,7 @@ ut.showMetrics(vggRun);
 await ut.showPredictions(faces, [vggRun], { count: 10 });
 `),
     ...runFiguresCells("ut.showRunFigures(vggRun)"),
+    ...referenceCells(`const referenceFigures = ut.showReference(["vgg19"]);`),
     MEMORY,
   ],
 
@@ -258,6 +274,7 @@ ut.showMetrics(kfoldRun);
 ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.images, ageAccuracy: m.ageAccuracy, ageAccuracyWithin1: m.ageAccuracyWithin1, genderAccuracy: m.genderAccuracy, trainSeconds: m.trainSeconds })), { title: "Validation figures per fold" });
 `),
     ...runFiguresCells("ut.showRunFigures(kfoldRun)"),
+    ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold", "cnn-age-relu-kfold"], { only: ["fold-accuracy"] });`),
     MEMORY,
   ],
 
@@ -307,6 +324,7 @@ comparisonFigures.forEach((f) => ut.show(f));
 const written = await ut.exportFigures(comparisonFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
+    ...referenceCells(`const referenceFigures = ut.showReferenceComparison(parameters);`),
     MEMORY,
   ],
   "07-best-model": [

@@ -13,7 +13,7 @@ import { loadFaces } from "../lib/data/dataset";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { runExperiment } from "../lib/training/experiment";
 import { runKFold } from "../lib/training/kfold";
-import { addReferenceRun, referenceFigures, referenceRun, referenceRuns } from "../lib/analysis/reference";
+import { addReferenceRun, figuresOf, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../lib/analysis/reference";
 import { readResumes } from "../lib/training/resume-log";
 import type { TrainingCallback } from "../lib/training/callbacks";
 
@@ -130,6 +130,14 @@ test("a K-fold run with some folds finished is committed and read as k of K fold
     assert.equal(referenceRun("cnn-gender-kfold", root)!.runDir, full.dest);
     assert.deepEqual(referenceRuns(root).map((r) => r.reference.experiment), ["cnn-gender-kfold"]);
     assert.equal(referenceRun("no-such-experiment", root), undefined);
+    // Without an 80/20 reference run, a K-fold row is every face, each by its validation fold.
+    const [row] = referenceComparisonRows(referenceRuns(root));
+    assert.equal(row.images, 60);
+    assert.equal(row.heldOut, "every face, by its validation fold");
+    assert.ok(row.genderAccuracy! > 0 && row.genderAccuracy! < 1);
+    // On a subset, the figures follow the metrics' definitions: here one right, one wrong.
+    const two = full.run.predictions.slice(0, 2).map((p, i) => ({ ...p, pFemale: i === 0 ? p.gender : 1 - p.gender }));
+    assert.equal(figuresOf(two).genderAccuracy, 0.5);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -15,8 +15,11 @@ import { RESULTS_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 import { readKFold } from "../training/kfold";
 import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../training/runs";
-import type { NamedFigure } from "./figures";
-import { runFigures } from "./run-figures";
+import { ComparisonRow, NamedFigure, confusionMatrixFigure } from "./figures";
+import { comparisonRow, runFigures } from "./run-figures";
+import type { ConfusionMatrix, PredictionRow } from "../training/runs";
+import { GENDER_THRESHOLD } from "../data/labels";
+import { accuracy, accuracyWithin, meanAbsoluteError } from "./metrics";
 
 /** Where reference runs are committed (the one folder under results/ that git tracks). */
 export const REFERENCE_DIR = path.join(RESULTS_DIR, "reference");
@@ -125,12 +128,82 @@ export function referenceRuns(root: string = REFERENCE_DIR): ReferenceRun[] {
  * `reference-<experiment>-<figure>`, so it is never mistaken for the run a notebook just did.
  */
 export function referenceFigures(run: ReferenceRun): NamedFigure[] {
-  return runFigures(run).map(({ name, figure }) => {
+  const figures = runFigures(run);
+  if (run.kind === "kfold") {
+    // Every face is held out once over the folds: their confusion matrices add up to one.
+    const ctx = { model: run.config.model, split: "validation folds", images: run.predictions.length, profile: run.config.profile };
+    const age = sumConfusion(run.summary.folds.map((f) => f.ageConfusion));
+    const gender = sumConfusion(run.summary.folds.map((f) => f.genderConfusion));
+    if (age) figures.push({ name: `${run.config.experiment}-age-confusion`, figure: confusionMatrixFigure(age, "Age-group", ctx) });
+    if (gender) figures.push({ name: `${run.config.experiment}-gender-confusion`, figure: confusionMatrixFigure(gender, "Gender", ctx) });
+  }
+  return figures.map(({ name, figure }) => {
     const t = figure.layout.title as { text?: string } | undefined;
     const what = (t?.text ?? "").split("<br>")[0];
     const text = `Reference · ${what}<br><sup>${run.config.model} · ${run.reference.label}</sup>`;
     return { name: `reference-${name}`, figure: { data: figure.data, layout: { ...figure.layout, title: { ...(t ?? {}), text } } } };
   });
+}
+
+/** Adds confusion matrices with the same labels; undefined when none is given. */
+function sumConfusion(matrices: (ConfusionMatrix | undefined)[]): ConfusionMatrix | undefined {
+  const given = matrices.filter((m): m is ConfusionMatrix => m !== undefined);
+  if (given.length === 0) return undefined;
+  const labels = given[0].labels;
+  const matrix = labels.map((_, i) => labels.map((_, j) => given.reduce((a, m) => a + (m.matrix[i]?.[j] ?? 0), 0)));
+  return { labels, matrix };
+}
+
+/**
+ * One comparison row per reference run (K-fold: mean over finished folds), each with its
+ * training time and images, for 06-comparison and the README table. `parameters` gives the
+ * trainable parameter count per model name when known.
+ */
+export function referenceComparisonRows(runs: readonly ReferenceRun[] = referenceRuns(), parameters: Record<string, number> = {}): (ComparisonRow & { experiment: string; reference: string; heldOut: string })[] {
+  // The same faces for every model: the 80/20 test split of a train run, when one is committed.
+  // A K-fold run predicted each of those faces with the fold model that held it out.
+  const split = runs.find((r) => r.kind === "split");
+  const testFiles = split ? new Set(split.predictions.map((p) => p.file)) : undefined;
+  return runs.map((run) => {
+    const row = comparisonRow(run, parameters[run.config.model]);
+    const base = { experiment: run.reference.experiment, reference: run.reference.label };
+    if (run.kind !== "kfold" || !testFiles) return { ...row, ...base, heldOut: run.kind === "kfold" ? "every face, by its validation fold" : "80/20 test split" };
+    const rows = run.predictions.filter((p) => testFiles.has(p.file));
+    return { ...row, ...figuresOf(rows), images: rows.length, ...base, heldOut: "80/20 test split faces, each by the fold that held it out" };
+  });
+}
+
+/**
+ * The README's results table (markdown) from the newest reference runs: every model on the same
+ * held-out faces, same metrics, training time, engine and threads; a line when there is none.
+ */
+export function referenceTable(runs: readonly ReferenceRun[] = referenceRuns()): string {
+  if (runs.length === 0) return "No reference run is committed yet (results/reference/): run `bash scripts/reference-runs.sh`.";
+  const rows = referenceComparisonRows(runs);
+  const pct = (v?: number) => (v === undefined ? "" : `${(v * 100).toFixed(1)}%`);
+  const lines = [
+    "| model | run | held-out faces | images | age-group accuracy | ±1 group | MAE (years) | gender accuracy | training | engine, threads |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((r, i) => {
+      const b = runs[i].config.backend;
+      return `| \`${r.model}\` | ${r.reference} | ${r.heldOut} | ${r.images?.toLocaleString("en") ?? ""} | ${pct(r.ageAccuracy)} | ${pct(r.ageAccuracyWithin1)} | ${r.mae?.toFixed(1) ?? ""} | ${pct(r.genderAccuracy)} | ${r.trainSeconds !== undefined ? formatHours(r.trainSeconds) : ""} | ${b.name}, ${b.threads || "auto"} |`;
+    }),
+  ];
+  return lines.join("\n");
+}
+
+/** Headline figures of prediction rows (the definitions of lib/analysis/metrics.ts, on a subset). */
+export function figuresOf(rows: readonly PredictionRow[]): Pick<ComparisonRow, "ageAccuracy" | "ageAccuracyWithin1" | "mae" | "genderAccuracy"> {
+  const aged = rows.filter((r) => r.predGroup !== undefined && r.trueGroup >= 0);
+  const years = rows.filter((r) => r.predAge !== undefined);
+  const gendered = rows.filter((r) => r.pFemale !== undefined);
+  const defined = (v: number) => (Number.isFinite(v) ? v : undefined);
+  return {
+    ageAccuracy: aged.length ? defined(accuracy(aged.map((r) => r.trueGroup), aged.map((r) => r.predGroup!))) : undefined,
+    ageAccuracyWithin1: aged.length ? defined(accuracyWithin(aged.map((r) => r.trueGroup), aged.map((r) => r.predGroup!))) : undefined,
+    mae: years.length ? defined(meanAbsoluteError(years.map((r) => r.age), years.map((r) => r.predAge!))) : undefined,
+    genderAccuracy: gendered.length ? defined(accuracy(gendered.map((r) => r.gender), gendered.map((r) => (r.pFemale! >= GENDER_THRESHOLD ? 1 : 0)))) : undefined,
+  };
 }
 
 /** The command that produces a run like this one, as a README line shows it. */

@@ -1,17 +1,19 @@
 /** `npm run cli -- reference add <run-dir>`: commit a run's records as a reference run. */
 import { parseArgs } from "util";
-import { addReferenceRun, referenceRuns } from "../analysis/reference";
+import { addReferenceRun, referenceRuns, referenceTable } from "../analysis/reference";
 import { portablePath } from "../training/runs";
 import { numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- reference add <run-dir> [--command "..."] [--wall-seconds S]
        npm run cli -- reference list
+       npm run cli -- reference table
 
 add   copies a finished train run, or a K-fold run with some or all folds finished, into
       results/reference/<experiment>/<run-id>/ without model/ and checkpoint/ folders, and
       appends its line (command, engine, threads, wall time, folds done) to
       results/reference/README.md. Adding the same run again replaces it and its line.
 list  prints the newest reference run of every experiment.
+table prints the README's results table (markdown) from the newest reference runs.
 
 Options:
   --command "..."      the command line as run (default: rebuilt from config.json)
@@ -28,6 +30,10 @@ export async function run(argv: string[]): Promise<number> {
   const [action, runDir] = positionals;
   if (action === "list") {
     for (const r of referenceRuns()) console.log(`${r.reference.experiment.padEnd(24)} ${portablePath(r.runDir)}  ${r.reference.label}`);
+    return 0;
+  }
+  if (action === "table") {
+    console.log(referenceTable());
     return 0;
   }
   if (action !== "add" || !runDir) {

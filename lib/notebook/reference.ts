@@ -1,0 +1,77 @@
+/**
+ * The full-profile reference beside a notebook's own quick run: each notebook shows, after its
+ * figures, the committed reference run of the same analysis (lib/analysis/reference.ts), titled
+ * as such, or one line saying that none is committed yet and how to produce it.
+ */
+import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure } from "../analysis/figures";
+import { ReferenceRun, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
+import { portablePath } from "../training/runs";
+import { show, showMarkdown, showMetrics, showTable } from "./display";
+
+/** How to produce the reference runs, in one line a notebook can show. */
+export const REFERENCE_HOWTO =
+  "produce it with `bash scripts/reference-runs.sh` (the report's protocol on the 8,818 faces of crop_part1: hours of CPU, resumable), then `git add results/reference`";
+
+/** Options of `showReference`. */
+export interface ShowReferenceOptions {
+  /** Only figures whose name ends with one of these (e.g. ["fold-accuracy"]); default all. */
+  only?: readonly string[];
+  /** Reference folder (default results/reference). */
+  root?: string;
+}
+
+/**
+ * Shows the newest reference run of each experiment (its held-out figures as a table, then its
+ * figures titled "Reference · ..." with "full profile, 10 folds, 8,818 faces, reference run of
+ * <date>"), or one line per missing one. Returns the figures shown, for export.
+ */
+export function showReference(experiments: readonly string[], options: ShowReferenceOptions = {}): NamedFigure[] {
+  const shown: NamedFigure[] = [];
+  for (const experiment of experiments) {
+    const run: ReferenceRun | undefined = referenceRun(experiment, options.root);
+    if (!run) {
+      showMarkdown(`No full-profile reference run of \`${experiment}\` is committed yet: ${REFERENCE_HOWTO}.`);
+      continue;
+    }
+    showMarkdown(`**Reference: \`${run.config.model}\`, ${run.reference.label}** (records in \`${portablePath(run.runDir)}\`; not this notebook's run).`);
+    showMetrics(run);
+    const figures = referenceFigures(run).filter((f) => !options.only || options.only.some((suffix) => f.name.endsWith(suffix)));
+    figures.forEach((f) => show(f));
+    shown.push(...figures);
+  }
+  return shown;
+}
+
+/**
+ * 06-comparison's reference part: every committed reference run side by side (same metrics,
+ * training time, engine and threads: the report's complexity table) next to the report's
+ * claims. One line instead when no reference run is committed. Returns the figures shown.
+ */
+export function showReferenceComparison(parameters: Record<string, number> = {}, root?: string): NamedFigure[] {
+  const runs = referenceRuns(root);
+  if (runs.length === 0) {
+    showMarkdown(`No full-profile reference run is committed yet, so the full-profile comparison cannot be shown: ${REFERENCE_HOWTO}.`);
+    return [];
+  }
+  const rows = referenceComparisonRows(runs, parameters);
+  showTable(
+    runs.map((run, i) => ({
+      model: run.config.model,
+      reference: run.reference.label,
+      heldOut: rows[i].heldOut,
+      images: rows[i].images,
+      ageAccuracy: rows[i].ageAccuracy,
+      ageAccuracyWithin1: rows[i].ageAccuracyWithin1,
+      mae: rows[i].mae,
+      genderAccuracy: rows[i].genderAccuracy,
+      parameters: rows[i].parameters,
+      trainHours: rows[i].trainSeconds !== undefined ? rows[i].trainSeconds! / 3600 : undefined,
+      engine: run.config.backend.reason,
+      threads: run.config.backend.threads,
+    })),
+    { title: "Reference runs (full profile): every model's held-out figures and training time (the complexity table)" },
+  );
+  const figure = { name: "reference-06-models-compared", figure: comparisonFigure(rows, PUBLISHED_CLAIMS, { split: rows.some((r) => r.heldOut.startsWith("80/20")) ? "80/20 test split faces" : "held-out faces", profile: "full" }) };
+  show(figure);
+  return [figure];
+}
