@@ -111,6 +111,7 @@ for model in $SPLIT_MODELS; do
   $TSX $CLI reference add "$dir" --command "bash scripts/reference-runs.sh $NAME  # train --model $model --experiment $model --run $dir $EXTRA_ARGS $TRAIN_ARGS, $split_threads threads" | tee -a "$FULL/driver-$NAME.log"
 done
 
+$TSX $CLI reference table --readme | tee -a "$FULL/driver-$NAME.log"
 log "session end: $( [ "$failed" -eq 0 ] && echo "every run finished" || echo "some runs did not finish: rerun bash scripts/reference-runs.sh $NAME" )"
-echo "Reference records are in results/reference/ (see its README.md); commit them with git add results/reference."
+echo "Reference records are in results/reference/ (see its README.md) and README.md's table is theirs: commit both (git add results/reference README.md)."
 exit "$failed"

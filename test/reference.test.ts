@@ -13,7 +13,7 @@ import { loadFaces } from "../lib/data/dataset";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { runExperiment } from "../lib/training/experiment";
 import { runKFold } from "../lib/training/kfold";
-import { addReferenceRun, figuresOf, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../lib/analysis/reference";
+import { README_TABLE_MARKERS, addReferenceRun, figuresOf, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns, referenceTable, updateReadmeTable } from "../lib/analysis/reference";
 import { readResumes } from "../lib/training/resume-log";
 import type { TrainingCallback } from "../lib/training/callbacks";
 
@@ -138,6 +138,13 @@ test("a K-fold run with some folds finished is committed and read as k of K fold
     // On a subset, the figures follow the metrics' definitions: here one right, one wrong.
     const two = full.run.predictions.slice(0, 2).map((p, i) => ({ ...p, pFemale: i === 0 ? p.gender : 1 - p.gender }));
     assert.equal(figuresOf(two).genderAccuracy, 0.5);
+    // The README's table is generated from the same rows, between its markers.
+    const table = referenceTable(referenceRuns(root));
+    assert.match(table, /\| `cnn-gender` \| quick profile, 3 folds, 60 faces, reference run of [-\d]+ \| every face, by its validation fold \| 60 \|/);
+    const readme = `# x\n${README_TABLE_MARKERS[0]}\nold\n${README_TABLE_MARKERS[1]}\nafter\n`;
+    const updated = updateReadmeTable(readme, table);
+    assert.ok(updated.includes(table) && !updated.includes("old") && updated.endsWith(`${README_TABLE_MARKERS[1]}\nafter\n`));
+    assert.throws(() => updateReadmeTable("# no markers\n", table), /no reference table block/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,19 +1,23 @@
 /** `npm run cli -- reference add <run-dir>`: commit a run's records as a reference run. */
 import { parseArgs } from "util";
-import { addReferenceRun, referenceRuns, referenceTable } from "../analysis/reference";
+import * as fs from "fs";
+import * as path from "path";
+import { addReferenceRun, referenceRuns, referenceTable, updateReadmeTable } from "../analysis/reference";
+import { REPO_ROOT, writeFileAtomic } from "../core/paths";
 import { portablePath } from "../training/runs";
 import { numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- reference add <run-dir> [--command "..."] [--wall-seconds S]
        npm run cli -- reference list
-       npm run cli -- reference table
+       npm run cli -- reference table [--readme]
 
 add   copies a finished train run, or a K-fold run with some or all folds finished, into
       results/reference/<experiment>/<run-id>/ without model/ and checkpoint/ folders, and
       appends its line (command, engine, threads, wall time, folds done) to
       results/reference/README.md. Adding the same run again replaces it and its line.
 list  prints the newest reference run of every experiment.
-table prints the README's results table (markdown) from the newest reference runs.
+table prints the README's results table (markdown) from the newest reference runs; with
+      --readme, writes it into README.md between its reference-table markers.
 
 Options:
   --command "..."      the command line as run (default: rebuilt from config.json)
@@ -23,7 +27,7 @@ Options:
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { command: { type: "string" }, "wall-seconds": { type: "string" } },
+    options: { command: { type: "string" }, "wall-seconds": { type: "string" }, readme: { type: "boolean" } },
     allowPositionals: true,
     strict: true,
   });
@@ -33,7 +37,12 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "table") {
-    console.log(referenceTable());
+    const table = referenceTable();
+    if (values.readme) {
+      const readme = path.join(REPO_ROOT, "README.md");
+      writeFileAtomic(readme, updateReadmeTable(fs.readFileSync(readme, "utf8"), table));
+      console.log(`README.md results table updated from ${referenceRuns().length} reference runs`);
+    } else console.log(table);
     return 0;
   }
   if (action !== "add" || !runDir) {
