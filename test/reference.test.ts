@@ -141,9 +141,9 @@ test("a K-fold run with some folds finished is committed and read as k of K fold
     // The README's table is generated from the same rows, between its markers.
     const table = referenceTable(referenceRuns(root));
     assert.match(table, /\| `cnn-gender` \| quick profile, 3 folds, 60 faces, reference run of [-\d]+ \| every face, by its validation fold \| 60 \|/);
-    const readme = `# x\n${README_TABLE_MARKERS[0]}\nold\n${README_TABLE_MARKERS[1]}\nafter\n`;
-    const updated = updateReadmeTable(readme, table);
-    assert.ok(updated.includes(table) && !updated.includes("old") && updated.endsWith(`${README_TABLE_MARKERS[1]}\nafter\n`));
+    const fakeReadme = `# x\n${README_TABLE_MARKERS[0]}\nSTALE TABLE\n${README_TABLE_MARKERS[1]}\nafter\n`;
+    const updated = updateReadmeTable(fakeReadme, table);
+    assert.ok(updated.includes(table) && !updated.includes("STALE TABLE") && updated.endsWith(`${README_TABLE_MARKERS[1]}\nafter\n`));
     assert.throws(() => updateReadmeTable("# no markers\n", table), /no reference table block/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
