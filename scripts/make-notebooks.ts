@@ -324,7 +324,7 @@ comparisonFigures.forEach((f) => ut.show(f));
 const written = await ut.exportFigures(comparisonFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
-    ...referenceCells(`const referenceFigures = ut.showReferenceComparison(parameters);`),
+    ...referenceCells(`const referenceFigures = ut.showReferenceComparison();`),
     MEMORY,
   ],
   "07-best-model": [

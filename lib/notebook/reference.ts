@@ -5,8 +5,24 @@
  */
 import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure } from "../analysis/figures";
 import { ReferenceRun, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
+import { buildModel } from "../models/registry";
 import { portablePath } from "../training/runs";
 import { show, showMarkdown, showMetrics, showTable } from "./display";
+
+/** Trainable parameters of the model a run trained, at the run's input size and colour (built and freed). */
+function parameterCount(run: ReferenceRun): number | undefined {
+  let model;
+  try {
+    model = buildModel(run.config.model, { size: run.config.size, channels: run.config.color === "rgb" ? 3 : 1 });
+  } catch {
+    return undefined; // e.g. vgg19-pretrained, whose weights file is not here: the table leaves the count out
+  }
+  try {
+    return model.countParams();
+  } finally {
+    model.dispose();
+  }
+}
 
 /** How to produce the reference runs, in one line a notebook can show. */
 export const REFERENCE_HOWTO =
@@ -45,15 +61,17 @@ export function showReference(experiments: readonly string[], options: ShowRefer
 /**
  * 06-comparison's reference part: every committed reference run side by side (same metrics,
  * training time, engine and threads: the report's complexity table) next to the report's
- * claims. One line instead when no reference run is committed. Returns the figures shown.
+ * claims. One line instead when no reference run is committed. Parameter counts are those of
+ * each run's own input (70x70 in the full profile, not the quick notebook's size). Returns the
+ * figures shown.
  */
-export function showReferenceComparison(parameters: Record<string, number> = {}, root?: string): NamedFigure[] {
+export function showReferenceComparison(root?: string): NamedFigure[] {
   const runs = referenceRuns(root);
   if (runs.length === 0) {
     showMarkdown(`No full-profile reference run is committed yet, so the full-profile comparison cannot be shown: ${REFERENCE_HOWTO}.`);
     return [];
   }
-  const rows = referenceComparisonRows(runs, parameters);
+  const rows = referenceComparisonRows(runs, Object.fromEntries(runs.flatMap((run) => { const n = parameterCount(run); return n === undefined ? [] : [[run.config.model, n]]; })));
   showTable(
     runs.map((run, i) => ({
       model: run.config.model,
