@@ -3,7 +3,8 @@ import { parseArgs } from "util";
 import * as fs from "fs";
 import * as path from "path";
 import { addReferenceRun, referenceRuns, referenceTable, updateReadmeTable } from "../analysis/reference";
-import { REPO_ROOT, writeFileAtomic } from "../core/paths";
+import { REPO_ROOT } from "../core/paths";
+import { writeFileAtomic } from "../core/files";
 import { portablePath } from "../training/runs";
 import { numberOption } from "./options";
 
