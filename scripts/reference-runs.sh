@@ -7,7 +7,7 @@
 #    every (model, fold) is one `kfold --fold k --run <dir>` process; PROCS of them run at once
 #    (default: one per core), each with THREADS threads (default: cores / PROCS). Folds of all
 #    three models share one queue, longest folds first, so no core idles behind a long fold.
-# 2. vgg19 and cnn-multi on the 80/20 split (`train --run <dir>`), side by side.
+# 2. vgg19 and cnn-multi on the 80/20 split (`train`, continued with `train --run <dir>`), side by side.
 # 3. Each run is merged and copied into results/reference/ (`reference add`), also when only
 #    some folds are done: the reference says "k of 10 folds done".
 #
@@ -35,8 +35,9 @@ CORES="$(nproc)"
 PROCS="${PROCS:-$CORES}"
 THREADS="${THREADS:-$(( CORES / PROCS > 0 ? CORES / PROCS : 1 ))}"
 FOLDS="${FOLDS:-10}"
-KFOLD_MODELS="${KFOLD_MODELS:-cnn-age-sigmoid cnn-gender cnn-age-relu}"
-SPLIT_MODELS="${SPLIT_MODELS:-vgg19 cnn-multi}"
+# Empty is allowed (KFOLD_MODELS="" runs the 80/20 part only).
+KFOLD_MODELS="${KFOLD_MODELS-cnn-age-sigmoid cnn-gender cnn-age-relu}"
+SPLIT_MODELS="${SPLIT_MODELS-vgg19 cnn-multi}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
 KFOLD_ARGS="${KFOLD_ARGS:-}"
 TRAIN_ARGS="${TRAIN_ARGS:-}"
@@ -90,25 +91,48 @@ for model in $KFOLD_MODELS; do
   fi
 done
 
-# The 80/20 runs, side by side, the cores shared between them.
+# The 80/20 runs, side by side, the cores shared between them. `train` names its run folder
+# itself (results/<model>/<run-id>), so the driver keeps a pointer to it, $FULL/<model>/NAME.run,
+# and continues that folder with `train --run` after a kill.
 split_threads=$(( CORES / $(echo $SPLIT_MODELS | wc -w | awk '{print ($1 > 0 ? $1 : 1)}') ))
 [ "$split_threads" -ge 1 ] || split_threads=1
+run_split() {
+  local model="$1" ptr="$FULL/$model/$NAME.run" dir="" cmd
+  mkdir -p "$FULL/$model"
+  [ -f "$ptr" ] && dir="$(cat "$ptr")"
+  if [ -n "$dir" ] && [ -f "$dir/metrics.json" ]; then return 0; fi
+  if [ -n "$dir" ] && [ -f "$dir/config.json" ]; then
+    cmd="$TSX $CLI train --run $dir $EXTRA_ARGS $TRAIN_ARGS"
+  else
+    cmd="$TSX $CLI train --model $model --experiment $model $EXTRA_ARGS $TRAIN_ARGS"
+  fi
+  log "start  $model (80/20): $cmd"
+  local before
+  before="$(ls -d results/$model/*/ 2>/dev/null | sort || true)"
+  UTKFACE_WASM_THREADS="$split_threads" OMP_NUM_THREADS="$split_threads" flock -n "$FULL/$model/$NAME.lock" \
+    $cmd >>"$FULL/$model/$NAME.log" 2>&1 &
+  local pid=$!
+  if [ -z "$dir" ]; then
+    # The new run folder appears with its config.json before training starts.
+    for _ in $(seq 600); do
+      dir="$(comm -13 <(echo "$before") <(ls -d results/$model/*/ 2>/dev/null | sort || true) | head -1 || true)"
+      if [ -n "$dir" ] && [ -f "$dir/config.json" ]; then echo "${dir%/}" >"$ptr"; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+  fi
+  if wait "$pid"; then log "done   $model"; else log "FAILED $model: see $FULL/$model/$NAME.log"; return 1; fi
+}
 pids=()
 for model in $SPLIT_MODELS; do
-  dir="$FULL/$model/$NAME"
-  if [ -f "$dir/metrics.json" ]; then continue; fi
-  mkdir -p "$dir"
-  cmd="$TSX $CLI train --model $model --experiment $model --run $dir $EXTRA_ARGS $TRAIN_ARGS"
-  log "start  $model (80/20): $cmd"
-  ( UTKFACE_WASM_THREADS="$split_threads" OMP_NUM_THREADS="$split_threads" flock -n "$dir.lock" $cmd >>"$dir.log" 2>&1 \
-      && log "done   $model" || { log "FAILED $model: see $dir.log"; exit 1; } ) &
+  run_split "$model" &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 for model in $SPLIT_MODELS; do
-  dir="$FULL/$model/$NAME"
-  [ -f "$dir/metrics.json" ] || continue
-  $TSX $CLI reference add "$dir" --command "bash scripts/reference-runs.sh $NAME  # train --model $model --experiment $model --run $dir $EXTRA_ARGS $TRAIN_ARGS, $split_threads threads" | tee -a "$FULL/driver-$NAME.log"
+  ptr="$FULL/$model/$NAME.run"
+  [ -f "$ptr" ] && [ -f "$(cat "$ptr")/metrics.json" ] || continue
+  $TSX $CLI reference add "$(cat "$ptr")" --command "bash scripts/reference-runs.sh $NAME  # train --model $model --experiment $model $EXTRA_ARGS $TRAIN_ARGS, $split_threads threads" | tee -a "$FULL/driver-$NAME.log"
 done
 
 $TSX $CLI reference table --readme | tee -a "$FULL/driver-$NAME.log"
