@@ -18,7 +18,7 @@ const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
 /** Why a quick run scores near chance, in one line under the header of every training notebook. */
 const NEAR_CHANCE = `**Quick results are near chance on purpose:** ${QUICK.maxImages} small faces and a few epochs only prove the pipeline runs, so they sit near the majority baseline drawn on the same axes; the full-profile reference shown after the figures is what the report's protocol gives.`;
 
-/** The header: what the notebook reproduces and how long it takes (training notebooks: why quick results are near chance). */
+/** The header: what the notebook reproduces and how long it takes; `trains` adds why quick results are near chance (notebooks 02-06, which show a reference run). */
 function header(title: string, reproduces: string, quick: string, full: string, trains = true): Cell {
   return md(`# ${title}
 
@@ -333,6 +333,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
       "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender. Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
       "about 1 min: reads models/best and predicts a few sample faces",
       "the one-off feature extraction of 8,818 faces (about 30 min per backbone on a quiet 2-core machine, far longer on a busy one), then minutes for the ablation and the final heads",
+      false,
     ),
     md("## Setup"),
     SETUP,
@@ -384,6 +385,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
       "Goes past the report: \`predict\` on real photos. Every face is found first (face-api's SSD MobileNet v1), cut framed like UTKFace's training crops and levelled by the eyes, then predicted. Shows a group photo built from held-out faces, annotated, and how much the detect-then-cut path loses or gains against feeding the held-out crops directly. See docs/photos.md.",
       "about 2–3 min on the sample (reuses notebook 06's multi-output run when it exists)",
       "about 20 min (trains the multi-output CNN on 8,819 faces unless a run exists; the comparison on 300 held-out faces)",
+      false,
     ),
     md("## Setup"),
     SETUP,
