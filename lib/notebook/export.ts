@@ -141,7 +141,8 @@ export async function exportFigures(figures: readonly NamedFigure[], options: Ex
   return written;
 }
 
-async function renderFigure(page: import("playwright-core").Page, fig: PlotlyFigure, format: "png" | "svg", scale: number): Promise<string> {
+/** A data: URL of one figure drawn by the plotly.js already loaded in `page`. */
+export async function renderFigure(page: import("playwright-core").Page, fig: PlotlyFigure, format: "png" | "svg", scale: number): Promise<string> {
   const width = typeof fig.layout.width === "number" ? fig.layout.width : 800;
   const height = typeof fig.layout.height === "number" ? fig.layout.height : 450;
   return page.evaluate(
