@@ -14,7 +14,7 @@ import { chromiumPath, launchChromium } from "../lib/notebook/export";
 import { confusionMatrixFigure, groupGenderCountsFigure } from "../lib/analysis/figures";
 import { figureHtml, plotlyInitHtml } from "../lib/notebook/display";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/core/paths";
-import { findJupyter, htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { findJupyter, htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/jupyter";
 import { skipUnlessCI } from "./helpers";
 import { notebookJson } from "../scripts/make-notebooks";
 
