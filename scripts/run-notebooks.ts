@@ -36,6 +36,37 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
   return r.status ?? 1;
 }
 
+/** What `executeCopy` needs to run Jupyter. */
+export interface ExecuteOptions {
+  jupyter: string;
+  /** The Python of that Jupyter (nbclient, nbformat). */
+  python: string;
+  /** Environment of the kernel and of Jupyter (see `jupyterEnv`). */
+  env: NodeJS.ProcessEnv;
+  /** Seconds per cell. */
+  timeout: string;
+}
+
+/**
+ * Executes a copy of `notebook` in `outDir` (its relative imports moved there, the kernel
+ * started there, so the copy reruns in place), signs it as trusted for this user and writes
+ * its HTML beside it. `ok` is false when a cell failed or wrote to stderr.
+ */
+export function executeCopy(notebook: string, outDir: string, o: ExecuteOptions): { ok: boolean; seconds: number; file: string } {
+  const t0 = Date.now();
+  fs.mkdirSync(outDir, { recursive: true });
+  const executed = path.join(outDir, path.basename(notebook));
+  writeFileAtomic(executed, relocateImports(fs.readFileSync(notebook, "utf8"), path.dirname(notebook), outDir));
+  const code = run(o.python, [path.join(REPO_ROOT, "scripts", "run-notebooks.py"), executed, executed, KERNEL_NAME, o.timeout], o.env);
+  // Signed for this user, so Jupyter runs the copy's figure scripts when it is opened.
+  const untrusted = fs.existsSync(executed) ? trustNotebooks(o.python, [executed], o.env) : undefined;
+  if (untrusted) console.error(`[notebooks] could not sign ${executed} as trusted (${untrusted}); its figures show as static pictures until you trust it.`);
+  const seconds = (Date.now() - t0) / 1000;
+  // HTML of the executed copy (figures inline, offline); also for a failed one, to read where it stopped.
+  const html = fs.existsSync(executed) && run(o.jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--output-dir", outDir, executed], o.env) === 0;
+  return { ok: code === 0 && html, seconds, file: executed };
+}
+
 function main(argv: string[]): number {
   const jupyter = findJupyter();
   if (!jupyter) {
@@ -55,24 +86,12 @@ function main(argv: string[]): number {
     console.error(`No notebook in notebooks/ matches ${argv.join(", ") || "NN-*.ipynb"}. Notebooks: ${all.join(", ")}.`);
     return 2;
   }
-  fs.mkdirSync(OUT_DIR, { recursive: true });
   const timeout = process.env.NOTEBOOK_TIMEOUT || "3600";
   const summary: { notebook: string; ok: boolean; seconds: number }[] = [];
   for (const nb of chosen) {
     const name = nb.replace(/\.ipynb$/, "");
     console.log(`[notebooks] ${name}: executing (profile ${env.EXPERIMENT_PROFILE})`);
-    const t0 = Date.now();
-    const executed = path.join(OUT_DIR, nb);
-    // The copy runs where it is written, its imports moved there, so it reruns in place when opened.
-    writeFileAtomic(executed, relocateImports(fs.readFileSync(path.join(NOTEBOOKS_DIR, nb), "utf8"), NOTEBOOKS_DIR, OUT_DIR));
-    const code = run(python, [path.join(REPO_ROOT, "scripts", "run-notebooks.py"), executed, executed, KERNEL_NAME, timeout], env);
-    // Signed for this user, so Jupyter runs the copy's figure scripts when it is opened.
-    const untrusted = fs.existsSync(executed) ? trustNotebooks(python, [executed], env) : undefined;
-    if (untrusted) console.error(`[notebooks] ${name}: could not sign the copy as trusted (${untrusted}); its figures show as static pictures until you trust it.`);
-    const seconds = (Date.now() - t0) / 1000;
-    // HTML of the executed copy (figures inline, offline); also for a failed one, to read where it stopped.
-    const html = fs.existsSync(executed) && run(jupyter, ["nbconvert", "--to", "html", ...htmlExporterArgs(), "--output-dir", OUT_DIR, executed], env) === 0;
-    const ok = code === 0 && html;
+    const { ok, seconds } = executeCopy(path.join(NOTEBOOKS_DIR, nb), OUT_DIR, { jupyter, python, env, timeout });
     summary.push({ notebook: name, ok, seconds: Math.round(seconds * 10) / 10 });
     console.log(`[notebooks] ${name}: ${ok ? "ok" : "FAILED"} in ${seconds.toFixed(1)} s`);
   }
