@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { REPO_ROOT } from "../lib/paths";
+import { REPO_ROOT } from "../lib/core/paths";
 import { findJupyter, installKernelSpec, jupyterEnv, jupyterPython, KERNEL_DISPLAY_NAME, KERNEL_NAME } from "./jupyter";
 
 /** Options of `jupyterServerCommand`. */
