@@ -48,14 +48,20 @@ export function jupyterServerCommand(options: ServerOptions = {}): { jupyter: st
   );
 }
 
-/** Registers the project's kernel spec for the current user (`jupyter kernelspec install --user`), for a Jupyter started elsewhere. */
+/**
+ * Registers the project's kernel spec for the current user, for a Jupyter started elsewhere:
+ * the same kernel.json, written to that Jupyter's user data folder (`jupyter --data-dir`, where
+ * `jupyter kernelspec install --user` would put it; Debian's Jupyter has no `kernelspec`
+ * command). Returns the folder written.
+ */
 export function registerUserKernel(): string {
-  const jupyter = findJupyter("kernelspec");
-  if (!jupyter) throw new Error(`"${process.env.JUPYTER || "jupyter"} kernelspec" does not run: install Jupyter (Debian: bash scripts/system-deps.sh) or set JUPYTER=/path/to/jupyter.`);
-  const dir = installKernelSpec();
-  const r = spawnSync(jupyter, ["kernelspec", "install", "--user", "--replace", `--name=${KERNEL_NAME}`, dir], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`jupyter kernelspec install failed: ${(r.stderr || r.stdout).trim()}`);
-  return (r.stderr || r.stdout).trim();
+  const candidates = process.env.JUPYTER ? [process.env.JUPYTER] : ["jupyter", "/usr/bin/jupyter"];
+  for (const jupyter of candidates) {
+    const r = spawnSync(jupyter, ["--data-dir"], { encoding: "utf8" });
+    const dataDir = r.status === 0 ? r.stdout.trim() : "";
+    if (dataDir) return installKernelSpec(dataDir);
+  }
+  throw new Error(`"${candidates.join('" and "')} --data-dir" did not run: install Jupyter (Debian: bash scripts/system-deps.sh) or set JUPYTER=/path/to/jupyter.`);
 }
 
 function build(): void {
@@ -75,7 +81,12 @@ function main(argv: string[]): number {
   console.log("[notebook] building dist/ (the notebooks import it)");
   build();
   if (register) {
-    console.log(`[notebook] ${registerUserKernel()}`);
+    try {
+      console.log(`[notebook] kernel spec written to ${registerUserKernel()}`);
+    } catch (e) {
+      console.error(`[notebook] ${(e as Error).message}`);
+      return 1;
+    }
     console.log(`[notebook] choose the "${KERNEL_DISPLAY_NAME}" kernel in your Jupyter; it runs this checkout's tslab.`);
     return 0;
   }
