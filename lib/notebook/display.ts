@@ -8,7 +8,8 @@
  * is then a <div> plus a `Plotly.newPlot` call, which works in the classic Notebook, in
  * JupyterLab (trusted notebooks run output scripts) and in nbconvert's HTML, with no CDN.
  * Each figure also carries the `application/vnd.plotly.v1+json` bundle, which JupyterLab's
- * and VS Code's Plotly renderers prefer when installed.
+ * and VS Code's Plotly renderers prefer when installed, and a PNG drawn by the system Chromium
+ * (./static-figures.ts), also inside the HTML, for viewers that run no scripts.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
