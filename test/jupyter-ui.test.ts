@@ -18,7 +18,7 @@ import * as path from "path";
 import { test } from "node:test";
 import type { Page } from "playwright-core";
 import { chromiumPath, launchChromium } from "../lib/notebook/export";
-import { runFigures } from "../lib/analysis/figures";
+import { runFigures } from "../lib/analysis/run-figures";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/core/paths";
 import { listRuns, loadRun } from "../lib/training/runs";
 import { findJupyter, installKernelSpec, jupyterEnv, jupyterPython } from "../scripts/jupyter";

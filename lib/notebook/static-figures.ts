@@ -4,14 +4,15 @@
  * GitHub's viewer, VS Code without a Plotly renderer) still shows every figure.
  *
  * `show()` is synchronous (a cell's last line `ut.show(fig);` must not print a Promise), so the
- * rendering runs in a child Node process that this module's own file starts and waits for:
- * one Chromium for a whole batch of figures.
+ * rendering runs in a child Node process (./render-pngs.ts) that this module starts and waits
+ * for: one Chromium for a whole batch of figures. The drawing lives in that other file so that
+ * the display module, which the exporter imports, can use this one without an import cycle.
  */
 import { spawnSync } from "child_process";
-import * as fs from "fs";
+import * as path from "path";
 import type { PlotlyFigure } from "../analysis/figures";
 
-/** Set to "0" to skip the static pictures (figures stay interactive only; saves ~2 s a cell). */
+/** Set to "0" to skip the static pictures (figures stay interactive only; saves a Chromium launch a call). */
 export const STATIC_FIGURES_ENV = "UTKFACE_STATIC_FIGURES";
 
 /** Pixel size a figure is drawn at: its layout's width and height, else Plotly's 800x450 default. */
@@ -23,39 +24,18 @@ export function figureSize(fig: PlotlyFigure): { width: number; height: number }
 }
 
 /**
- * PNGs (base64, no data: prefix) of the figures, drawn at scale 1 by Plotly in headless
- * Chromium, in one browser. Throws when Chromium is missing or a figure does not draw.
- */
-export async function renderFigurePngs(figures: readonly PlotlyFigure[]): Promise<string[]> {
-  // Imported here, not at the top: export.ts imports display.ts, which imports this module.
-  const { launchChromium, renderFigure } = await import("./export");
-  const browser = await launchChromium();
-  try {
-    const page = await browser.context.newPage();
-    await page.setContent("<!doctype html><html><body></body></html>");
-    const { plotlyBundlePath } = await import("./display");
-    await page.addScriptTag({ path: plotlyBundlePath() });
-    const out: string[] = [];
-    for (const fig of figures) {
-      const url = await renderFigure(page, fig, "png", 1);
-      out.push(url.slice(url.indexOf(",") + 1));
-    }
-    return out;
-  } finally {
-    await browser.close();
-  }
-}
-
-/**
- * The same, synchronously: a child process renders them. Returns undefined (and the reason)
+ * PNGs (base64) of the figures, drawn synchronously: a child process (./render-pngs.ts) draws
+ * them in one Chromium and this call waits for it. Returns undefined (and the reason)
  * instead of throwing, because a missing picture must not stop a notebook: the interactive
  * figure is still there for a trusted viewer.
  */
 export function renderFigurePngsSync(figures: readonly PlotlyFigure[]): { pngs?: string[]; reason?: string } {
   if (figures.length === 0) return { pngs: [] };
   if (process.env[STATIC_FIGURES_ENV] === "0") return { reason: `${STATIC_FIGURES_ENV}=0` };
-  // Under tsx (tests) this file is TypeScript: the child needs tsx's loader flags too.
-  const args = __filename.endsWith(".ts") ? [...process.execArgv, __filename] : [__filename];
+  // Under tsx (tests) these files are TypeScript: the child needs tsx's loader flags too.
+  const ext = path.extname(__filename);
+  const script = path.join(__dirname, `render-pngs${ext}`);
+  const args = ext === ".ts" ? [...process.execArgv, script] : [script];
   const r = spawnSync(process.execPath, args, {
     input: JSON.stringify(figures.map((f) => ({ data: f.data, layout: f.layout }))),
     encoding: "utf8",
@@ -70,16 +50,4 @@ export function renderFigurePngsSync(figures: readonly PlotlyFigure[]): { pngs?:
   } catch (e) {
     return { reason: `unreadable renderer output: ${(e as Error).message}` };
   }
-}
-
-// Child-process entry: figures as JSON on stdin, base64 PNGs as a JSON array on stdout.
-if (require.main === module) {
-  const figures = JSON.parse(fs.readFileSync(0, "utf8")) as PlotlyFigure[];
-  renderFigurePngs(figures).then(
-    (pngs) => process.stdout.write(JSON.stringify(pngs)),
-    (e: Error) => {
-      process.stderr.write(`${e.message}\n`);
-      process.exitCode = 1;
-    },
-  );
 }
