@@ -357,7 +357,7 @@ const samplePredictions = await best.showBestSamplePredictions(faces, report, { 
     md("## Figures"),
     code(`
 const bestFigures = best.bestFigures(report);
-bestFigures.forEach((f) => ut.show(f));
+ut.showFigures(bestFigures);
 const written = await ut.exportFigures(bestFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
