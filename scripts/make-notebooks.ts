@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { REPO_ROOT } from "../lib/core/paths";
 import { profileSettings } from "../lib/training/profile";
+import { kernelspecMetadata } from "./jupyter";
 
 const QUICK = profileSettings("quick");
 const FULL = profileSettings("full");
@@ -39,6 +40,7 @@ function runFiguresCells(figures: string): Cell[] {
     md("## Figures"),
     code(`
 const runFigures = ${figures};
+ut.showFigures(runFigures);
 const written = await ut.exportFigures(runFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
@@ -95,13 +97,15 @@ ut.showTable(report.countsByGroupGender, { title: "Faces per age group and gende
     md("## Train\nNothing to train here."),
     md("## Evaluate\nPixel statistics of the model input: the 70x70 grayscale faces scaled to [0, 1], exactly as `imagesTensor` feeds them to the CNN."),
     code(`
-const statsCount = Math.min(200, faces.records.length);
+// At most 2,000 faces: the full data set's 43 million pixel values would take ~0.5 GB here.
+const statsCount = Math.min(2000, faces.records.length);
 const pixelStats = ut.tf.tidy(() => {
   const x = ut.imagesTensor(faces, Array.from({ length: statsCount }, (_, i) => i), "unit");
   const { mean, variance } = ut.tf.moments(x);
   return { shape: JSON.stringify(x.shape), min: x.min().dataSync()[0], max: x.max().dataSync()[0], mean: mean.dataSync()[0], std: Math.sqrt(variance.dataSync()[0]) };
 });
-ut.showTable([pixelStats], { title: \`Pixel statistics of \${statsCount} faces after the transform\` });
+const statsFaces = statsCount === faces.records.length ? \`all \${statsCount} faces\` : \`the first \${statsCount} of \${faces.records.length} faces\`;
+ut.showTable([pixelStats], { title: \`Pixel statistics of \${statsFaces} after the transform\` });
 const pixelValues = ut.normalizePixels(faces.pixels.subarray(0, statsCount * faces.size * faces.size * faces.channels), faces.channels, "unit");
 `),
     md("## Figures"),
@@ -111,9 +115,9 @@ const dataFigures = [
   { name: "01-faces-per-group-gender", figure: ut.groupGenderCountsFigure(report.countsByGroupGender, ctx) },
   { name: "01-age-histogram", figure: ut.ageHistogramFigure(faces.records.map((r) => r.age), ctx) },
   { name: "01-gender-race-shares", figure: ut.sharesFigure(faces.records, ctx) },
-  { name: "01-pixel-histogram", figure: ut.pixelHistogramFigure(pixelValues, { ...ctx, images: statsCount, transform: "70x70 grayscale, scaled to [0,1]" }) },
+  { name: "01-pixel-histogram", figure: ut.pixelHistogramFigure(pixelValues, { ...ctx, split: statsCount === faces.records.length ? "all" : undefined, images: statsCount, transform: "70x70 grayscale, scaled to [0,1]" }) },
 ];
-dataFigures.forEach((f) => ut.show(f));
+ut.showFigures(dataFigures);
 `),
     code(`
 const sampleFaces = ut.permutation(faces.records.length, 42).slice(0, 15);
@@ -163,7 +167,7 @@ ut.showTable([
 ], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
 `),
-    ...runFiguresCells("[...ut.showRunFigures(ageRun), ...ut.showRunFigures(genderRun)]"),
+    ...runFiguresCells("[...ut.runFigures(ageRun), ...ut.runFigures(genderRun)]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold"]);`),
     MEMORY,
   ],
@@ -195,7 +199,7 @@ ut.showTable(reluRun.metrics.maeByBand ?? [], { title: "Mean absolute error by r
 ut.showTable([{ output: "age (years)", ...reluRun.metrics.ageMeanVariance }], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [reluRun], { count: 10 });
 `),
-    ...runFiguresCells("ut.showRunFigures(reluRun)"),
+    ...runFiguresCells("ut.runFigures(reluRun)"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-relu-kfold"]);`),
     MEMORY,
   ],
@@ -233,7 +237,7 @@ const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19",
 ut.showMetrics(vggRun);
 await ut.showPredictions(faces, [vggRun], { count: 10 });
 `),
-    ...runFiguresCells("ut.showRunFigures(vggRun)"),
+    ...runFiguresCells("ut.runFigures(vggRun)"),
     ...referenceCells(`const referenceFigures = ut.showReference(["vgg19"]);`),
     MEMORY,
   ],
@@ -273,7 +277,7 @@ const kfoldRun = await ut.runKFold({ model: "cnn-multi", experiment: "05-kfold",
 ut.showMetrics(kfoldRun);
 ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.images, ageAccuracy: m.ageAccuracy, ageAccuracyWithin1: m.ageAccuracyWithin1, genderAccuracy: m.genderAccuracy, trainSeconds: m.trainSeconds })), { title: "Validation figures per fold" });
 `),
-    ...runFiguresCells("ut.showRunFigures(kfoldRun)"),
+    ...runFiguresCells("ut.runFigures(kfoldRun)"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold", "cnn-age-relu-kfold"], { only: ["fold-accuracy"] });`),
     MEMORY,
   ],
@@ -320,7 +324,7 @@ ut.showTable(ut.PUBLISHED_CLAIMS.length ? ut.PUBLISHED_CLAIMS : [{ note: "no pub
     code(`
 const ctx = { split: "test", images: rows[0].images, profile: profile.profile };
 const comparisonFigures = [{ name: "06-models-compared", figure: ut.comparisonFigure(rows, ut.PUBLISHED_CLAIMS, ctx) }];
-comparisonFigures.forEach((f) => ut.show(f));
+ut.showFigures(comparisonFigures);
 const written = await ut.exportFigures(comparisonFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
@@ -372,7 +376,7 @@ const samplePredictions = await best.showBestSamplePredictions(faces, report, { 
     md("## Figures"),
     code(`
 const bestFigures = best.bestFigures(report);
-bestFigures.forEach((f) => ut.show(f));
+ut.showFigures(bestFigures);
 const written = await ut.exportFigures(bestFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
@@ -446,12 +450,13 @@ export function notebookJson(cells: Cell[]): string {
     cells: cells.map((c, i) => ({
       cell_type: c.cell_type,
       id: `cell-${String(i).padStart(2, "0")}`,
-      metadata: {},
+      // A cell's figures show at full height: classic Notebook otherwise folds long outputs into a scroll box.
+      metadata: c.cell_type === "code" ? { scrolled: false } : {},
       source: c.source.split(/(?<=\n)/),
       ...(c.cell_type === "code" ? { execution_count: null, outputs: [] } : {}),
     })),
     metadata: {
-      kernelspec: { name: "tslab", display_name: "TypeScript (tslab)", language: "typescript" },
+      kernelspec: kernelspecMetadata(),
       language_info: { name: "typescript", file_extension: ".ts", mimetype: "text/typescript", version: "5.0" },
     },
     nbformat: 4,

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system programs the notebooks and the browser tests need, from Debian's
-# packages, when they are missing: Jupyter's nbconvert/nbclient/ipykernel, Chromium, strace
-# (the test that proves figure export sends nothing off the machine), and a font (DejaVu) for
-# the labels of annotated photos.
+# packages, when they are missing: Jupyter's nbconvert/nbclient/ipykernel, the classic Notebook
+# web UI (`npm run notebook`, the web UI test), Chromium, strace (the test that proves figure
+# export sends nothing off the machine), and a font (DejaVu) for the labels of annotated photos.
 # As root on Debian it installs them; elsewhere it prints the exact command and exits 0, so
 # `npm test` still runs everything that needs Node alone (CI=true makes a missing program an error).
 set -euo pipefail
-packages=(jupyter-nbconvert python3-nbclient python3-ipykernel chromium strace fonts-dejavu-core)
+packages=(jupyter-nbconvert jupyter-notebook python3-nbclient python3-ipykernel chromium strace fonts-dejavu-core)
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "[system-deps] not a Debian system: install Jupyter (nbconvert, nbclient, ipykernel) and Chromium yourself; set JUPYTER and CHROMIUM_PATH if they are not on PATH."

@@ -14,7 +14,8 @@ import { chromiumPath, launchChromium } from "../lib/notebook/export";
 import { confusionMatrixFigure, groupGenderCountsFigure } from "../lib/analysis/figures";
 import { figureHtml, plotlyInitHtml } from "../lib/notebook/display";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/core/paths";
-import { findJupyter, htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { renderFigurePngsSync } from "../lib/notebook/static-figures";
+import { findJupyter, htmlExporterArgs, installKernelSpec, KERNEL_HOME } from "../scripts/jupyter";
 import { skipUnlessCI } from "./helpers";
 import { notebookJson } from "../scripts/make-notebooks";
 
@@ -98,6 +99,30 @@ test(
     }
   },
 );
+
+test("figures get a static PNG of their layout size, drawn in a child process, and the HTML holds it until the script draws", { skip: skipUnlessCI(haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)`), timeout: 180000 }, async () => {
+  const counts = groupGenderCountsFigure([{ group: "0 - 4", male: 3, female: 4 }], { split: "all", images: 7 });
+  const cm = { ...confusionMatrixFigure({ labels: ["Male", "Female"], matrix: [[5, 1], [2, 4]] }, "Gender", { split: "test", images: 12 }) };
+  cm.layout = { ...cm.layout, width: 500, height: 400 };
+  const { pngs, reason } = renderFigurePngsSync([counts, cm]);
+  assert.ok(pngs, `no pictures: ${reason}`);
+  const sharp = (await import("sharp")).default;
+  const sizes = await Promise.all(pngs.map(async (b64) => sharp(Buffer.from(b64, "base64")).metadata()));
+  assert.deepEqual(sizes.map((m) => [m.format, m.width, m.height]), [["png", 800, 450], ["png", 500, 400]]);
+  // Not a blank picture: a drawn chart has many distinct colours.
+  const { data, info } = await sharp(Buffer.from(pngs[0], "base64")).raw().toBuffer({ resolveWithObject: true });
+  const colours = new Set<number>();
+  for (let i = 0; i < data.length; i += info.channels) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  assert.ok(colours.size > 20, `only ${colours.size} colours in the picture`);
+  // Opened as a page, the script replaces the picture with the chart.
+  const file = path.join(OUT, "static-then-interactive.html");
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(file, `<!doctype html><html><body>${plotlyInitHtml()}${figureHtml(cm, "fig", pngs[1])}</body></html>`);
+  assert.match(fs.readFileSync(file, "utf8"), /<div id="fig"[^>]*><img class="utkface-static" src="data:image\/png;base64,/);
+  const { plots, errors } = await openInChromium(file, path.join(OUT, "static-then-interactive.png"));
+  assert.deepEqual(errors, []);
+  assert.equal(plots, 1);
+});
 
 test("launchChromium names the missing executable", async () => {
   const saved = process.env.CHROMIUM_PATH;

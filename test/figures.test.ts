@@ -57,6 +57,10 @@ test("age histogram and shares count every face", { skip }, () => {
   assert.equal(shares.data.length, 2);
   assert.equal(sum(shares.data[0].values), records.length);
   assert.equal(sum(shares.data[1].values), records.filter((r) => r.race >= 0 && r.race <= 4).length);
+  // One colour per slice across both pies: Male and White were both Plotly's default blue.
+  const colours = shares.data.flatMap((d) => (d.marker as { colors?: string[] } | undefined)?.colors ?? []);
+  assert.equal(colours.length, [shares.data[0].labels, shares.data[1].labels].flatMap((l) => l as string[]).length);
+  assert.equal(new Set(colours).size, colours.length, `a colour is shared: ${colours.join(", ")}`);
 });
 
 test("confusion matrix of real vs shifted age groups: a heatmap with labelled axes and the split in the title", { skip }, () => {

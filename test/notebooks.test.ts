@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../lib/core/paths";
-import { findJupyter, installKernelSpec, KERNEL_HOME } from "../scripts/run-notebooks";
+import { findJupyter, installKernelSpec, KERNEL_DISPLAY_NAME, KERNEL_HOME } from "../scripts/jupyter";
 import { skipUnlessCI } from "./helpers";
 
 const NOTEBOOKS = path.join(REPO_ROOT, "notebooks");
@@ -31,9 +31,12 @@ const committed = fs.readdirSync(NOTEBOOKS).filter((f) => /^\d\d-.*\.ipynb$/.tes
 
 test("the numbered notebooks, committed with outputs cleared and the fixed outline", () => {
   for (const f of committed) {
-    const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), "utf8")) as { cells: NbCell[]; metadata: { kernelspec: { name: string } } };
+    const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), "utf8")) as { cells: (NbCell & { metadata: { scrolled?: boolean } })[]; metadata: { kernelspec: { name: string; display_name: string } } };
     assert.equal(nb.metadata.kernelspec.name, "tslab", f);
+    // The name the installed kernel spec shows; another one makes Jupyter mark the notebook changed on opening.
+    assert.equal(nb.metadata.kernelspec.display_name, KERNEL_DISPLAY_NAME, f);
     for (const c of nb.cells.filter((c) => c.cell_type === "code")) {
+      assert.equal(c.metadata.scrolled, false, `${f}: a code cell may fold its figures into a scroll box`);
       assert.deepEqual(c.outputs, [], `${f}: a code cell has outputs`);
       assert.equal(c.execution_count, null, `${f}: a code cell has an execution count`);
     }

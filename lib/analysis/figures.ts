@@ -41,6 +41,8 @@ export const RACE_LABELS: readonly string[] = ["White", "Black", "Asian", "India
 
 const MALE_COLOR = "#1f77b4";
 const FEMALE_COLOR = "#d62728";
+/** Race colours: none shared with the gender colours, so the two pies' legend reads unambiguously. */
+export const RACE_COLORS: readonly string[] = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"];
 const TRAIN_COLOR = "#1f77b4";
 const VALIDATION_COLOR = "#ff7f0e";
 const BASELINE_COLOR = "#7f7f7f";
@@ -122,7 +124,7 @@ export function sharesFigure(records: readonly Pick<FaceRecord, "gender" | "race
   return {
     data: [
       { type: "pie", name: "gender", title: { text: "gender" }, labels: [...GENDER_LABELS], values: gender, domain: { x: [0, 0.46] }, marker: { colors: [MALE_COLOR, FEMALE_COLOR] }, textinfo: "label+percent", sort: false },
-      { type: "pie", name: "race", title: { text: "race" }, labels: [...RACE_LABELS], values: race, domain: { x: [0.54, 1] }, textinfo: "label+percent", sort: false },
+      { type: "pie", name: "race", title: { text: "race" }, labels: [...RACE_LABELS], values: race, domain: { x: [0.54, 1] }, marker: { colors: [...RACE_COLORS] }, textinfo: "label+percent", sort: false },
     ],
     layout: baseLayout("Gender and race shares", ctx, { showlegend: true }),
   };

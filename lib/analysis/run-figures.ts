@@ -3,6 +3,7 @@
  * ./figures and to rows of the model comparison. The specs stay pure functions of plain data;
  * what a run holds and which of its figures apply is decided here.
  */
+import { validationHoldout } from "../data/splits";
 import { HELD_OUT_FIGURES } from "./metrics";
 import {
   ComparisonRow,
@@ -64,7 +65,12 @@ export function runFigures(anyRun: AnyRun): NamedFigure[] {
   const add = (name: string, make: () => PlotlyFigure) => out.push({ name: `${prefix}-${name}`, figure: make() });
   const base: FigureContext = { model: run.config.model, profile: run.config.profile };
   const baseline = run.kind === "kfold" ? undefined : run.metrics.baseline;
-  if (run.history.length > 0) add("training-curves", () => trainingCurvesFigure(run.history, { ...base, split: "train", images: run.config.split?.train.length }, baseline));
+  if (run.history.length > 0) {
+    // The curves' training side is the images fitted: the train split less its validation holdout.
+    const trainSize = run.config.split?.train.length;
+    const fitted = trainSize === undefined ? undefined : trainSize - validationHoldout(trainSize, run.config.hyper.validationFraction ?? 0);
+    add("training-curves", () => trainingCurvesFigure(run.history, { ...base, split: "train", images: fitted }, baseline));
+  }
   if (run.kind === "kfold") {
     const ctx = { ...base, split: `${run.summary.k}-fold`, images: run.config.data.used };
     if (run.summary.folds.length > 0) add("fold-accuracy", () => foldAccuracyFigure(run.summary, run.history, ctx));

@@ -45,6 +45,15 @@ export interface SplitOptions {
   stratify?: readonly number[];
 }
 
+/**
+ * How many of `trainSize` training images are held back to watch validation loss: at least
+ * one when the fraction is positive. The images actually fitted are the rest; the progress
+ * line and the training-curves figure both count those.
+ */
+export function validationHoldout(trainSize: number, fraction: number): number {
+  return fraction > 0 ? Math.max(1, Math.round(trainSize * fraction)) : 0;
+}
+
 /** A seeded, shuffled train/test split; with `stratify`, every class keeps the test fraction. */
 export function trainTestSplit(n: number, options: SplitOptions = {}): Split {
   const { testFraction = 0.2, seed = 42, stratify } = options;

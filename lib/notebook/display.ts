@@ -8,7 +8,8 @@
  * is then a <div> plus a `Plotly.newPlot` call, which works in the classic Notebook, in
  * JupyterLab (trusted notebooks run output scripts) and in nbconvert's HTML, with no CDN.
  * Each figure also carries the `application/vnd.plotly.v1+json` bundle, which JupyterLab's
- * and VS Code's Plotly renderers prefer when installed.
+ * and VS Code's Plotly renderers prefer when installed, and a PNG drawn by the system Chromium
+ * (./static-figures.ts), also inside the HTML, for viewers that run no scripts.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -22,6 +23,7 @@ import { buildModel, modelSpec, type ModelOptions } from "../models/registry";
 import { permutation } from "../data/splits";
 import { CACHE_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
+import { figureSize, renderFigurePngsSync } from "./static-figures";
 
 /** The plotly.js bundle installed with the project (plotly.js-dist). */
 export function plotlyBundlePath(): string {
@@ -77,15 +79,22 @@ export function plotlyInitHtml(): string {
   );
 }
 
-/** The HTML of one figure: a div and the script that draws it (waits for the bundle if needed). */
-export function figureHtml(fig: PlotlyFigure, id = `utkface-plot-${crypto.randomBytes(6).toString("hex")}`): string {
+/**
+ * The HTML of one figure: a div and the script that draws it (waits for the bundle if needed).
+ * With `png` (base64), the div first holds that picture, which the script replaces: where
+ * scripts do not run (an untrusted notebook's sanitised HTML keeps <img> with its width and
+ * height attributes but drops scripts and styles), the picture is what shows.
+ */
+export function figureHtml(fig: PlotlyFigure, id = `utkface-plot-${crypto.randomBytes(6).toString("hex")}`, png?: string): string {
   const width = typeof fig.layout.width === "number" ? `${fig.layout.width}px` : "100%";
   const height = typeof fig.layout.height === "number" ? `${fig.layout.height}px` : "450px";
+  const size = figureSize(fig);
+  const picture = png ? `<img class="utkface-static" src="data:image/png;base64,${png}" width="${size.width}" height="${size.height}" alt="${escapeHtml(figureTitle(fig))}">` : "";
   const spec = scriptSafe(JSON.stringify({ data: fig.data, layout: fig.layout, config: { responsive: true, displaylogo: false } }));
   return (
-    `<div id="${id}" class="utkface-plot" style="width:${width};max-width:100%;height:${height}"></div>` +
+    `<div id="${id}" class="utkface-plot" style="width:${width};max-width:100%;height:${height}">${picture}</div>` +
     `<script type="text/javascript">(function(){var spec = ${spec};` +
-    `function draw(){ window.Plotly.newPlot("${id}", spec.data, spec.layout, spec.config); }` +
+    `function draw(){ var el = document.getElementById("${id}"); if (!el) return; el.innerHTML = ""; window.Plotly.newPlot(el, spec.data, spec.layout, spec.config); }` +
     `if (window.Plotly) draw(); else (window.__utkfacePlotlyQueue = window.__utkfacePlotlyQueue || []).push(draw);})();</script>`
   );
 }
@@ -138,15 +147,35 @@ function figureTitle(fig: PlotlyFigure): string {
   return text.replace(/<br>/g, " — ").replace(/<[^>]+>/g, "");
 }
 
-/** Shows a Plotly figure inline (offline); outside a notebook, prints its title. */
-export function show(fig: PlotlyFigure | NamedFigure): void {
-  const figure = "figure" in fig ? fig.figure : fig;
-  if (inNotebook() && !plotlyEmitted) initNotebookPlotly();
-  displayBundle({
-    "text/html": figureHtml(figure),
-    "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout, config: { displaylogo: false } },
-    "text/plain": `[figure] ${figureTitle(figure)}`,
+/**
+ * Shows Plotly figures inline (offline), each as one output carrying the interactive HTML,
+ * the `application/vnd.plotly.v1+json` bundle (JupyterLab's and VS Code's Plotly renderers)
+ * and a PNG (`image/png`, also inside the HTML) for viewers that run no scripts. The PNGs of
+ * a call are drawn by one Chromium; outside a notebook, prints each title. Returns nothing, so
+ * a cell ending in `ut.showFigures(figs);` prints no value.
+ */
+export function showFigures(figures: readonly (PlotlyFigure | NamedFigure)[]): void {
+  const plain = figures.map((f) => ("figure" in f ? f.figure : f));
+  if (!inNotebook()) {
+    plain.forEach((f) => console.log(`[figure] ${figureTitle(f)}`));
+    return;
+  }
+  if (!plotlyEmitted) initNotebookPlotly();
+  const { pngs, reason } = renderFigurePngsSync(plain);
+  plain.forEach((figure, i) => {
+    const png = pngs?.[i];
+    displayBundle({
+      "text/html": figureHtml(figure, undefined, png),
+      "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout, config: { displaylogo: false } },
+      ...(png ? { "image/png": png } : {}),
+      "text/plain": `[figure] ${figureTitle(figure)}${png ? "" : ` (no static picture: ${reason})`}`,
+    });
   });
+}
+
+/** Shows one Plotly figure inline (offline); see `showFigures`. */
+export function show(fig: PlotlyFigure | NamedFigure): void {
+  showFigures([fig]);
 }
 
 function escapeHtml(s: string): string {
@@ -176,7 +205,10 @@ export async function facePng(ds: FaceDataset, index: number): Promise<Buffer> {
   return sharp(px, { raw: { width: ds.size, height: ds.size, channels: ds.channels } }).png().toBuffer();
 }
 
-/** The HTML of a grid of faces with captions. */
+/**
+ * The HTML of a grid of faces with captions. A table, and sizes as <img> attributes, because
+ * an untrusted notebook's sanitiser drops every style attribute: the layout must not need CSS.
+ */
 export async function faceGridHtml(ds: FaceDataset, indices: readonly number[], options: FaceGridOptions = {}): Promise<string> {
   const columns = options.columns ?? 5;
   const width = options.width ?? 140;
@@ -188,15 +220,18 @@ export async function faceGridHtml(ds: FaceDataset, indices: readonly number[], 
       const r = ds.records[idx];
       const png = (await facePng(ds, idx)).toString("base64");
       const caption = options.captions?.[i] ?? `Age: ${r.age}  Gender: ${r.gender === 1 ? "Female" : "Male"}`;
+      const lines = caption.split("\n").map(escapeHtml).join("<br>");
       return (
-        `<figure style="margin:4px;text-align:center;width:${width}px">` +
+        `<td align="center" valign="top" width="${width + 8}" style="text-align:center;vertical-align:top">` +
         `<img src="data:image/png;base64,${png}" width="${width}" height="${width}" style="image-rendering:pixelated" alt="${escapeHtml(r.file)}">` +
-        `<figcaption style="font-size:11px;white-space:pre-wrap">${escapeHtml(caption)}</figcaption></figure>`
+        `<br><small>${lines}</small></td>`
       );
     }),
   );
-  const heading = options.title ? `<div style="font-weight:bold;margin:4px">${escapeHtml(options.title)}</div>` : "";
-  return `${heading}<div style="display:grid;grid-template-columns:repeat(${columns}, ${width + 8}px)">${cells.join("")}</div>`;
+  const rows: string[] = [];
+  for (let i = 0; i < cells.length; i += columns) rows.push(`<tr>${cells.slice(i, i + columns).join("")}</tr>`);
+  const heading = options.title ? `<caption><b>${escapeHtml(options.title)}</b></caption>` : "";
+  return `<table class="utkface-faces">${heading}<tbody>${rows.join("")}</tbody></table>`;
 }
 
 /** Shows faces of a dataset in a grid, each with a caption (default: its real age and gender). */
@@ -245,11 +280,9 @@ export function showMarkdown(md: string): void {
   displayBundle({ "text/markdown": md, "text/plain": md });
 }
 
-/** Shows every figure a run supports (training curves, confusion matrices, ...) and returns them for export. */
-export function showRunFigures(run: AnyRun): NamedFigure[] {
-  const figures = runFigures(run);
-  figures.forEach((f) => show(f));
-  return figures;
+/** Shows every figure a run supports (training curves, confusion matrices, ...); `runFigures(run)` gives them for export. */
+export function showRunFigures(run: AnyRun): void {
+  showFigures(runFigures(run));
 }
 
 /** Shows a run's held-out figures as a one-row table (K-fold: mean ± std over folds). */

@@ -18,7 +18,8 @@ export const CHROMIUM_PATH_ENV = "CHROMIUM_PATH";
  * Flags for a headless, offline, throwaway Chromium (no GPU, no sync, no background traffic).
  * --disable-background-networking alone still let Chromium look up two outside hosts: the
  * resolver rule answers "not found" for every name but localhost, so nothing leaves the machine
- * even from services no flag names.
+ * even from services no flag names. The rule maps IP literals too: 127.0.0.1 is excluded by
+ * name, or a local Jupyter server (the web UI test) could not be reached.
  */
 export const CHROMIUM_ARGS: readonly string[] = [
   "--headless",
@@ -29,7 +30,7 @@ export const CHROMIUM_ARGS: readonly string[] = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
-  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
   "--disable-domain-reliability",
   "--disable-client-side-phishing-detection",
   "--disable-default-apps",
@@ -141,7 +142,8 @@ export async function exportFigures(figures: readonly NamedFigure[], options: Ex
   return written;
 }
 
-async function renderFigure(page: import("playwright-core").Page, fig: PlotlyFigure, format: "png" | "svg", scale: number): Promise<string> {
+/** A data: URL of one figure drawn by the plotly.js already loaded in `page`. */
+export async function renderFigure(page: import("playwright-core").Page, fig: PlotlyFigure, format: "png" | "svg", scale: number): Promise<string> {
   const width = typeof fig.layout.width === "number" ? fig.layout.width : 800;
   const height = typeof fig.layout.height === "number" ? fig.layout.height : 450;
   return page.evaluate(

@@ -7,7 +7,7 @@ import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure } from "../analysis/fig
 import { ReferenceRun, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
 import { buildModel } from "../models/registry";
 import { portablePath } from "../training/runs";
-import { show, showMarkdown, showMetrics, showTable } from "./display";
+import { showFigures, showMarkdown, showMetrics, showTable } from "./display";
 
 /** Trainable parameters of the model a run trained, at the run's input size and colour (built and freed). */
 function parameterCount(run: ReferenceRun): number | undefined {
@@ -52,7 +52,7 @@ export function showReference(experiments: readonly string[], options: ShowRefer
     showMarkdown(`**Reference: \`${run.config.model}\`, ${run.reference.label}** (records in \`${portablePath(run.runDir)}\`; not this notebook's run).`);
     showMetrics(run);
     const figures = referenceFigures(run).filter((f) => !options.only || options.only.some((suffix) => f.name.endsWith(suffix)));
-    figures.forEach((f) => show(f));
+    showFigures(figures);
     shown.push(...figures);
   }
   return shown;
@@ -90,6 +90,6 @@ export function showReferenceComparison(root?: string): NamedFigure[] {
     { title: "Reference runs (full profile): every model's held-out figures and training time (the complexity table)" },
   );
   const figure = { name: "reference-06-models-compared", figure: comparisonFigure(rows, PUBLISHED_CLAIMS, { split: rows.some((r) => r.heldOut.startsWith("80/20")) ? "80/20 test split faces" : "held-out faces", profile: "full" }) };
-  show(figure);
+  showFigures([figure]);
   return [figure];
 }

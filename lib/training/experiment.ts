@@ -20,7 +20,7 @@ import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
 import type { AnyRun } from "../analysis/run-figures";
 import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveRunDir, resolveStoredPath } from "./runs";
-import { permutation, trainTestSplit } from "../data/splits";
+import { permutation, trainTestSplit, validationHoldout } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
 import { saveModel } from "../models/files";
 import { resumeRecorder } from "./resume-log";
@@ -370,7 +370,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
   const train = split.train.map((i) => p.used[i]);
   const test = split.test.map((i) => p.used[i]);
   // Validation comes out of the training part, so the test split stays untouched until the end.
-  const nVal = p.hyper.validationFraction > 0 ? Math.max(1, Math.round(train.length * p.hyper.validationFraction)) : 0;
+  const nVal = validationHoldout(train.length, p.hyper.validationFraction);
   const valOrder = permutation(train.length, p.seed + 1);
   const validation = valOrder.slice(0, nVal).map((i) => train[i]).sort((a, b) => a - b);
   const inVal = new Set(validation);
