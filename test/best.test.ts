@@ -13,6 +13,8 @@ import { AGE_BINS, ageDistributionTargets, expectedAges } from "../lib/models/he
 import { DEFAULT_HEAD_CONFIG, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
 import { isBestModelDir } from "../lib/inference/best-predict";
 import { predictFiles } from "../lib/inference/predict";
+import { predictPhotos } from "../lib/inference/photo";
+import { composePhoto } from "../lib/inference/composite";
 
 setBackendQuiet(true);
 
@@ -165,4 +167,21 @@ test("the shipped models/best predicts sample faces with sane ages and genders",
   // Loose bounds that a broken model (constant, swapped genders, wrong preprocessing) fails.
   assert.ok(absErr / rows.length < 12, `MAE on 24 sample faces: ${absErr / rows.length}`);
   assert.ok(right / rows.length > 0.7, `gender accuracy on 24 sample faces: ${right / rows.length}`);
+});
+
+test("models/best predicts every face of a photo (detect, cut, predict) like the faces' own crops", { skip: !isBestModelDir(path.join(REPO_ROOT, "models", "best")) && "models/best is not trained yet" }, async () => {
+  const dir = path.join(REPO_ROOT, "models", "best");
+  const two = files.slice(0, 2);
+  const photo = path.join(tmp, "two-faces.jpg");
+  fs.writeFileSync(photo, await composePhoto([{ file: two[0], x: 40, y: 50, side: 220 }, { file: two[1], x: 420, y: 60, side: 200 }], { width: 720, height: 340 }));
+  const [result] = await predictPhotos(dir, [photo]);
+  assert.equal(result.source, "detected");
+  assert.equal(result.faces.length, 2, "both pasted faces found");
+  const byX = [...result.faces].sort((a, b) => a.box.x - b.box.x);
+  const direct = await predictFiles(dir, two);
+  byX.forEach((f, i) => {
+    assert.ok(f.age! >= 0 && f.age! <= 100, `age ${f.age}`);
+    // Cut from the photo as the detector frames it vs the crop itself: the same person, close answers.
+    assert.ok(Math.abs(f.age! - direct[i].age!) < 15, `face ${i}: ${f.age} vs crop ${direct[i].age}`);
+  });
 });

@@ -4,7 +4,9 @@
  * `--detect auto` (the default) takes an image that is already a face crop as it is.
  */
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
+import { disposeBestModel, isBestModelDir, loadBestModel, predictBestFiles } from "./best-predict";
 import { decodeImageBytes, decodeImageFile } from "../data/dataset";
 import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "./predict";
 import { writeFileAtomic } from "../core/files";
@@ -140,37 +142,92 @@ export async function frameFaces(image: RgbImage, options: PhotoOptions = {}): P
  * and faces cut from the original pixels.
  */
 export async function predictPhotos(modelOrDir: string | TrainedModel, files: readonly string[], options: PhotoOptions = {}): Promise<PhotoPrediction[]> {
-  const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
+  const faces = typeof modelOrDir === "string" && isBestModelDir(modelOrDir) ? await bestFacePredictor(modelOrDir) : await trainedFacePredictor(modelOrDir);
   const out: PhotoPrediction[] = [];
-  for (const file of files) {
-    // The training decoder first: it names what is wrong with a bad file in words (cut short,
-    // not an image, unreadable), and a bad file must not stop the others.
-    let whole: Uint8Array;
-    let image: RgbImage;
-    try {
-      whole = await decodeImageFile(file, tm.info.size, tm.info.color);
-      image = await readRgb(file);
-    } catch (e) {
-      out.push({ file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message });
-      continue;
+  try {
+    for (const file of files) {
+      // The training decoder first: it names what is wrong with a bad file in words (cut short,
+      // not an image, unreadable), and a bad file must not stop the others.
+      let image: RgbImage;
+      try {
+        await faces.check(file);
+        image = await readRgb(file);
+      } catch (e) {
+        out.push({ file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message });
+        continue;
+      }
+      const framed = await frameFaces(image, options);
+      // A whole image goes in as its own file, byte for byte the old path; a found face is cut.
+      const inputs = await Promise.all(framed.faces.map(async (f) => (framed.source === "whole-image" ? { file } : { bytes: await cutFace(image, f.crop, f.angle) })));
+      const preds = inputs.length ? await faces.predict(inputs) : [];
+      out.push({
+        file,
+        width: image.width,
+        height: image.height,
+        source: framed.source,
+        faces: framed.faces.map((f, index) => ({ index, ...f, ...preds[index] })),
+      });
     }
-    const framed = await frameFaces(image, options);
-    const pixels = await Promise.all(
-      framed.faces.map(async (f) =>
-        // A whole image goes through the training decoder from its own file, byte for byte the old path.
-        framed.source === "whole-image" ? whole : decodeImageBytes(await cutFace(image, f.crop, f.angle), tm.info.size, tm.info.color),
-      ),
-    );
-    const preds = pixels.length ? await predictPixels(tm, pixels) : [];
-    out.push({
-      file,
-      width: image.width,
-      height: image.height,
-      source: framed.source,
-      faces: framed.faces.map((f, index) => ({ index, ...f, ...preds[index] })),
-    });
+  } finally {
+    faces.dispose();
   }
   return out;
+}
+
+/** One face for a model: the image file itself (taken whole) or the encoded pixels of a cut face. */
+type FaceInput = { file: string } | { bytes: Buffer };
+type FaceAnswer = Omit<FilePrediction, "file" | "skipped">;
+
+/** What predictPhotos needs of a model: a check that a file is usable, a batch prediction, cleanup. */
+interface FacePredictor {
+  check(file: string): Promise<void>;
+  predict(faces: readonly FaceInput[]): Promise<FaceAnswer[]>;
+  dispose(): void;
+}
+
+/** A trained model of the project (run folder, model folder or loaded model). */
+async function trainedFacePredictor(modelOrDir: string | TrainedModel): Promise<FacePredictor> {
+  const tm = typeof modelOrDir === "string" ? await loadTrainedModel(modelOrDir) : modelOrDir;
+  const { size, color } = tm.info;
+  return {
+    check: async (file) => void (await decodeImageFile(file, size, color)),
+    predict: async (faces) => {
+      const pixels = await Promise.all(faces.map((f) => ("file" in f ? decodeImageFile(f.file, size, color) : decodeImageBytes(f.bytes, size, color))));
+      return (await predictPixels(tm, pixels)).map(({ skipped: _s, ...answer }) => answer);
+    },
+    // A model this call loaded is freed; one handed in stays the caller's.
+    dispose: () => {
+      if (typeof modelOrDir === "string") tm.model.dispose();
+    },
+  };
+}
+
+/**
+ * models/best (frozen backbones + heads), whose predictor reads files: cut faces go through a
+ * temporary folder, removed afterwards.
+ */
+async function bestFacePredictor(dir: string): Promise<FacePredictor> {
+  const model = await loadBestModel(dir);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-faces-"));
+  let count = 0;
+  return {
+    check: async (file) => void (await decodeImageFile(file, 32, "gray")),
+    predict: async (faces) => {
+      const paths = faces.map((f) => {
+        if ("file" in f) return f.file;
+        const p = path.join(tmp, `face-${count++}.png`);
+        fs.writeFileSync(p, f.bytes);
+        return p;
+      });
+      const preds = await predictBestFiles(model, paths);
+      for (const p of paths) if (p.startsWith(tmp)) fs.rmSync(p, { force: true });
+      return preds.map(({ file: _f, skipped: _s, ...answer }) => answer);
+    },
+    dispose: () => {
+      disposeBestModel(model);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
 }
 
 function csvField(v: string | number | undefined): string {
