@@ -137,7 +137,7 @@ export function bestModelCard(r: BestRunRecord): string {
     "",
     `- Frozen features: the backbones were trained for face identity and keep their weights; only the heads learn. That gives MAE ${num(t.mae)} and gender ${pct(t.genderAccuracy)} here; the issue's MAE <= 4.0 and 93% gender need more: fine-tuning of the backbones (at least their last blocks) on the training faces, which is not done (on this machine's 2 shared CPU cores one fine-tuning pass over 7,000 faces at 150-224 px takes hours), and faceres features of every training face for fusion (about 2.5 hours of extraction at the speed measured here).`,
     "- Children: gender is hard to read for ages 0-3 and 4-12 for every network (see the band table); ages over 100 are predicted at most 100.",
-    "- Inputs must be face crops like UTKFace's aligned crops (face centred, filling the frame). On other photos, crop the face first; nothing here detects faces.",
+    "- The heads read face crops like UTKFace's aligned crops (face centred, filling the frame). On other photos `npm run cli -- predict` finds each face first and cuts it framed like those crops (docs/photos.md); framing still matters: faces the detector misses or frames oddly are predicted worse.",
     "- Data: UTKFace crop_part1 only (8,818 faces, skewed to white and to ages 20-40 and 0-5); figures on other populations will differ. Labels in UTKFace file names are themselves noisy.",
     "",
     "## Licences",
