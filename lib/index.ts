@@ -76,7 +76,7 @@ export type { PlotlyFigure, NamedFigure } from "./analysis/figures";
 export { runFigures, comparisonRow, asLoadedRun } from "./analysis/run-figures";
 export type { AnyRun } from "./analysis/run-figures";
 export { initNotebookPlotly, show, showFigures, showTable, showMarkdown, showFaces, showRunFigures, showMetrics, showPredictions, describeModel, figureHtml, plotlyInitHtml } from "./notebook/display";
-export { exportFigures } from "./notebook/export";
+export { exportFigures, exportRunFigures, RUN_FIGURES_SUBDIR } from "./notebook/export";
 
 // Photos: find every face, cut it like the training crops, predict and draw (docs/photos.md).
 export { detectFaces, detectorSharesEngine, trainingCrop, FRAMING } from "./inference/detect";

@@ -34,15 +34,19 @@ Data: \`UTKFACE_DIR\` if set, else \`data/UTKFace\`, else the shipped sample \`d
 Every cell can be rerun, and the whole notebook can be run again in the same kernel.`);
 }
 
-/** The Figures section of a training notebook: show every figure of its runs, then export them. */
-function runFiguresCells(figures: string): Cell[] {
+/**
+ * The Figures section of a training notebook: show every figure of its runs, then export them
+ * into each run's own folder (results/<experiment>/<run-id>/figures/), copied to results/figures/.
+ */
+function runFiguresCells(runs: string): Cell[] {
   return [
-    md("## Figures"),
+    md("## Figures\nEach run's figures are saved in its own folder, `results/<experiment>/<run-id>/figures/`, and copied to `results/figures/`."),
     code(`
-const runFigures = ${figures};
-ut.showFigures(runFigures);
-const written = await ut.exportFigures(runFigures);
-console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
+const figureRuns = ${runs};
+ut.showFigures(figureRuns.flatMap((run) => ut.runFigures(run)));
+const written = await ut.exportRunFigures(figureRuns);
+console.log(written.inRuns.map((f) => ut.portablePath(f)).join("\\n"));
+console.log(\`copied to \${ut.portablePath(ut.FIGURES_DIR)}/\`);
 `),
   ];
 }
@@ -167,7 +171,7 @@ ut.showTable([
 ], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
 `),
-    ...runFiguresCells("[...ut.runFigures(ageRun), ...ut.runFigures(genderRun)]"),
+    ...runFiguresCells("[ageRun, genderRun]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold"]);`),
     MEMORY,
   ],
@@ -199,7 +203,7 @@ ut.showTable(reluRun.metrics.maeByBand ?? [], { title: "Mean absolute error by r
 ut.showTable([{ output: "age (years)", ...reluRun.metrics.ageMeanVariance }], { title: "Predicted and real mean and variance (test split)" });
 await ut.showPredictions(faces, [reluRun], { count: 10 });
 `),
-    ...runFiguresCells("ut.runFigures(reluRun)"),
+    ...runFiguresCells("[reluRun]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-relu-kfold"]);`),
     MEMORY,
   ],
@@ -237,7 +241,7 @@ const vggRun = await ut.runExperiment({ model: vggModel, experiment: "04-vgg19",
 ut.showMetrics(vggRun);
 await ut.showPredictions(faces, [vggRun], { count: 10 });
 `),
-    ...runFiguresCells("ut.runFigures(vggRun)"),
+    ...runFiguresCells("[vggRun]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["vgg19"]);`),
     MEMORY,
   ],
@@ -277,7 +281,7 @@ const kfoldRun = await ut.runKFold({ model: "cnn-multi", experiment: "05-kfold",
 ut.showMetrics(kfoldRun);
 ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.images, ageAccuracy: m.ageAccuracy, ageAccuracyWithin1: m.ageAccuracyWithin1, genderAccuracy: m.genderAccuracy, trainSeconds: m.trainSeconds })), { title: "Validation figures per fold" });
 `),
-    ...runFiguresCells("ut.runFigures(kfoldRun)"),
+    ...runFiguresCells("[kfoldRun]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold", "cnn-age-relu-kfold"], { only: ["fold-accuracy"] });`),
     MEMORY,
   ],

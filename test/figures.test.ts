@@ -1,9 +1,13 @@
 /**
  * Figure specs from real labels (UTKFace file names of $UTKFACE_DIR or data/sample): titles
  * say what and on which images, axes are labelled, trace counts and plotted totals match.
+ * A real quick run's figures are exported into its own run folder and gathered flat, as the
+ * notebooks and `npm run figures` do.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { test } from "node:test";
 import { countByGroupGender, isFaceRecord, parseFileName, type FaceRecord } from "../lib/data/dataset";
 import {
@@ -22,7 +26,14 @@ import {
   type PlotlyFigure,
 } from "../lib/analysis/figures";
 import { ageGroupOf, decodeAgeGroup, REPORT_AGE_GROUPS } from "../lib/data/labels";
-import { resolveDataDir } from "../lib/core/paths";
+import { RESULTS_DIR, resolveDataDir, SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { loadFaces } from "../lib/data/dataset";
+import { initBackend, setBackendQuiet } from "../lib/engine/backend";
+import { runFigures } from "../lib/analysis/run-figures";
+import { chromiumPath, RUN_FIGURES_SUBDIR } from "../lib/notebook/export";
+import { runExperiment } from "../lib/training/experiment";
+import { redrawRunFigures } from "../scripts/figures";
+import { skipUnlessCI } from "./helpers";
 
 const dir = resolveDataDir();
 const records: FaceRecord[] = fs.existsSync(dir) ? fs.readdirSync(dir).map(parseFileName).filter(isFaceRecord) : [];
@@ -125,4 +136,35 @@ test("quick results are drawn with the majority baseline on the same axes; claim
   const models = claimed.x as string[];
   assert.equal((claimed.y as number[])[models.indexOf("cnn-age-sigmoid")], 0.7819);
   assert.ok(PUBLISHED_CLAIMS.every((c) => c.source.startsWith("report") && c.where), "every claim says where it comes from");
+});
+
+test("a run's figures are drawn into its own run folder and gathered flat, as `npm run figures` does", { skip: skipUnlessCI(fs.existsSync(chromiumPath()) ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)`), timeout: 300000 }, async () => {
+  setBackendQuiet(true);
+  await initBackend();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "run-figures-"));
+  // latestRun reads results/ itself, so the run goes there under a name no one else uses.
+  const experiment = `zz-run-figures-${process.pid}`;
+  try {
+    const data = await loadFaces({ dir: SAMPLE_DATA_DIR, size: 32, color: "gray", cacheDir: path.join(tmp, "cache") });
+    const run = await runExperiment({ model: "cnn-gender", experiment, data, epochs: 1, maxImages: 60, progress: false });
+    const gather = path.join(tmp, "figures");
+    const out = await redrawRunFigures([experiment], { gather });
+    assert.deepEqual(out.skipped, []);
+    const names = runFigures(run).map((f) => f.name);
+    assert.ok(names.length >= 3, `a finished run has several figures: ${names.join(", ")}`);
+    const files = names.flatMap((n) => [`${n}.png`, `${n}.svg`]).sort();
+    const runFiguresDir = path.join(run.runDir, RUN_FIGURES_SUBDIR);
+    assert.deepEqual(fs.readdirSync(runFiguresDir).sort(), files, "the run folder holds each figure as PNG and SVG");
+    assert.deepEqual(out.files.inRuns.map((f) => path.relative(runFiguresDir, f)).sort(), files);
+    assert.deepEqual(fs.readdirSync(gather).sort(), files, "the gather folder holds a flat copy of each");
+    for (const f of files) {
+      const own = fs.readFileSync(path.join(runFiguresDir, f));
+      assert.ok(own.equals(fs.readFileSync(path.join(gather, f))), `${f}: the gathered copy is the run's file`);
+      if (f.endsWith(".png")) assert.ok(own.subarray(1, 4).toString() === "PNG" && own.length > 5000, `${f}: a drawn PNG (${own.length} bytes)`);
+      else assert.match(own.toString("utf8", 0, 400), /<svg/);
+    }
+  } finally {
+    fs.rmSync(path.join(RESULTS_DIR, experiment), { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { NamedFigure, PlotlyFigure } from "../analysis/figures";
+import { asLoadedRun, runFigures, type AnyRun } from "../analysis/run-figures";
 import { plotlyBundlePath } from "./display";
 import { FIGURES_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
@@ -140,6 +141,51 @@ export async function exportFigures(figures: readonly NamedFigure[], options: Ex
     if (!options.browser) await browser.close();
   }
   return written;
+}
+
+/** Folder inside a run folder (K-fold: the run's top folder) that holds the run's own figures. */
+export const RUN_FIGURES_SUBDIR = "figures";
+
+/** Options of `exportRunFigures`. */
+export interface RunExportOptions extends Omit<ExportOptions, "dir"> {
+  /** Folder that gathers a flat copy of every run's figures (default results/figures/); false: none. */
+  gather?: string | false;
+}
+
+/** What `exportRunFigures` wrote: the files in the run folders, and their gathered copies. */
+export interface RunFiguresExport {
+  /** `<runDir>/figures/<experiment>-<figure>.png` and `.svg`, run by run. */
+  inRuns: string[];
+  /** The same files copied flat into the gather folder (empty when `gather` is false). */
+  gathered: string[];
+}
+
+/**
+ * Writes each run's figures (`runFigures(run)`) into its own run folder, `<runDir>/figures/`,
+ * so a later run of the same experiment cannot overwrite them, then copies them flat into
+ * results/figures/ where the docs and the notebooks' readers look for the latest figures.
+ * One browser draws every run's figures.
+ */
+export async function exportRunFigures(runs: readonly AnyRun[], options: RunExportOptions = {}): Promise<RunFiguresExport> {
+  const gather = options.gather === undefined ? FIGURES_DIR : options.gather;
+  const browser = options.browser ?? (await launchChromium());
+  const out: RunFiguresExport = { inRuns: [], gathered: [] };
+  try {
+    for (const anyRun of runs) {
+      const run = asLoadedRun(anyRun);
+      const written = await exportFigures(runFigures(run), { ...options, dir: path.join(run.runDir, RUN_FIGURES_SUBDIR), browser });
+      out.inRuns.push(...written);
+      if (gather === false) continue;
+      for (const file of written) {
+        const copy = path.join(gather, path.basename(file));
+        writeFileAtomic(copy, fs.readFileSync(file));
+        out.gathered.push(copy);
+      }
+    }
+  } finally {
+    if (!options.browser) await browser.close();
+  }
+  return out;
 }
 
 /** A data: URL of one figure drawn by the plotly.js already loaded in `page`. */
