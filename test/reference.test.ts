@@ -107,6 +107,9 @@ test("a K-fold run with some folds finished is committed and read as k of K fold
     const files = filesUnder(partial.dest);
     assert.ok(!files.some((f) => /(^|\/)(model|checkpoint)\//.test(f)), `weights copied: ${files.join(", ")}`);
     assert.ok(files.includes("fold-01/predictions.json"));
+    assert.ok(!files.some((f) => f.startsWith("fold-02/")), `the fold still training is not copied: ${files.join(", ")}`);
+    const copiedConfig = JSON.parse(fs.readFileSync(path.join(partial.dest, "config.json"), "utf8")) as { data: { dir: string } };
+    assert.ok(!path.isAbsolute(copiedConfig.data.dir), `data folder from the repository root: ${copiedConfig.data.dir}`);
 
     await runKFold({ ...common, fold: 1 });
     await runKFold({ ...common, fold: 2, merge: true });

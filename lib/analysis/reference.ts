@@ -11,7 +11,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { RESULTS_DIR } from "../core/paths";
+import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 import { readKFold } from "../training/kfold";
 import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../training/runs";
@@ -250,7 +250,9 @@ function copyRecords(src: string, dest: string, top: boolean, kfold: boolean): n
   for (const entry of fs.readdirSync(src, { withFileTypes: true })) {
     const from = path.join(src, entry.name);
     if (entry.isDirectory()) {
-      if (!EXCLUDED_DIRS.has(entry.name)) bytes += copyRecords(from, path.join(dest, entry.name), false, kfold);
+      // A fold still training has no held-out figures yet: it is copied once it has finished.
+      const unfinishedFold = top && kfold && /^(pass2-)?fold-\d+$/.test(entry.name) && !fs.existsSync(path.join(from, RUN_FILES.metrics));
+      if (!EXCLUDED_DIRS.has(entry.name) && !unfinishedFold) bytes += copyRecords(from, path.join(dest, entry.name), false, kfold);
       continue;
     }
     if (!entry.isFile() || !entry.name.endsWith(".json")) continue;
@@ -262,11 +264,20 @@ function copyRecords(src: string, dest: string, top: boolean, kfold: boolean): n
       const c = value as unknown as RunConfig;
       value = { ...c, kfold: { ...c.kfold!, validation: "see the run's config.json" } } as unknown as Record<string, unknown>;
     }
+    // The data folder as a path from the repository root: committed records name no machine's paths.
+    if (entry.name === RUN_FILES.config) value = withRelativeDataDir(value as unknown as RunConfig) as unknown as Record<string, unknown>;
     const text = JSON.stringify(value) + "\n";
     writeFileAtomic(path.join(dest, entry.name), text);
     bytes += Buffer.byteLength(text);
   }
   return bytes;
+}
+
+/** A config whose data folder is written relative to the repository root (e.g. ../shared/...). */
+function withRelativeDataDir(config: RunConfig): RunConfig {
+  const dir = config.data?.dir;
+  if (!dir || !path.isAbsolute(dir)) return config;
+  return { ...config, data: { ...config.data, dir: path.relative(REPO_ROOT, dir).split(path.sep).join("/") } };
 }
 
 /** Newest modification time among a run's files (ms), i.e. when it last wrote something. */
