@@ -159,6 +159,12 @@ function sumConfusion(matrices: (ConfusionMatrix | undefined)[]): ConfusionMatri
  * training time and images, for 06-comparison and the README table. `parameters` gives the
  * trainable parameter count per model name when known.
  */
+/** What a K-fold reference was scored on: every face, or only the validation folds done so far. */
+function kfoldHeldOut(run: ReferenceRun): string {
+  const { foldsDone, folds } = run.reference;
+  return foldsDone !== undefined && folds !== undefined && foldsDone < folds ? `the ${foldsDone} validation fold(s) done, each by its fold's model` : "every face, by its validation fold";
+}
+
 export function referenceComparisonRows(runs: readonly ReferenceRun[] = referenceRuns(), parameters: Record<string, number> = {}): (ComparisonRow & { experiment: string; reference: string; heldOut: string })[] {
   // The same faces for every model: the 80/20 test split of a train run, when one is committed.
   // A K-fold run predicted each of those faces with the fold model that held it out.
@@ -167,7 +173,7 @@ export function referenceComparisonRows(runs: readonly ReferenceRun[] = referenc
   return runs.map((run) => {
     const row = comparisonRow(run, parameters[run.config.model]);
     const base = { experiment: run.reference.experiment, reference: run.reference.label };
-    if (run.kind !== "kfold" || !testFiles) return { ...row, ...base, heldOut: run.kind === "kfold" ? "every face, by its validation fold" : "80/20 test split" };
+    if (run.kind !== "kfold" || !testFiles) return { ...row, ...base, heldOut: run.kind === "kfold" ? kfoldHeldOut(run) : "80/20 test split" };
     const rows = run.predictions.filter((p) => testFiles.has(p.file));
     return { ...row, ...figuresOf(rows), images: rows.length, ...base, heldOut: "80/20 test split faces, each by the fold that held it out" };
   });
@@ -182,11 +188,11 @@ export function referenceTable(runs: readonly ReferenceRun[] = referenceRuns()):
   const rows = referenceComparisonRows(runs);
   const pct = (v?: number) => (v === undefined ? "" : `${(v * 100).toFixed(1)}%`);
   const lines = [
-    "| model | run | held-out faces | images | age-group accuracy | ±1 group | MAE (years) | gender accuracy | training | engine, threads |",
+    "| model | run | held-out faces | images | age-group accuracy | ±1 group | MAE (years) | gender accuracy | training | engine |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r, i) => {
       const b = runs[i].config.backend;
-      return `| \`${r.model}\` | ${r.reference} | ${r.heldOut} | ${r.images?.toLocaleString("en") ?? ""} | ${pct(r.ageAccuracy)} | ${pct(r.ageAccuracyWithin1)} | ${r.mae?.toFixed(1) ?? ""} | ${pct(r.genderAccuracy)} | ${r.trainSeconds !== undefined ? formatHours(r.trainSeconds) : ""} | ${b.name}, ${b.threads || "auto"} |`;
+      return `| \`${r.model}\` | ${r.reference} | ${r.heldOut} | ${r.images?.toLocaleString("en") ?? ""} | ${pct(r.ageAccuracy)} | ${pct(r.ageAccuracyWithin1)} | ${r.mae?.toFixed(1) ?? ""} | ${pct(r.genderAccuracy)} | ${r.trainSeconds !== undefined ? formatHours(r.trainSeconds) : ""} | ${b.engine ?? `${b.name}, ${b.threads || "auto"} thread(s)`} |`;
     }),
   ];
   return lines.join("\n");
