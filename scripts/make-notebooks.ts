@@ -131,7 +131,7 @@ await ut.showFaces(faces, sampleFaces, { title: "Sample faces (70x70 grayscale) 
 const written = await ut.exportFigures(dataFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
 `),
-    md("There is no reference run for this notebook: its full-profile version is these same figures on all faces, `UTKFACE_DIR=../shared/data/utkface/crop_part1 EXPERIMENT_PROFILE=full npm start` (about a minute)."),
+    md("There is no reference run for this notebook: its full-profile version is these same figures on all faces, `UTKFACE_DIR=path/to/UTKFace EXPERIMENT_PROFILE=full npm start` (about a minute for this notebook)."),
     MEMORY,
   ],
 

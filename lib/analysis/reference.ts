@@ -279,7 +279,7 @@ function copyRecords(src: string, dest: string, top: boolean, kfold: boolean): n
   return bytes;
 }
 
-/** A config whose data folder is written relative to the repository root (e.g. ../shared/...). */
+/** A config whose data folder is written relative to the repository root rather than as an absolute path. */
 function withRelativeDataDir(config: RunConfig): RunConfig {
   const dir = config.data?.dir;
   if (!dir || !path.isAbsolute(dir)) return config;
