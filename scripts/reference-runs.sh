@@ -72,6 +72,18 @@ run_fold() {
 }
 export -f run_fold
 
+# A later session (or another machine) has no results/full/, but the folds already finished are
+# committed in results/reference/: their records are enough to skip them and to merge later.
+for model in $KFOLD_MODELS; do
+  dir="$FULL/$model-kfold/$NAME" ref="results/reference/$model-kfold/$NAME"
+  if [ ! -f "$dir/config.json" ] && [ -f "$ref/config.json" ]; then
+    mkdir -p "$dir"
+    cp -rp "$ref"/. "$dir"/
+    rm -f "$dir/metrics.json" # the merged summary is made again once every fold is done
+    log "restored $(ls "$dir"/fold-*/metrics.json 2>/dev/null | wc -l) finished fold(s) of $model from $ref"
+  fi
+done
+
 # Folds in order 0..9 (the longest first), models interleaved.
 queue=()
 for ((fold = 0; fold < FOLDS; fold++)); do
