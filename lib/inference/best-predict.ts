@@ -16,15 +16,19 @@ import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training
 import type * as tf from "@tensorflow/tfjs";
 
 /**
- * One image's prediction: the same shape as predict.ts's FilePrediction (which imports this
- * module to dispatch to it, so the type is spelt out here rather than imported).
+ * One image's prediction, from any model (predict.ts re-exports it as FilePrediction; it lives
+ * here because predict.ts imports this module). Fields the model does not predict are absent.
  */
 export interface BestFilePrediction {
   file: string;
+  /** Predicted age in years (regression) or the predicted group's mid age. */
   age?: number;
+  /** Predicted group label, e.g. "25 - 29". */
   ageGroup?: string;
+  /** "Male" or "Female". */
   gender?: string;
   pFemale?: number;
+  /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
   skipped?: string;
 }
 

@@ -15,7 +15,7 @@ import { writeFileAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
 import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
 import { loadModelFile } from "../models/files";
-import { isBestModelDir, predictBestFiles } from "./best-predict";
+import { BestFilePrediction, isBestModelDir, predictBestFiles } from "./best-predict";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";
 
@@ -86,18 +86,7 @@ export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
 }
 
 /** One image's prediction; fields the model does not predict are absent. */
-export interface FilePrediction {
-  file: string;
-  /** Predicted age in years (regression) or the predicted group's mid age. */
-  age?: number;
-  /** Predicted group label, e.g. "25 - 29". */
-  ageGroup?: string;
-  /** "Male" or "Female". */
-  gender?: string;
-  pFemale?: number;
-  /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
-  skipped?: string;
-}
+export type FilePrediction = BestFilePrediction;
 
 /** Image files of a directory (sorted), or the file itself; a clear error when there are none. */
 export function listImageFiles(fileOrDir: string): string[] {
