@@ -107,7 +107,7 @@ done
 # The 80/20 runs, side by side, the cores shared between them. `train` names its run folder
 # itself (results/<model>/<run-id>), so the driver keeps a pointer to it, $FULL/<model>/NAME.run,
 # and continues that folder with `train --run` after a kill.
-split_threads=$(( CORES / $(echo $SPLIT_MODELS | wc -w | awk '{print ($1 > 0 ? $1 : 1)}') ))
+split_threads="${SPLIT_THREADS:-$(( CORES / $(echo $SPLIT_MODELS | wc -w | awk '{print ($1 > 0 ? $1 : 1)}') ))}"
 [ "$split_threads" -ge 1 ] || split_threads=1
 run_split() {
   local model="$1" ptr="$FULL/$model/$NAME.run" dir="" cmd

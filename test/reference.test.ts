@@ -161,3 +161,27 @@ test("the copier refuses what is not a finished run, naming the folder", () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("committed references: a K-fold row on the 80/20 test faces names the folds that hold them, and the table adds every face's figure", { skip: !referenceRuns().some((r) => r.kind === "split") && "no 80/20 reference run committed" }, () => {
+  const runs = referenceRuns();
+  const split = runs.find((r) => r.kind === "split")!;
+  const testFiles = new Set(split.predictions.map((p) => p.file));
+  const rows = referenceComparisonRows(runs);
+  const table = referenceTable(runs);
+  runs.forEach((run, i) => {
+    if (run.kind !== "kfold") return;
+    const onTest = run.predictions.filter((p) => testFiles.has(p.file));
+    assert.equal(rows[i].images, onTest.length, "the K-fold row is scored on the test faces only");
+    const folds = [...new Set(onTest.map((p) => (p as { fold: number }).fold + 1))].sort((a, b) => a - b);
+    if (folds.length < run.summary.folds.length) {
+      assert.match(rows[i].heldOut, new RegExp(`folds? ${folds.join(", ")} of ${run.summary.folds.length}$`));
+      // The whole protocol's figure (every face, every fold) is given beside it.
+      assert.equal(rows[i].everyFace!.images, run.predictions.length);
+      const every = rows[i].everyFace!;
+      const shown = every.ageAccuracy !== undefined ? every.ageAccuracy : every.genderAccuracy!;
+      assert.ok(table.includes(`\`${run.config.model}\` ${(shown * 100).toFixed(1)}%`), `table lacks ${run.config.model}'s every-face figure`);
+    } else {
+      assert.match(rows[i].heldOut, /held it out$/);
+    }
+  });
+});
