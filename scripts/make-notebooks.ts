@@ -337,8 +337,8 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
   ],
   "07-best-model": [
     header(
-      "07 · The best model: frozen face features + trained heads (issue 12)",
-      "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender. Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
+      "07 · The best model: a pretrained face network, fine-tuned (issue 12)",
+      "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender, and the last step fine-tunes face-api's last stage together with the heads on cached maps of its frozen early stages. Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
       "about 1 min: reads models/best and predicts a few sample faces",
       "the one-off feature extraction of 8,818 faces (about 30 min per backbone on a quiet 2-core machine, far longer on a busy one), then minutes for the ablation and the final heads",
       false,
@@ -355,11 +355,11 @@ import * as bestRun from "../dist/lib/training/best";
 const faces = await ut.loadFaces({ dir: dataDir, size: 100, color: "rgb" });
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}\`);
 `),
-    md("## Model\nThe shipped `models/best` (quick profile) or a fresh run (full profile). Backbones load from their npm packages; the folder holds the heads and the feature standardiser."),
+    md("## Model\nThe shipped `models/best` (quick profile) or a fresh run (full profile). The frozen part of each backbone loads from its npm package; the folder holds what was trained here (the heads, and for a fine-tuned model face-api's last stage with them) and best.json."),
     code(`
 const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best") : path.join(ut.REPO_ROOT, "models", "best");
 `),
-    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split, then the chosen heads on every training face, then one look at the test split (`npm run cli -- best train` does the same)."),
+    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last step fine-tunes), then the chosen step on every training face, then one look at the test split (`npm run cli -- best train` does the same; about 30 minutes on 2 cores)."),
     code(`
 // The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
 if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(["facenet"]) });

@@ -15,6 +15,8 @@ import { isBestModelDir } from "../lib/inference/best-predict";
 import { predictFiles } from "../lib/inference/predict";
 import { predictPhotos } from "../lib/inference/photo";
 import { composePhoto } from "../lib/inference/composite";
+import { buildFineTuneModel, fineTuneHeads } from "../lib/training/finetune";
+import { float16Bits, loadModelFile, saveModel } from "../lib/models/files";
 
 setBackendQuiet(true);
 
@@ -184,4 +186,77 @@ test("models/best predicts every face of a photo (detect, cut, predict) like the
     // Cut from the photo as the detector frames it vs the crop itself: the same person, close answers.
     assert.ok(Math.abs(f.age! - direct[i].age!) < 15, `face ${i}: ${f.age} vs crop ${direct[i].age}`);
   });
+});
+
+test("fine-tuning: trunk maps through the frozen last stage give face-api's descriptor, the folded model starts where the heads ended, training moves it, a float16 save reloads", async () => {
+  const maps = await extractFeatureSet(files, "facenet-maps", { cacheDir: path.join(tmp, "cache") });
+  const desc = await extractFeatureSet(files, "facenet", { cacheDir: path.join(tmp, "cache") });
+  assert.equal(maps.dim, 8 * 8 * 128);
+  const sets = new Map([["facenet", desc], ["facenet-maps", maps]]);
+  const train = files.map((_, i) => i).filter((i) => i % 4 !== 0);
+  const held = files.map((_, i) => i).filter((i) => i % 4 === 0);
+  const data = (parts: { backbone: "facenet" | "facenet-maps" }[], idx: number[]) => ({
+    plain: fuseFeatures(sets, parts, idx, "plain"),
+    flipped: fuseFeatures(sets, parts, idx, "flipped"),
+    ages: idx.map((i) => records[i].age),
+    genders: idx.map((i) => records[i].gender),
+  });
+  const config = { ...DEFAULT_HEAD_CONFIG, epochs: 20, name: "ft-test", ageLoss: "dldl-l1" as const, fineTune: { epochs: 6, learningRate: 1e-4, batchSize: 32 } };
+  const heads = await trainHeads(config, data([{ backbone: "facenet" }], train));
+  const frozen = predictHeads(heads, fuseFeatures(sets, [{ backbone: "facenet" }], held, "plain"), fuseFeatures(sets, [{ backbone: "facenet" }], held, "flipped"));
+  const heldMaps = data([{ backbone: "facenet-maps" }], held);
+  const trainDesc = data([{ backbone: "facenet" }], train);
+  const frozenTrainOut = predictHeads(heads, trainDesc.plain, trainDesc.flipped);
+  const frozenTrain = expectedAges(frozenTrainOut.ageProbabilities, frozenTrainOut.n).reduce((s, v, i) => s + Math.abs(v - records[train[i]].age), 0) / frozenTrainOut.n;
+  // Folding the standardiser into the first layers changes nothing: same outputs from the maps.
+  const folded = buildFineTuneModel(heads);
+  const start = predictHeads({ model: folded, standardizer: null, config }, heldMaps.plain, heldMaps.flipped);
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  assert.ok(maxDiff(start.ageProbabilities, frozen.ageProbabilities) < 1e-4, `age distributions differ by ${maxDiff(start.ageProbabilities, frozen.ageProbabilities)}`);
+  assert.ok(maxDiff(start.pFemale, frozen.pFemale) < 1e-4);
+  folded.dispose();
+  const before = tf.memory().numTensors;
+  const curveLines: string[] = [];
+  const tuned = await fineTuneHeads(heads, data([{ backbone: "facenet-maps" }], train), heldMaps, (l) => curveLines.push(l));
+  assert.equal(tuned.curve.length, 6);
+  assert.equal(curveLines.length, 6);
+  assert.match(curveLines[5], /epoch 6\/6: loss \d/);
+  const after1 = predictHeads(tuned, heldMaps.plain, heldMaps.flipped);
+  assert.ok(maxDiff(after1.ageProbabilities, frozen.ageProbabilities) > 1e-4, "fine-tuning left the model unchanged");
+  // On its own training faces the fine-tuned model fits better than the frozen one did.
+  const trainMaps = data([{ backbone: "facenet-maps" }], train);
+  const trainMae = (out: { ageProbabilities: Float32Array; n: number }) => expectedAges(out.ageProbabilities, out.n).reduce((s, v, i) => s + Math.abs(v - records[train[i]].age), 0) / out.n;
+  const tunedTrain = trainMae(predictHeads(tuned, trainMaps.plain, trainMaps.flipped));
+  assert.ok(tunedTrain < frozenTrain, `training-face MAE ${tunedTrain} after fine-tuning vs ${frozenTrain} before`);
+  for (const a of expectedAges(after1.ageProbabilities, after1.n)) assert.ok(a >= 0 && a <= 100);
+  // float16 storage: half the bytes, nearly the same predictions.
+  const dir32 = path.join(tmp, "ft32");
+  const dir16 = path.join(tmp, "ft16");
+  await saveModel(tuned.model, dir32);
+  await saveModel(tuned.model, dir16, {}, { float16: true });
+  const size = (d: string) => fs.statSync(path.join(d, "weights.bin")).size;
+  assert.ok(Math.abs(size(dir16) * 2 - size(dir32)) < 16, `float16 ${size(dir16)} bytes vs float32 ${size(dir32)}`);
+  const reloaded = await loadModelFile(path.join(dir16, "model.json"));
+  const again = predictHeads({ model: reloaded, standardizer: null, config }, heldMaps.plain, heldMaps.flipped);
+  const ageDiff = expectedAges(again.ageProbabilities, again.n).reduce((mx, v, i) => Math.max(mx, Math.abs(v - expectedAges(after1.ageProbabilities, after1.n)[i])), 0);
+  assert.ok(ageDiff < 0.5, `float16 weights move an expected age by ${ageDiff} years`);
+  assert.ok(maxDiff(again.pFemale, after1.pFemale) < 0.02);
+  reloaded.dispose();
+  tuned.model.dispose();
+  assert.ok(tf.memory().numTensors - before < 10, `tensors left after fine-tuning: ${tf.memory().numTensors - before}`);
+});
+
+test("float16 bits: exact for representable values, rounded to nearest, overflow to infinity", () => {
+  const back = (bits: number) => {
+    const s = bits & 0x8000 ? -1 : 1;
+    const e = (bits >> 10) & 0x1f;
+    const f = bits & 0x3ff;
+    if (e === 0x1f) return f ? NaN : s * Infinity;
+    return e === 0 ? s * f * 2 ** -24 : s * (1 + f / 1024) * 2 ** (e - 15);
+  };
+  for (const v of [0, 1, -2, 0.5, 65504, 2 ** -24, -(2 ** -14), 0.0999755859375]) assert.equal(back(float16Bits(v)), v);
+  assert.equal(back(float16Bits(1 + 1 / 4096)), 1, "ties round to even");
+  assert.ok(Math.abs(back(float16Bits(0.1)) - 0.1) < 1e-4);
+  assert.equal(back(float16Bits(1e6)), Infinity);
+  assert.ok(Number.isNaN(back(float16Bits(NaN))));
 });

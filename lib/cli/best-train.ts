@@ -1,9 +1,9 @@
 /** `npm run cli -- best train`: the ablation on validation, the final heads, the model folder. */
 import { parseArgs } from "util";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
-import { BEST_RECIPE, defaultAblation, runBest } from "../training/best";
+import { BEST_RECIPE, DEFAULT_FINE_TUNE, defaultAblation, runBest } from "../training/best";
 import { DEFAULT_HEAD_CONFIG } from "../training/heads";
-import { intOption } from "./options";
+import { intOption, numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- best train [--dir D] [--out models/best] [--backbones a,b ...]
 
@@ -22,13 +22,22 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
                     them fit on those faces, the others on every training face, all are
                     scored on the same validation faces
   --epochs N        epochs of each ablation step (default ${DEFAULT_HEAD_CONFIG.epochs}; the final model
-                    trains for the validation-best count)`;
+                    trains for the validation-best count)
+  --fine-tune-epochs N
+                    epochs of the last step, which fine-tunes face-api's last stage with the
+                    heads (default ${DEFAULT_FINE_TUNE.epochs}; 0 leaves it out: frozen features only)
+  --fine-tune-lr X  its starting learning rate (default ${DEFAULT_FINE_TUNE.learningRate}, cosine-decayed to 0)
+  --deeper          also try the fine-tuning step one stage deeper (stage128 trains too, on
+                    cached stage64 maps: 1.3 GB of cache, about twice the time)
+  --gender-weight W also try the fine-tuning step with the gender loss weighted W times
+  --validation-only run the ablation and write its ablation.json only: no final model, the
+                    test split untouched (for trying steps before the one final run)`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" } },
+    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" }, "fine-tune-epochs": { type: "string" }, "fine-tune-lr": { type: "string" }, "validation-only": { type: "boolean" }, "gender-weight": { type: "string" }, deeper: { type: "boolean" } },
     strict: true,
   });
   if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
@@ -42,6 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     : fusion
       ? BEST_RECIPE.subset
       : undefined;
-  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs, { short: !!subset }), subset });
+  const fineTune = { epochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0) ?? DEFAULT_FINE_TUNE.epochs, learningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]) ?? DEFAULT_FINE_TUNE.learningRate, batchSize: DEFAULT_FINE_TUNE.batchSize };
+  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs, { short: !!subset, fineTune, genderWeight: numberOption("gender-weight", values["gender-weight"]), deeper: values.deeper }), subset, validationOnly: values["validation-only"], args: argv });
   return 0;
 }

@@ -13,6 +13,7 @@ import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
 import { Standardizer, expectedAges } from "../models/heads";
 import { loadModelFile } from "../models/files";
 import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
+import { modelInputs } from "../training/finetune";
 import type * as tf from "@tensorflow/tfjs";
 
 /**
@@ -35,13 +36,16 @@ export interface BestFilePrediction {
 /** The file that marks a best-model folder. */
 export const BEST_MODEL_FILE = "best.json";
 /** Format tag of best.json, bumped when its meaning changes. */
-export const BEST_MODEL_FORMAT = "utkface-best-v1";
+export const BEST_MODEL_FORMAT = "utkface-best-v2";
+/** Formats this library reads: v1 (frozen features only) and v2 (optionally fine-tuned, standardizer may be null). */
+const READABLE_FORMATS = ["utkface-best-v1", BEST_MODEL_FORMAT];
 
 /** Contents of best.json. */
 export interface BestModelFile {
   format: string;
   config: HeadConfig;
-  standardizer: Standardizer;
+  /** z-scores of the fused features; null when the model reads its inputs as they are (fine-tuned). */
+  standardizer: Standardizer | null;
   /** The backbones read, with their packages, licences and preprocessing (for people reading the file). */
   backbones?: { backbone: string; columns?: string; package: string; licence: string; preprocessing: string }[];
   /** Per backbone: whether its mirrored features were used (false: plain features stand in). */
@@ -69,10 +73,10 @@ export async function loadBestModel(dir: string): Promise<BestModel> {
   const file = path.join(dir, BEST_MODEL_FILE);
   if (!fs.existsSync(file)) throw new Error(`${dir} is not a best-model folder: ${BEST_MODEL_FILE} is missing (train one with npm run cli -- best train).`);
   const json = JSON.parse(fs.readFileSync(file, "utf8")) as BestModelFile;
-  if (json.format !== BEST_MODEL_FORMAT) throw new Error(`${file} has format "${json.format}", this library reads "${BEST_MODEL_FORMAT}": retrain it.`);
+  if (!READABLE_FORMATS.includes(json.format)) throw new Error(`${file} has format "${json.format}", this library reads ${READABLE_FORMATS.map((f) => `"${f}"`).join(" and ")}: retrain it (npm run cli -- best train).`);
   const heads = await loadModelFile(path.join(dir, "heads", "model.json"));
   const backbones = new Map<string, Backbone>();
-  for (const part of json.config.features) if (!backbones.has(part.backbone)) backbones.set(part.backbone, await loadBackbone(part.backbone));
+  for (const part of modelInputs(json.config)) if (!backbones.has(part.backbone)) backbones.set(part.backbone, await loadBackbone(part.backbone));
   return { dir, file: json, heads, backbones };
 }
 
@@ -90,7 +94,7 @@ export function disposeBestModel(m: BestModel): void {
  */
 export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<BestFilePrediction[]> {
   const m = typeof modelOrDir === "string" ? await loadBestModel(modelOrDir) : modelOrDir;
-  const parts: FeaturePart[] = m.file.config.features;
+  const parts: FeaturePart[] = modelInputs(m.file.config);
   const out: BestFilePrediction[] = [];
   try {
     const predictChunk = async (chunk: readonly string[]): Promise<BestFilePrediction[]> => {

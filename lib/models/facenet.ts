@@ -318,6 +318,45 @@ export function faceNetBackbone(input: tf.SymbolicTensor, trainable = true): tf.
 }
 
 /**
+ * The stages of the backbone up to and including `last`, as a model with face-api's weights:
+ * [n, size, size, 3] unit RGB -> that stage's feature map (or the descriptor for the last stage).
+ * The frozen trunk of fine-tuning: its output is cached once, the stages after it train.
+ */
+export function buildFaceNetTrunk(last: FaceNetStageName, size = FACENET_NATIVE_SIZE): tf.LayersModel {
+  checkFaceNetSize(size);
+  const input = tf.input({ shape: [size, size, 3], name: "image" });
+  let x: tf.SymbolicTensor = input;
+  for (const stage of FACENET_STAGES.slice(0, FACENET_STAGES.indexOf(last) + 1)) x = new FaceNetStage({ stage: stageId(stage) }).apply(x) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: x, name: `facenet_trunk_${stageId(last)}` });
+  loadFaceNetWeights(model);
+  return model;
+}
+
+/**
+ * The stages after `after`, applied to a symbolic feature map of that stage (the trunk's
+ * output), ending in the 128-d descriptor; weights are loaded by `loadFaceNetWeights` on the
+ * model that holds them.
+ */
+export function faceNetTail(input: tf.SymbolicTensor, after: FaceNetStageName, trainable = true): tf.SymbolicTensor {
+  let x = input;
+  for (const stage of FACENET_STAGES.slice(FACENET_STAGES.indexOf(after) + 1)) x = new FaceNetStage({ stage: stageId(stage), trainable }).apply(x) as tf.SymbolicTensor;
+  return x;
+}
+
+/** Output shape [h, w, c] of a stage for a square input of `size` (the cached map's shape). */
+export function faceNetStageShape(stage: FaceNetStageName, size = FACENET_NATIVE_SIZE): [number, number, number] {
+  let n = size;
+  let c = 3;
+  for (const s of FACENET_STAGES.slice(0, FACENET_STAGES.indexOf(stage) + 1)) {
+    for (const b of STAGE_BLOCKS[s]) {
+      n = sideAfter(b, n);
+      c = b.kind === "stem" ? b.conv.outChannels : b.kind === "descriptor" ? FACENET_DESCRIPTOR_SIZE : b.conv2.outChannels;
+    }
+  }
+  return [n, n, c];
+}
+
+/**
  * The backbone alone as a model: [n, size, size, 3] unit RGB -> [n, 128] descriptors, with
  * face-api's pretrained weights. At 150x150 it computes face-api's descriptor.
  */

@@ -17,10 +17,10 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { readManifestWeights } from "../core/weights";
-import { FACENET_NATIVE_SIZE, buildFaceNetDescriptor } from "./facenet";
+import { FACENET_NATIVE_SIZE, FaceNetStageName, buildFaceNetDescriptor, buildFaceNetTrunk, faceNetStageShape } from "./facenet";
 
 /** Names of the backbones (one per preprocessing). */
-export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe"] as const;
+export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64"] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
 
 /** What a backbone expects and gives. */
@@ -35,6 +35,33 @@ export interface BackboneSpec {
   licence: string;
   /** One line on the preprocessing, for model cards. */
   preprocessing: string;
+}
+
+/**
+ * The trunk-map backbones: the output of a stage of face-api's network, the frozen trunk of
+ * fine-tuning (lib/training/finetune.ts trains the stages after it). "facenet-maps" ends after
+ * stage128 (8x8x128 per face: stage256 and the descriptor train), "facenet-maps64" after
+ * stage64 (17x17x64: stage128 trains too).
+ */
+export const FACENET_MAPS_STAGES = { "facenet-maps": "facenet_stage128", "facenet-maps64": "facenet_stage64" } as const satisfies Record<string, FaceNetStageName>;
+export type FaceNetMapsName = keyof typeof FACENET_MAPS_STAGES;
+
+/** True for the trunk-map backbones. */
+export function isFaceNetMaps(name: string): name is FaceNetMapsName {
+  return Object.prototype.hasOwnProperty.call(FACENET_MAPS_STAGES, name);
+}
+
+function mapsSpec(name: FaceNetMapsName): BackboneSpec {
+  const stage = FACENET_MAPS_STAGES[name];
+  const shape = faceNetStageShape(stage);
+  return {
+    name,
+    size: FACENET_NATIVE_SIZE,
+    dim: shape[0] * shape[1] * shape[2],
+    package: "@vladmandic/face-api 1.7.15 (face_recognition_model)",
+    licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
+    preprocessing: `as facenet; the ${shape.join("x")} feature map after ${stage.slice("facenet_".length)} (the input of the fine-tuned stages)`,
+  };
 }
 
 /** The package holding human's faceres graph model (models/faceres.json + .bin). */
@@ -57,6 +84,8 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
     licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
     preprocessing: "RGB 150x150 (area-averaged from 200x200), minus mean RGB (122.782, 117.001, 104.298), divided by 255",
   },
+  "facenet-maps": mapsSpec("facenet-maps"),
+  "facenet-maps64": mapsSpec("facenet-maps64"),
   faceres: {
     name: "faceres",
     size: 224,
@@ -159,7 +188,7 @@ async function loadFaceres(spec: BackboneSpec): Promise<Backbone> {
 }
 
 async function loadFaceNet(spec: BackboneSpec): Promise<Backbone> {
-  const model = buildFaceNetDescriptor(spec.size);
+  const model = isFaceNetMaps(spec.name) ? buildFaceNetTrunk(FACENET_MAPS_STAGES[spec.name], spec.size) : buildFaceNetDescriptor(spec.size);
   return {
     spec,
     extract(pixels, n, flip = false) {
@@ -176,5 +205,5 @@ async function loadFaceNet(spec: BackboneSpec): Promise<Backbone> {
 /** Loads a backbone by name from its npm package (nothing is downloaded). */
 export async function loadBackbone(name: BackboneName | string): Promise<Backbone> {
   const spec = backboneSpec(name);
-  return spec.name === "facenet" ? loadFaceNet(spec) : loadFaceres(spec);
+  return spec.name === "facenet" || isFaceNetMaps(spec.name) ? loadFaceNet(spec) : loadFaceres(spec);
 }

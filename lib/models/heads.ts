@@ -32,9 +32,18 @@ export interface HeadOptions {
  * "gender" (sigmoid, P(female)), each through its own hidden layer.
  */
 export function buildHeadModel(options: HeadOptions): tf.LayersModel {
-  const { inputDim, hidden = 256, dropout = 0.3, seed = 42 } = options;
+  const { inputDim } = options;
   if (!Number.isInteger(inputDim) || inputDim < 1) throw new Error(`Head input size must be a positive integer, got ${inputDim}.`);
   const input = tf.input({ shape: [inputDim], name: "features" });
+  return tf.model({ inputs: input, outputs: headOutputs(input, options), name: "best_heads" });
+}
+
+/**
+ * The two heads applied to a symbolic feature vector: [age, gender]. Layer names are fixed
+ * ("age_hidden", "age", "gender_hidden", "gender"), so weights copy between models by name.
+ */
+export function headOutputs(input: tf.SymbolicTensor, options: Omit<HeadOptions, "inputDim">): [tf.SymbolicTensor, tf.SymbolicTensor] {
+  const { hidden = 256, dropout = 0.3, seed = 42 } = options;
   const branch = (name: string, k: number): tf.SymbolicTensor => {
     if (hidden <= 0) return tf.layers.dropout({ rate: dropout, seed: seed + k, name: `${name}_dropout` }).apply(input) as tf.SymbolicTensor;
     const h = tf.layers.dense({ units: hidden, activation: "relu", kernelInitializer: tf.initializers.heNormal({ seed: seed + 10 + k }), name: `${name}_hidden` }).apply(input);
@@ -42,7 +51,7 @@ export function buildHeadModel(options: HeadOptions): tf.LayersModel {
   };
   const age = tf.layers.dense({ units: AGE_BINS, activation: "softmax", kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 20 }), name: "age" }).apply(branch("age", 0)) as tf.SymbolicTensor;
   const gender = tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 21 }), name: "gender" }).apply(branch("gender", 1)) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: [age, gender], name: "best_heads" });
+  return [age, gender];
 }
 
 /** DLDL targets: for each age a Gaussian over the bins (sd `sigma` years), summing to 1. */

@@ -3,6 +3,7 @@
  * model can never disagree.
  */
 import { BACKBONES } from "../models/features";
+import { fineTuneMaps } from "./finetune";
 import type { BestRunRecord } from "./best-types";
 import type { BestMetrics } from "./heads";
 
@@ -25,22 +26,39 @@ export function bestModelCard(r: BestRunRecord): string {
   const c = r.chosen;
   const s = r.data;
   const g13 = band(t, "13+")?.accuracy ?? NaN;
-  const backbones = [...new Set(c.features.map((f) => f.backbone))].map((b) => BACKBONES[b]);
+  const ft = c.fineTune;
+  const mapsName = fineTuneMaps(c);
+  const deeper = mapsName === "facenet-maps64";
+  const extracted = [...new Set([...c.features.map((f) => f.backbone), ...(ft ? [mapsName] : [])])];
+  const backbones = extracted.map((b) => BACKBONES[b]);
+  const heads = [...new Set(c.features.map((f) => f.backbone))].join(",");
   const lines: string[] = [];
   lines.push(
     "# Model card: models/best",
     "",
-    "Age (years) and gender from a face crop, for UTKFace-like aligned crops. Frozen pretrained face",
-    "networks compute features; two small heads trained here on those features give an age",
-    "distribution over 0..100 years (read out as its expected value) and P(female).",
-    "",
-    "Reproduce (about 40-90 minutes on 2 shared CPU cores, almost all of it the one-off feature",
-    "extraction; the heads train in minutes):",
+    ...(ft
+      ? [
+          "Age (years) and gender from a face crop, for UTKFace-like aligned crops. face-api's face",
+          "recognition network (a ResNet trained for identity) reads the face; its early stages keep",
+          `their pretrained weights, its last ${deeper ? "two stages" : "stage"} and two heads were trained here together: an age`,
+          "distribution over 0..100 years (read out as its expected value) and P(female).",
+          "",
+          "Reproduce (about 40 minutes on one core of a shared 2-core machine: 8 minutes of feature",
+          "extraction, 15 of ablation, then the fine-tuning of the chosen model on every training face):",
+        ]
+      : [
+          "Age (years) and gender from a face crop, for UTKFace-like aligned crops. Frozen pretrained face",
+          "networks compute features; two small heads trained here on those features give an age",
+          "distribution over 0..100 years (read out as its expected value) and P(female).",
+          "",
+          "Reproduce (about 40-90 minutes on 2 shared CPU cores, almost all of it the one-off feature",
+          "extraction; the heads train in minutes):",
+        ]),
     "",
     "```bash",
-    `UTKFACE_DIR=${s.dir} npm run cli -- best features${r.subset ? "" : ` --backbones ${[...new Set(c.features.map((f) => f.backbone))].join(",")}`}`,
+    `UTKFACE_DIR=${s.dir} npm run cli -- best features${r.subset ? "" : ` --backbones ${extracted.join(",")}`}`,
     `UTKFACE_DIR=${s.dir} npm run cli -- best prep --first-train 400   # optional: the preprocessing table`,
-    `UTKFACE_DIR=${s.dir} npm run cli -- best train --out models/best${r.subset ? "" : ` --backbones ${[...new Set(c.features.map((f) => f.backbone))].join(",")}`}`,
+    `UTKFACE_DIR=${s.dir} npm run cli -- best train ${r.args ? r.args.join(" ") : `--out models/best${r.subset ? "" : ` --backbones ${heads}`}`}`,
     "npm run cli -- predict --model models/best data/sample",
     "```",
     "",
@@ -56,9 +74,19 @@ export function bestModelCard(r: BestRunRecord): string {
     "## Model",
     "",
     ...backbones.map((b) => `- Backbone \`${b.name}\`: ${b.package}; ${b.dim} values per face. Preprocessing: ${b.preprocessing}. Licence: ${b.licence}.`),
-    `- Features used: ${c.features.map((f) => `${f.backbone}${f.columns === "pooled" ? " (1024-d pooled only)" : ""}`).join(" + ")}, z-scored on the training faces.`,
+    `- Features used${ft ? " by the heads before fine-tuning" : ""}: ${c.features.map((f) => `${f.backbone}${f.columns === "pooled" ? " (1024-d pooled only)" : ""}`).join(" + ")}, z-scored on the training faces.`,
     `- Heads: per output a dense ${c.hidden} ReLU layer, dropout ${c.dropout}; age: softmax over 101 one-year bins trained with ${c.ageLoss === "dldl" ? "DLDL (cross-entropy to a Gaussian label distribution" : "DLDL plus the L1 error of the expected age (DLDL-v2"}, sd ${c.sigma} years), expected-value readout; gender: sigmoid, binary cross-entropy.`,
-    `- Training: Adam ${c.learningRate}, batch ${c.batchSize}, ${c.epochs} epochs (the validation-best count), mirrored copies ${c.flipTrain ? "as extra training rows" : "not used"}; prediction averages the plain and mirrored views: ${c.flipTest ? "yes" : "no"}.`,
+    `- Training: Adam ${c.learningRate}, batch ${c.batchSize}, ${c.epochs} epochs (${ft ? "the DLDL-v2 step's validation-best count" : "the validation-best count"}), mirrored copies ${c.flipTrain ? "as extra training rows" : "not used"}; prediction averages the plain and mirrored views: ${c.flipTest ? "yes" : "no"}.`,
+    ...(ft
+      ? [
+          `- Fine-tuning: the heads' standardiser is folded into their first layer, so ${
+            deeper
+              ? "face-api's last two stages (stage128: three residual blocks, 64 -> 128 channels, 17x17 -> 8x8; stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2; then the 256 -> 128 descriptor layer; 5.3M weights, starting from the pretrained ones)"
+              : "face-api's last stage (stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2, then the 256 -> 128 descriptor layer; 4.4M weights, starting from the pretrained ones)"
+          } and the heads form one network, trained together for ${ft.epochs} epochs, batch ${ft.batchSize}, Adam ${ft.learningRate} with a one-epoch linear warm-up and a cosine decay to 0, on the training faces and their mirror images${c.genderWeight && c.genderWeight !== 1 ? `, the gender loss weighted ${c.genderWeight}x` : ""}. The stages before it (stem to ${deeper ? "stage64" : "stage128"}) stay frozen: their ${deeper ? "17x17x64" : "8x8x128"} output of every face is computed once and cached (\`${mapsName}\`).`,
+          "- Stored: heads/ holds that whole network after the frozen stages (tfjs layers model, weights as float16: half the bytes, predictions within a small fraction of a year of the float32 ones); the frozen stages load from the npm package.",
+        ]
+      : []),
     "- Never used: face-api's ageGenderNet and human's `gear` (both trained on UTKFace).",
     "",
     "## Held-out test figures",
@@ -85,7 +113,7 @@ export function bestModelCard(r: BestRunRecord): string {
     `| accuracy | ${t.genderByBand.map((b) => pct(b.accuracy)).join(" | ")} |`,
     `| face-api.js | ${t.genderByBand.map((b) => pct(FACE_API_FIGURES.bands[b.band])).join(" | ")} |`,
     "",
-    `Speed: ${num(r.secondsPerImage, 3)} s per image through the whole predictor (decode, every backbone on the face and its mirror image, heads), tfjs wasm backend, 1 thread, on a shared 2-core machine; most of it is the backbones.`,
+    `Speed: ${num(r.secondsPerImage, 3)} s per image through the whole predictor (decode, every backbone on the face and its mirror image, heads), ${r.engine ?? "tfjs wasm backend, 1 thread"}, batches of 32, on a shared 2-core machine; most of it is the backbones.`,
     "",
     "## Targets of issue 12 (test split)",
     "",
@@ -103,7 +131,7 @@ export function bestModelCard(r: BestRunRecord): string {
     "",
     "## Ablation (validation split, never the test split)",
     "",
-    `${r.validationFaces} validation faces for every step. MAE at the validation-best epoch; the other columns after the last epoch. The step with the lowest MAE became the model.`,
+    `${r.validationFaces} validation faces for every step. MAE at the validation-best epoch (a fine-tuning step: after its last epoch, where its learning rate has decayed to 0); the other columns after the last epoch. The step with the lowest MAE became the model.`,
     "",
     "| step | what | fit faces | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
     "|---|---|---|---|---|---|---|---|---|---|",
@@ -113,7 +141,7 @@ export function bestModelCard(r: BestRunRecord): string {
       ? [
           "### Fusion with faceres (a second run)",
           "",
-          "faceres with the original repository's preprocessing (`faceres-caffe`, chosen below) runs at about 1 face/s on this shared machine, so it was extracted for the first 1,000 training faces of the seeded order plus every test face, without mirrored copies (`npm run cli -- best features --recipe fusion`, 31 min), and `npm run cli -- best train --recipe fusion --out results/best-fusion` compared, on the validation faces among those 1,000 (a subset of the ones above), face-api's heads fitted on every training face with heads that read faceres, fitted on the subset's faces. Its ablation.json is copied here as ablation-fusion.json. Fusion did not beat face-api's descriptor on every face, so models/best reads face-api's descriptor only; with faceres on every training face it may (the project's findings measured fusion plus flip averaging about 0.3 MAE better than face-api's descriptor alone).",
+          "faceres with the original repository's preprocessing (`faceres-caffe`, chosen below) runs at about 1 face/s on this shared machine, so it was extracted for the first 1,000 training faces of the seeded order plus every test face, without mirrored copies (`npm run cli -- best features --recipe fusion`, 31 min), and `npm run cli -- best train --recipe fusion --out results/best-fusion` compared, on the validation faces among those 1,000 (a subset of the ones above), face-api's heads fitted on every training face with heads that read faceres, fitted on the subset's faces. Its ablation.json is copied here as ablation-fusion.json. Fusion did not beat face-api's descriptor on every face, so models/best builds on face-api's network alone (and fine-tunes it); with faceres on every training face fusion may help the frozen heads (the project's findings measured fusion plus flip averaging about 0.3 MAE better than face-api's descriptor alone).",
           "",
           "| step | what | fit faces | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
           "|---|---|---|---|---|---|---|---|---|---|",
@@ -135,14 +163,18 @@ export function bestModelCard(r: BestRunRecord): string {
       : []),
     "## Limits",
     "",
-    `- Frozen features: the backbones were trained for face identity and keep their weights; only the heads learn. That gives MAE ${num(t.mae)} and gender ${pct(t.genderAccuracy)} here; the issue's MAE <= 4.0 and 93% gender need more: fine-tuning of the backbones (at least their last blocks) on the training faces, which is not done (on this machine's 2 shared CPU cores one fine-tuning pass over 7,000 faces at 150-224 px takes hours), and faceres features of every training face for fusion (about 2.5 hours of extraction at the speed measured here).`,
+    ft
+      ? `- Fine-tuned on ${r.trainedOn} faces of one dataset: only face-api's last ${deeper ? "two stages" : "stage"} and the heads learned, and only mirror images served as augmentation (the cached maps allow no crops or colour changes). Gender stays the weak output, children's above all (see the band table).`
+      : `- Frozen features: the backbones were trained for face identity and keep their weights; only the heads learn. That gives MAE ${num(t.mae)} and gender ${pct(t.genderAccuracy)} here; the issue's MAE <= 4.0 and 93% gender need more: fine-tuning of the backbones (at least their last blocks) on the training faces (\`best train\`'s fine-tuning step), and faceres features of every training face for fusion.`,
     "- Children: gender is hard to read for ages 0-3 and 4-12 for every network (see the band table); ages over 100 are predicted at most 100.",
     "- The heads read face crops like UTKFace's aligned crops (face centred, filling the frame). On other photos `npm run cli -- predict` finds each face first and cuts it framed like those crops (docs/photos.md); framing still matters: faces the detector misses or frames oddly are predicted worse.",
     "- Data: UTKFace crop_part1 only (8,818 faces, skewed to white and to ages 20-40 and 0-5); figures on other populations will differ. Labels in UTKFace file names are themselves noisy.",
     "",
     "## Licences",
     "",
-    "- Heads (heads/, best.json): trained here, MIT like this repository.",
+    ft
+      ? `- heads/ and best.json: trained here, MIT like this repository; heads/ includes face-api's last ${deeper ? "two stages" : "stage"}, fine-tuned from the weights of the package below (keep its licence and credits with it).`
+      : "- Heads (heads/, best.json): trained here, MIT like this repository.",
     ...backbones.map((b) => `- ${b.package}: ${b.licence}.`),
     "- UTKFace: non-commercial research use only (its authors' terms); the heads were trained on it.",
     "",

@@ -34,12 +34,16 @@ export interface FeatureSubset {
 
 /** What a best run produced, as saved in run.json (everything the model card is written from). */
 export interface BestRunRecord {
+  /** The arguments of the \`best train\` command that made it, when run from the CLI. */
+  args?: string[];
   ablation: AblationRow[];
   chosen: HeadConfig;
   test: BestMetrics;
   /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
   testOwn?: BestMetrics;
   secondsPerImage: number;
+  /** The engine the speed was measured on, e.g. "wasm + oneDNN 2.6.3, 1 thread". */
+  engine?: string;
   /** The data and split, in counts. */
   data: { dir: string; faces: number; test: number; seed: number; testFraction: number };
   /** Training faces the final heads were fitted on. */

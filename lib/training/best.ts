@@ -20,20 +20,34 @@ import { bestModelCard } from "./best-card";
 import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
 
 export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
-import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, HeadConfig, HeadOutputs, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "./heads";
+import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./heads";
+import { fineTuneHeads, modelInputs } from "./finetune";
 
 
 /** A named ablation step: a head config or a backbone's own outputs (no training). */
 export type AblationStep = { kind: "heads"; description: string; config: HeadConfig } | { kind: "own"; description: string; backbone: BackboneName; name: string };
 
 /**
+ * Fine-tuning of the ablation's last step, chosen on the validation split: 8 epochs at 1e-4
+ * (cosine) beat 6 at 1e-4 (constant) and 12 (see the model card's ablation and issue notes).
+ */
+export const DEFAULT_FINE_TUNE: FineTuneConfig = { epochs: 8, learningRate: 1e-4, batchSize: 64 };
+/** Epochs of the heads before fine-tuning: the DLDL-v2 step's validation-best count. */
+const DLDL_HEAD_EPOCHS = 15;
+
+/**
  * The ablation: each step changes one thing from the one before, on the backbones given. The
  * order matters only for reading; the lowest validation MAE among the heads steps wins.
  */
-export function defaultAblation(backbones: readonly BackboneName[], epochs = DEFAULT_HEAD_CONFIG.epochs, options: { short?: boolean } = {}): AblationStep[] {
+export function defaultAblation(
+  backbones: readonly BackboneName[],
+  epochs = DEFAULT_HEAD_CONFIG.epochs,
+  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean } = {},
+): AblationStep[] {
+  const fineTune = options.fineTune ?? DEFAULT_FINE_TUNE;
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
   const steps: AblationStep[] = [];
-  const faceres = backbones.find((b) => b !== "facenet");
+  const faceres = backbones.find((b) => BACKBONES[b].dim === FACERES_POOLED + FACERES_AGE_BINS + 1);
   const all: FeaturePart[] = backbones.map((b) => ({ backbone: b }));
   const cfg = (name: string, c: Partial<HeadConfig>): HeadConfig => ({ ...base, name, ...c });
   if (faceres) steps.push({ kind: "own", name: `${faceres} own`, backbone: faceres, description: `${faceres}'s own age (expected value of its 100 bins) and gender outputs, no training` });
@@ -49,6 +63,22 @@ export function defaultAblation(backbones: readonly BackboneName[], epochs = DEF
     steps.push({ kind: "heads", description: "age loss DLDL + L1 of the expected age (DLDL-v2)", config: cfg("facenet dldl-l1", { features: [{ backbone: "facenet" }], ageLoss: "dldl-l1" }) });
     steps.push({ kind: "heads", description: "label spread sd 3 years instead of 2", config: cfg("facenet sigma3", { features: [{ backbone: "facenet" }], sigma: 3 }) });
     steps.push({ kind: "heads", description: "512 hidden units, dropout 0.5", config: cfg("facenet mlp512", { features: [{ backbone: "facenet" }], hidden: 512, dropout: 0.5 }) });
+    if (fineTune.epochs > 0) {
+      const dldl = { features: [{ backbone: "facenet" as const }], ageLoss: "dldl-l1" as const, epochs: Math.min(epochs, DLDL_HEAD_EPOCHS) };
+      steps.push({
+        kind: "heads",
+        description: `DLDL-v2 heads (${dldl.epochs} epochs), then face-api's last stage (stage256 + descriptor, 4.4M weights) fine-tuned with them on cached stage128 maps: ${fineTune.epochs} epochs, batch ${fineTune.batchSize}, Adam ${fineTune.learningRate} cosine-decayed`,
+        config: cfg("facenet fine-tune", { ...dldl, fineTune }),
+      });
+      if (options.deeper) {
+        const deeper = { ...fineTune, maps: "facenet-maps64" as const };
+        steps.push({ kind: "heads", description: `the same one stage deeper: stage128 fine-tuned too, on cached stage64 maps (17x17x64; 5.3M weights train)`, config: cfg("facenet fine-tune deeper", { ...dldl, fineTune: deeper }) });
+      }
+      if (options.genderWeight !== undefined && options.genderWeight !== 1) {
+        const genderWeight = options.genderWeight;
+        steps.push({ kind: "heads", description: `the same with the gender loss weighted ${genderWeight}x (heads and fine-tuning)`, config: cfg(`facenet fine-tune gender x${genderWeight}`, { ...dldl, fineTune, genderWeight }) });
+      }
+    }
   }
   if (faceres) {
     steps.push({ kind: "heads", description: `${faceres} 1024-d pooled feature, MLP 256, flips`, config: cfg(`${faceres} pooled`, { features: [{ backbone: faceres, columns: "pooled" }] }) });
@@ -90,6 +120,14 @@ export interface BestRunOptions {
   subset?: FeatureSubset;
   /** Faces timed through the whole predictor (decode + backbones + heads) for the speed figure. */
   speedFaces?: number;
+  /**
+   * Stop after the ablation: write ablation.json (validation figures only) and return, never
+   * training the final model nor looking at the test split. For trying steps before the one
+   * final run.
+   */
+  validationOnly?: boolean;
+  /** The \`best train\` arguments, recorded for the model card's reproduce line. */
+  args?: string[];
 }
 
 
@@ -164,14 +202,14 @@ function gatherRows(set: FeatureSet, rows: readonly number[]): FeatureSet {
 }
 
 /** Runs the ablation, trains and scores the chosen heads, writes the model folder. */
-export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
+export async function runBest(options: BestRunOptions): Promise<BestRunRecord | undefined> {
   const log = options.log ?? console.log;
   await initBackend();
   const all = await loadBestSplit({ dir: options.dir });
   const needed = new Set<BackboneName>();
   for (const s of options.steps) {
     if (s.kind === "own") needed.add(s.backbone);
-    else s.config.features.forEach((f) => needed.add(f.backbone));
+    else [...s.config.features, ...modelInputs(s.config)].forEach((f) => needed.add(f.backbone));
   }
   // One data context per face set: every face (backbones with an all-faces cache) and, with a
   // subset, the subset's faces (slow backbones). Both choose on the same validation faces, so
@@ -212,15 +250,16 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
     } else {
       const cfg = step.config;
       const c = contextOf(cfg.features.map((f) => f.backbone));
-      const view = (idx: number[]) => ({ plain: fuseFeatures(c.sets, cfg.features, idx, "plain"), flipped: fuseFeatures(c.sets, cfg.features, idx, "flipped"), ...labels(c.split, idx) });
-      const val = view(c.validation);
-      const heads = await trainHeads(cfg, view(c.fit), val);
-      const best = heads.curve.reduce((x, y) => (y.mae < x.mae ? y : x));
+      const heads = await fitConfig(cfg, c.split, c.sets, c.fit, c.validation, log);
+      // A fine-tuned model is judged after its last epoch (its learning rate decays to 0 there);
+      // plain heads at their best epoch, the count the final heads then train for.
+      const best = cfg.fineTune ? { ...heads.curve[heads.curve.length - 1], epoch: cfg.epochs } : heads.curve.reduce((x, y) => (y.mae < x.mae ? y : x));
       // Score the final epoch's heads on validation with every figure (the curve has MAE and gender only).
+      const val = inputsOf(cfg, c.split, c.sets, c.validation);
       const out = predictHeads(heads, val.plain, val.flipped);
       const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
       heads.model.dispose();
-      const row: AblationRow = { name: cfg.name, description: step.description, faces: c.fit.length, dim: heads.standardizer.mean.length, bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
+      const row: AblationRow = { name: cfg.name, description: step.description, faces: c.fit.length, dim: fusedDim(modelInputs(cfg)), bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
       ablation.push(row);
       if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row, ctx: c };
     }
@@ -228,6 +267,12 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
     log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, fit on ${r.faces} faces, ${r.seconds.toFixed(0)} s`);
   }
   if (!chosen) throw new Error("The ablation has no heads step to choose from.");
+  if (options.validationOnly) {
+    fs.mkdirSync(options.outDir, { recursive: true });
+    writeJsonAtomic(path.join(options.outDir, "ablation.json"), ablation);
+    log(`[ablation] validation only: ${chosen.row.name} would be chosen (validation MAE ${chosen.row.mae.toFixed(2)}); ${path.join(options.outDir, "ablation.json")} written, the test split untouched`);
+    return undefined;
+  }
 
   // The final heads: the chosen config at its best epoch count, on every training face of its context.
   const { ctx } = chosen;
@@ -237,29 +282,32 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
   const finalConfig: HeadConfig = { ...chosen.config, epochs: chosen.row.bestEpoch };
   log(`[final] ${finalConfig.name}, ${finalConfig.epochs} epochs on ${trainRows.length} training faces`);
   const t = Date.now();
-  const heads = await trainHeads(finalConfig, { plain: fuseFeatures(sets, finalConfig.features, trainRows, "plain"), flipped: fuseFeatures(sets, finalConfig.features, trainRows, "flipped"), ...labels(split, trainRows) });
+  const heads = await fitConfig(finalConfig, split, sets, trainRows, undefined, log);
   const trainSeconds = (Date.now() - t) / 1000;
   // The one look at the test split.
-  const testOut = predictHeads(heads, fuseFeatures(sets, finalConfig.features, split.test, "plain"), fuseFeatures(sets, finalConfig.features, split.test, "flipped"));
+  const testInputs = inputsOf(finalConfig, split, sets, split.test);
+  const testOut = predictHeads(heads, testInputs.plain, testInputs.flipped);
   const testRows = bestPredictionRows(split.records, split.test, testOut);
   const test = bestMetrics(testRows, "test", training(ctx, trainRows), "best");
   test.trainSeconds = trainSeconds;
-  const ownBackbone = [...needed].find((b) => b !== "facenet");
+  // A faceres backbone's own age/gender outputs, scored beside the model when one was loaded.
+  const ownBackbone = [...needed].find((b) => BACKBONES[b].dim === FACERES_POOLED + FACERES_AGE_BINS + 1);
   const ownCtx = ownBackbone ? contextOf([ownBackbone]) : undefined;
   const testOwn = ownBackbone && ownCtx ? bestMetrics(bestPredictionRows(ownCtx.split.records, ownCtx.split.test, ownOutputs(ownCtx.sets.get(ownBackbone)!, ownCtx.split.test)), "test", training(ownCtx, ownCtx.finalTrain), `${ownBackbone} own outputs`) : undefined;
   const mirrored = Object.fromEntries([...sets].map(([name, set]) => [name, set.flipped !== undefined]));
 
   const out = path.resolve(options.outDir);
   fs.mkdirSync(out, { recursive: true });
-  await saveModel(heads.model, path.join(out, "heads"), { model: "best", inputs: "fused standardised features, see ../best.json" });
+  // A fine-tuned model holds face-api's last stages (millions of weights): stored as float16.
+  await saveModel(heads.model, path.join(out, "heads"), { model: "best", inputs: finalConfig.fineTune ? "face-api trunk maps (facenet-maps), see ../best.json" : "fused standardised features, see ../best.json" }, { float16: !!finalConfig.fineTune });
   heads.model.dispose();
   const rel = (p: string) => path.relative(process.cwd(), p).split(path.sep).join("/");
   const file: BestModelFile = {
     format: BEST_MODEL_FORMAT,
     config: finalConfig,
-    standardizer: { mean: heads.standardizer.mean.map((v) => Number(v.toPrecision(7))), std: heads.standardizer.std.map((v) => Number(v.toPrecision(7))) },
+    standardizer: heads.standardizer && { mean: heads.standardizer.mean.map((v) => Number(v.toPrecision(7))), std: heads.standardizer.std.map((v) => Number(v.toPrecision(7))) },
     mirrored,
-    backbones: finalConfig.features.map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
+    backbones: modelInputs(finalConfig).map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
     data: { dir: rel(split.dir), faces: all.records.length, trainedOn: trainRows.length, test: split.test.length, seed: split.seed },
   };
   writeJsonAtomic(path.join(out, BEST_MODEL_FILE), file);
@@ -278,7 +326,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
   const fusionFile = path.join(out, "ablation-fusion.json");
   const fusionAblation = fs.existsSync(fusionFile) ? (JSON.parse(fs.readFileSync(fusionFile, "utf8")) as AblationRow[]) : undefined;
   const data = { dir: path.relative(REPO_ROOT, all.dir).split(path.sep).join("/"), faces: all.records.length, test: all.test.length, seed: all.seed, testFraction: all.testFraction };
-  const result: BestRunRecord = { fusionAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
+  const backend = await initBackend();
+  const engine = backend.engine ?? `tfjs ${backend.name} backend, ${backend.threads || "auto"} thread(s)`;
+  const result: BestRunRecord = { args: options.args, fusionAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, engine, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "run.json"), { ...result, fusionAblation: undefined, preprocessing: undefined });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
@@ -289,6 +339,24 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord> {
   writeFileAtomic(path.join(out, "MODEL_CARD.md"), bestModelCard(result));
   log(`[test] ${split.test.length} held-out faces: MAE ${test.mae?.toFixed(2)}, gender ${((test.genderAccuracy ?? 0) * 100).toFixed(1)}%, 20-group ${((test.ageAccuracy ?? 0) * 100).toFixed(1)}% (within one ${((test.ageAccuracyWithin1 ?? 0) * 100).toFixed(1)}%), ${secondsPerImage.toFixed(3)} s/image`);
   return result;
+}
+
+/** The rows a model of `cfg` reads for some faces (plain and mirrored) and their labels. */
+function inputsOf(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, idx: number[], parts: FeaturePart[] = modelInputs(cfg)) {
+  return { plain: fuseFeatures(sets, parts, idx, "plain"), flipped: fuseFeatures(sets, parts, idx, "flipped"), ...labels(split, idx) };
+}
+
+/**
+ * Trains the model of a config on the faces `fit`: heads on its features, then, with
+ * `fineTune`, face-api's last stages and the heads together on the trunk maps. With
+ * `validation`, the returned curve is the validation figures (every 5 heads epochs, or every
+ * fine-tuning epoch).
+ */
+async function fitConfig(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, fit: number[], validation: number[] | undefined, log: (line: string) => void): Promise<TrainedHeads> {
+  const features = inputsOf(cfg, split, sets, fit, cfg.features);
+  if (!cfg.fineTune) return trainHeads(cfg, features, validation && inputsOf(cfg, split, sets, validation));
+  const heads = await trainHeads(cfg, features);
+  return fineTuneHeads(heads, inputsOf(cfg, split, sets, fit), validation && inputsOf(cfg, split, sets, validation), log);
 }
 
 /** Gender decided from P(female), as everywhere in the library. */

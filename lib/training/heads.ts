@@ -10,7 +10,7 @@ import type { FaceRecord } from "../data/dataset";
 import { GENDER_THRESHOLD, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
 import { computeMetrics } from "../analysis/metrics";
 import type { FeatureSet } from "../models/feature-cache";
-import { BackboneName, FACERES_POOLED, backboneSpec } from "../models/features";
+import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "../models/features";
 import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "../models/heads";
 import type { PredictionRow, RunMetrics } from "./runs";
 import { mulberry32 } from "../data/splits";
@@ -41,6 +41,23 @@ export interface HeadConfig {
   /** Average the predictions of the plain and mirrored features. */
   flipTest: boolean;
   seed: number;
+  /** Weight of the gender loss against the age loss (default 1). */
+  genderWeight?: number;
+  /**
+   * Fine-tuning after the heads: the heads are folded onto face-api's last stages, which then
+   * train together with them on cached trunk maps (lib/training/finetune.ts); the model then
+   * reads "facenet-maps" instead of `features`. Absent: frozen features only.
+   */
+  fineTune?: FineTuneConfig;
+}
+
+/** How the last stages of the backbone are fine-tuned (Adam, cosine-decayed learning rate). */
+export interface FineTuneConfig {
+  epochs: number;
+  learningRate: number;
+  batchSize: number;
+  /** The cached trunk maps it trains on (default "facenet-maps": stage256 and the descriptor train). */
+  maps?: FaceNetMapsName;
 }
 
 /** Defaults of a head config: FINDINGS' MLP 256, Adam 1e-3, DLDL with a 2-year spread. */
@@ -99,7 +116,8 @@ export function fuseFeatures(sets: ReadonlyMap<string, FeatureSet>, parts: reado
 export interface TrainedHeads {
   config: HeadConfig;
   model: tf.LayersModel;
-  standardizer: Standardizer;
+  /** z-scores of the input features; null when the model takes its inputs as they are (fine-tuned). */
+  standardizer: Standardizer | null;
   /** Validation figures after each checked epoch, when validation rows were given. */
   curve: { epoch: number; mae: number; genderAccuracy: number }[];
 }
@@ -119,14 +137,19 @@ export interface HeadOutputs {
   n: number;
 }
 
-/** Runs the heads on standardised features (no flip handling). */
-function runHeads(model: tf.LayersModel, x: Float32Array, dim: number): HeadOutputs {
+/** Runs the heads on standardised features (no flip handling), in batches of `batch` rows. */
+function runHeads(model: tf.LayersModel, x: Float32Array, dim: number, batch = 256): HeadOutputs {
   const n = x.length / dim;
-  const [age, gender] = tf.tidy(() => model.predict(tf.tensor2d(x, [n, dim])) as tf.Tensor[]);
-  const out = { ageProbabilities: age.dataSync() as Float32Array, pFemale: gender.dataSync() as Float32Array, n };
-  age.dispose();
-  gender.dispose();
-  return out;
+  const ageProbabilities = new Float32Array(n * AGE_BINS);
+  const pFemale = new Float32Array(n);
+  for (let s = 0; s < n; s += batch) {
+    const e = Math.min(n, s + batch);
+    const [age, gender] = tf.tidy(() => model.predict(tf.tensor2d(x.subarray(s * dim, e * dim), [e - s, dim])) as tf.Tensor[]);
+    ageProbabilities.set(age.dataSync() as Float32Array, s * AGE_BINS);
+    pFemale.set(gender.dataSync() as Float32Array, s);
+    tf.dispose([age, gender]);
+  }
+  return { ageProbabilities, pFemale, n };
 }
 
 /**
@@ -134,10 +157,11 @@ function runHeads(model: tf.LayersModel, x: Float32Array, dim: number): HeadOutp
  * config.flipTest, the age distributions and gender probabilities of both views are averaged.
  */
 export function predictHeads(heads: Pick<TrainedHeads, "model" | "standardizer" | "config">, plain: Float32Array, flipped?: Float32Array): HeadOutputs {
-  const dim = heads.standardizer.mean.length;
-  const a = runHeads(heads.model, standardize(plain, heads.standardizer), dim);
+  const dim = (heads.model.inputs[0].shape as number[])[1];
+  const prepare = (x: Float32Array) => (heads.standardizer ? standardize(x, heads.standardizer) : x);
+  const a = runHeads(heads.model, prepare(plain), dim);
   if (!flipped || !heads.config.flipTest) return a;
-  const b = runHeads(heads.model, standardize(flipped, heads.standardizer), dim);
+  const b = runHeads(heads.model, prepare(flipped), dim);
   return {
     ageProbabilities: a.ageProbabilities.map((v, i) => (v + b.ageProbabilities[i]) / 2),
     pFemale: a.pFemale.map((v, i) => (v + b.pFemale[i]) / 2),
@@ -145,59 +169,118 @@ export function predictHeads(heads: Pick<TrainedHeads, "model" | "standardizer" 
   };
 }
 
+/** Validation rows of `trainHeads` / `fineTuneHeads`: features as the model reads them (un-standardised) and labels. */
+export interface HeadValidationData {
+  plain: Float32Array;
+  flipped?: Float32Array;
+  ages: number[];
+  genders: number[];
+}
+
+/** Validation MAE and gender accuracy of trained heads (the curve an ablation reads). */
+export function validationPoint(heads: Pick<TrainedHeads, "model" | "standardizer" | "config">, validation: HeadValidationData, epoch: number): { epoch: number; mae: number; genderAccuracy: number } {
+  const out = predictHeads(heads, validation.plain, validation.flipped);
+  const pred = expectedAges(out.ageProbabilities, out.n);
+  return {
+    epoch,
+    mae: pred.reduce((s, p, i) => s + Math.abs(p - validation.ages[i]), 0) / out.n,
+    genderAccuracy: out.pFemale.reduce((s, p, i) => s + ((p >= GENDER_THRESHOLD ? 1 : 0) === validation.genders[i] ? 1 : 0), 0) / out.n,
+  };
+}
+
+/** Options of `fitRows`. */
+export interface FitRowsOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /**
+   * "cosine" (fine-tuning): the learning rate rises linearly from 0 over the first epoch's
+   * batches (a warm-up: Adam's first steps move every weight by the full rate, which upsets a
+   * pretrained network), then decays from `learningRate` to 0 along a cosine over the epochs.
+   */
+  schedule?: "constant" | "cosine";
+  sigma: number;
+  ageLoss: AgeLoss;
+  seed: number;
+  /** Weight of the gender loss against the age loss (default 1). */
+  genderWeight?: number;
+  /** Called after each epoch (validation checks). */
+  onEpoch?: (epoch: number, loss: number) => void;
+}
+
 /**
- * Fits heads on training rows. With `validation`, the validation MAE and gender accuracy are
- * recorded every `checkEvery` epochs (the curve an ablation reads to choose the epoch count).
+ * The training loop of the feature models (heads on frozen features, and fine-tuning on cached
+ * trunk maps): Adam, a seeded shuffle per epoch, each batch gathered from the rows in JS memory
+ * (so hundreds of MB of trunk maps never sit on the tensor heap at once), DLDL targets for age
+ * and binary cross-entropy for gender. `x` holds `ages.length` rows of `dim` values, already in
+ * the layout the model reads. Adam's state is freed at the end.
  */
-export async function trainHeads(config: HeadConfig, train: HeadTrainingData, validation?: { plain: Float32Array; flipped?: Float32Array; ages: number[]; genders: number[] }, checkEvery = 5): Promise<TrainedHeads> {
-  const dim = fusedDim(config.features);
-  const n = train.ages.length;
-  if (train.plain.length !== n * dim) throw new Error(`Training features hold ${train.plain.length / dim} rows of ${dim}, labels ${n}.`);
-  const rowsX = config.flipTrain && train.flipped ? concatFloat(train.plain, train.flipped) : train.plain;
-  const ages = config.flipTrain && train.flipped ? [...train.ages, ...train.ages] : train.ages;
-  const genders = config.flipTrain && train.flipped ? [...train.genders, ...train.genders] : train.genders;
+export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: number, ages: readonly number[], genders: readonly number[], o: FitRowsOptions): Promise<void> {
   const rows = ages.length;
-  const standardizer = fitStandardizer(rowsX, rows, dim);
-  const x = standardize(rowsX, standardizer);
-  const ageTargets = ageDistributionTargets(ages, config.sigma);
-  const model = buildHeadModel({ inputDim: dim, hidden: config.hidden, dropout: config.dropout, seed: config.seed });
-  model.compile({ optimizer: tf.train.adam(config.learningRate), loss: [ageLossFn(config.ageLoss), (yt: tf.Tensor, yp: tf.Tensor) => tf.mean(tf.metrics.binaryCrossentropy(yt, yp))] });
-  const xs = tf.tensor2d(x, [rows, dim]);
-  const ya = tf.tensor2d(ageTargets, [rows, AGE_BINS]);
-  const yg = tf.tensor2d(Float32Array.from(genders), [rows, 1]);
-  const heads: TrainedHeads = { config, model, standardizer, curve: [] };
+  if (x.length !== rows * dim) throw new Error(`Training rows hold ${x.length / dim} rows of ${dim} values, labels ${rows}.`);
+  const optimizer = tf.train.adam(o.learningRate);
+  const genderWeight = o.genderWeight ?? 1;
+  model.compile({ optimizer, loss: [ageLossFn(o.ageLoss), (yt: tf.Tensor, yp: tf.Tensor) => tf.mul(tf.mean(tf.metrics.binaryCrossentropy(yt, yp)), genderWeight)] });
+  const inputShape = (model.inputs[0].shape as number[]).slice(1);
+  const rng = mulberry32(o.seed);
   try {
-    // Seeded shuffling per epoch (tfjs's own shuffle is not seeded), done by reordering indices.
-    const rng = mulberry32(config.seed);
-    for (let epoch = 1; epoch <= config.epochs; epoch++) {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const epochRate = o.schedule === "cosine" ? (o.learningRate * (1 + Math.cos((Math.PI * (epoch - 1)) / o.epochs))) / 2 : o.learningRate;
+      const batchesPerEpoch = Math.ceil(rows / o.batchSize);
       const order = Uint32Array.from({ length: rows }, (_, i) => i);
       for (let i = rows - 1; i > 0; i--) {
         const j = Math.floor(rng() * (i + 1));
         [order[i], order[j]] = [order[j], order[i]];
       }
-      for (let s = 0; s < rows; s += config.batchSize) {
-        const idx = tf.tensor1d(Int32Array.from(order.subarray(s, Math.min(rows, s + config.batchSize))), "int32");
-        const bx = tf.gather(xs, idx);
-        const ba = tf.gather(ya, idx);
-        const bg = tf.gather(yg, idx);
-        await model.trainOnBatch(bx, [ba, bg]);
-        tf.dispose([idx, bx, ba, bg]);
+      let lossSum = 0;
+      let batches = 0;
+      for (let s = 0; s < rows; s += o.batchSize) {
+        // tfjs's Adam reads its learning rate on every step; the field is not in its typings.
+        const warm = o.schedule === "cosine" && epoch === 1 ? Math.min(1, (batches + 1) / batchesPerEpoch) : 1;
+        (optimizer as unknown as { learningRate: number }).learningRate = epochRate * warm;
+        const idx = order.subarray(s, Math.min(rows, s + o.batchSize));
+        const bx = new Float32Array(idx.length * dim);
+        idx.forEach((r, k) => bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim));
+        const xs = tf.tensor(bx, [idx.length, ...inputShape]);
+        const ya = tf.tensor2d(ageDistributionTargets(Array.from(idx, (r) => ages[r]), o.sigma), [idx.length, AGE_BINS]);
+        const yg = tf.tensor2d(Float32Array.from(idx, (r) => genders[r]), [idx.length, 1]);
+        const loss = (await model.trainOnBatch(xs, [ya, yg])) as number[];
+        lossSum += loss[0];
+        batches++;
+        tf.dispose([xs, ya, yg]);
       }
-      if (validation && (epoch % checkEvery === 0 || epoch === config.epochs)) {
-        const out = predictHeads(heads, validation.plain, validation.flipped);
-        const pred = expectedAges(out.ageProbabilities, out.n);
-        heads.curve.push({
-          epoch,
-          mae: pred.reduce((s, p, i) => s + Math.abs(p - validation.ages[i]), 0) / out.n,
-          genderAccuracy: out.pFemale.reduce((s, p, i) => s + ((p >= GENDER_THRESHOLD ? 1 : 0) === validation.genders[i] ? 1 : 0), 0) / out.n,
-        });
-      }
+      o.onEpoch?.(epoch, lossSum / batches);
     }
   } finally {
-    tf.dispose([xs, ya, yg]);
-    // Adam's moment estimates are not freed by model.dispose(); the heads never train again.
-    model.optimizer?.dispose();
+    // Adam's moment estimates are not freed by model.dispose().
+    optimizer.dispose();
   }
+}
+
+/** Training rows with the mirrored copies appended when `flipTrain` (and they exist). */
+export function withMirroredRows(config: Pick<HeadConfig, "flipTrain">, train: HeadTrainingData): HeadTrainingData {
+  if (!config.flipTrain || !train.flipped) return train;
+  return { plain: concatFloat(train.plain, train.flipped), ages: [...train.ages, ...train.ages], genders: [...train.genders, ...train.genders] };
+}
+
+/**
+ * Fits heads on training rows. With `validation`, the validation MAE and gender accuracy are
+ * recorded every `checkEvery` epochs (the curve an ablation reads to choose the epoch count).
+ */
+export async function trainHeads(config: HeadConfig, train: HeadTrainingData, validation?: HeadValidationData, checkEvery = 5): Promise<TrainedHeads> {
+  const dim = fusedDim(config.features);
+  const n = train.ages.length;
+  if (train.plain.length !== n * dim) throw new Error(`Training features hold ${train.plain.length / dim} rows of ${dim}, labels ${n}.`);
+  const rows = withMirroredRows(config, train);
+  const standardizer = fitStandardizer(rows.plain, rows.ages.length, dim);
+  const model = buildHeadModel({ inputDim: dim, hidden: config.hidden, dropout: config.dropout, seed: config.seed });
+  const heads: TrainedHeads = { config, model, standardizer, curve: [] };
+  await fitRows(model, standardize(rows.plain, standardizer), dim, rows.ages, rows.genders, {
+    ...config,
+    onEpoch: (epoch) => {
+      if (validation && (epoch % checkEvery === 0 || epoch === config.epochs)) heads.curve.push(validationPoint(heads, validation, epoch));
+    },
+  });
   return heads;
 }
 

@@ -1,0 +1,110 @@
+/**
+ * Fine-tuning the last stages of face-api's recognition network with the best-model heads.
+ *
+ * The network's early stages stay frozen, so their output for every face (and its mirror
+ * image) is computed once and cached like any feature ("facenet-maps", the map after stage128,
+ * or "facenet-maps64", after stage64). The stages after it and the heads then train together
+ * on those maps:
+ *
+ * 1. heads are trained on the frozen 128-d descriptors as usual (trainHeads);
+ * 2. their input standardiser is folded into the first dense layer of each head
+ *    (W' = W / std, b' = b - (mean / std) W), so the network and the heads form one model that
+ *    reads the maps as they are and starts exactly where the frozen model ended;
+ * 3. that model trains with Adam and a cosine-decayed learning rate through `fitRows`, the same
+ *    loop as the heads.
+ *
+ * The result is a `TrainedHeads` whose model reads "facenet-maps" rows with no standardiser, so
+ * scoring, saving and `predict` treat it like any other heads.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { FACENET_MAPS_STAGES, FaceNetMapsName, backboneSpec } from "../models/features";
+import { faceNetStageShape, faceNetTail, loadFaceNetWeights } from "../models/facenet";
+import { headOutputs } from "../models/heads";
+import { FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./heads";
+
+/** The cached trunk output fine-tuning trains on by default. */
+export const FINETUNE_BACKBONE: FaceNetMapsName = "facenet-maps";
+
+/** The trunk maps a fine-tuning config trains on. */
+export function fineTuneMaps(config: HeadConfig): FaceNetMapsName {
+  return config.fineTune?.maps ?? FINETUNE_BACKBONE;
+}
+
+/** The features a model of `config` reads at prediction time: the trunk maps once fine-tuned. */
+export function modelInputs(config: HeadConfig): FeaturePart[] {
+  return config.fineTune ? [{ backbone: fineTuneMaps(config) }] : config.features;
+}
+
+/**
+ * One model: trunk maps (flat rows) -> face-api's stages after the trunk (pretrained weights)
+ * -> the trained heads, with their standardiser folded into their first layer. Only heads on
+ * face-api's descriptor alone can be folded onto the network.
+ */
+export function buildFineTuneModel(heads: TrainedHeads): tf.LayersModel {
+  const { config, standardizer } = heads;
+  if (config.features.length !== 1 || config.features[0].backbone !== "facenet" || !standardizer) {
+    throw new Error(`Fine-tuning continues heads trained on face-api's descriptor alone (features [facenet]), got ${config.features.map((f) => f.backbone).join(" + ")}.`);
+  }
+  const mapsName = fineTuneMaps(config);
+  const stage = FACENET_MAPS_STAGES[mapsName];
+  const shape = faceNetStageShape(stage);
+  const input = tf.input({ shape: [backboneSpec(mapsName).dim], name: "maps" });
+  const maps = tf.layers.reshape({ targetShape: shape, name: "maps_shape" }).apply(input) as tf.SymbolicTensor;
+  const descriptor = faceNetTail(maps, stage);
+  const model = tf.model({ inputs: input, outputs: headOutputs(descriptor, { hidden: config.hidden, dropout: config.dropout, seed: config.seed }), name: "best_finetuned" });
+  loadFaceNetWeights(model);
+  // Copy the heads' weights by layer name, folding the standardiser into the first dense layer
+  // (the hidden layer, or the output layer of linear heads).
+  const { mean, std } = standardizer;
+  for (const layer of heads.model.layers) {
+    const weights = layer.getWeights();
+    if (weights.length === 0) continue;
+    const target = model.getLayer(layer.name);
+    const first = layer.name.endsWith("_hidden") || (config.hidden <= 0 && (layer.name === "age" || layer.name === "gender"));
+    if (!first) {
+      target.setWeights(weights);
+      continue;
+    }
+    const folded = tf.tidy(() => {
+      const [kernel, bias] = weights;
+      const s = tf.tensor2d(std, [std.length, 1]);
+      const m = tf.tensor2d(mean, [mean.length, 1]);
+      const k = tf.div(kernel, s);
+      const b = tf.sub(bias, tf.sum(tf.mul(k, m), 0));
+      return [k, b];
+    });
+    target.setWeights(folded);
+    tf.dispose(folded);
+  }
+  return model;
+}
+
+/**
+ * Fine-tunes trained heads with face-api's last stages on trunk maps (`train` and `validation`
+ * hold "facenet-maps" rows). `heads.model` is disposed; the returned heads read the maps. With
+ * `validation`, the curve holds the validation figures after every epoch.
+ */
+export async function fineTuneHeads(heads: TrainedHeads, train: HeadTrainingData, validation?: HeadValidationData, onEpoch?: (line: string) => void): Promise<TrainedHeads> {
+  const config = heads.config;
+  if (!config.fineTune) throw new Error(`Head config "${config.name}" has no fineTune settings.`);
+  const dim = backboneSpec(fineTuneMaps(config)).dim;
+  const model = buildFineTuneModel(heads);
+  heads.model.dispose();
+  const tuned: TrainedHeads = { config, model, standardizer: null, curve: [] };
+  const rows = withMirroredRows(config, train);
+  const started = Date.now();
+  await fitRows(model, rows.plain, dim, rows.ages, rows.genders, {
+    ...config,
+    epochs: config.fineTune.epochs,
+    learningRate: config.fineTune.learningRate,
+    batchSize: config.fineTune.batchSize,
+    schedule: "cosine",
+    onEpoch: (epoch, loss) => {
+      const point = validation ? validationPoint(tuned, validation, epoch) : undefined;
+      if (point) tuned.curve.push(point);
+      const rate = (rows.ages.length * epoch) / ((Date.now() - started) / 1000);
+      onEpoch?.(`[fine-tune] ${config.name} epoch ${epoch}/${config.fineTune!.epochs}: loss ${loss.toFixed(3)}${point ? `, validation MAE ${point.mae.toFixed(2)}, gender ${(point.genderAccuracy * 100).toFixed(1)}%` : ""}, ${rate.toFixed(0)} rows/s`);
+    },
+  });
+  return tuned;
+}
