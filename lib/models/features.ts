@@ -51,6 +51,17 @@ export function isFaceNetMaps(name: string): name is FaceNetMapsName {
   return Object.prototype.hasOwnProperty.call(FACENET_MAPS_STAGES, name);
 }
 
+/** Where face-api's recognition network comes from (the descriptor and its trunk maps alike). */
+const FACENET_SOURCE = {
+  package: "@vladmandic/face-api 1.7.15 (face_recognition_model)",
+  licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
+};
+
+/** True for backbones whose features end with their own age bins and gender score (faceres). */
+export function hasOwnOutputs(name: BackboneName): boolean {
+  return BACKBONES[name].dim === FACERES_POOLED + FACERES_AGE_BINS + 1;
+}
+
 function mapsSpec(name: FaceNetMapsName): BackboneSpec {
   const stage = FACENET_MAPS_STAGES[name];
   const shape = faceNetStageShape(stage);
@@ -58,8 +69,7 @@ function mapsSpec(name: FaceNetMapsName): BackboneSpec {
     name,
     size: FACENET_NATIVE_SIZE,
     dim: shape[0] * shape[1] * shape[2],
-    package: "@vladmandic/face-api 1.7.15 (face_recognition_model)",
-    licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
+    ...FACENET_SOURCE,
     preprocessing: `as facenet; the ${shape.join("x")} feature map after ${stage.slice("facenet_".length)} (the input of the fine-tuned stages)`,
   };
 }
@@ -80,8 +90,7 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
     name: "facenet",
     size: FACENET_NATIVE_SIZE,
     dim: 128,
-    package: "@vladmandic/face-api 1.7.15 (face_recognition_model)",
-    licence: "MIT (package); weights by Davis King (dlib), converted by Vincent Mühler (face-api.js)",
+    ...FACENET_SOURCE,
     preprocessing: "RGB 150x150 (area-averaged from 200x200), minus mean RGB (122.782, 117.001, 104.298), divided by 255",
   },
   "facenet-maps": mapsSpec("facenet-maps"),

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { initBackend } from "../engine/backend";
 import { GENDER_THRESHOLD } from "../data/labels";
-import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED } from "../models/features";
+import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, hasOwnOutputs } from "../models/features";
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "../models/feature-cache";
 import { expectedAges } from "../models/heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
@@ -47,7 +47,7 @@ export function defaultAblation(
   const fineTune = options.fineTune ?? DEFAULT_FINE_TUNE;
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
   const steps: AblationStep[] = [];
-  const faceres = backbones.find((b) => BACKBONES[b].dim === FACERES_POOLED + FACERES_AGE_BINS + 1);
+  const faceres = backbones.find(hasOwnOutputs);
   const all: FeaturePart[] = backbones.map((b) => ({ backbone: b }));
   const cfg = (name: string, c: Partial<HeadConfig>): HeadConfig => ({ ...base, name, ...c });
   if (faceres) steps.push({ kind: "own", name: `${faceres} own`, backbone: faceres, description: `${faceres}'s own age (expected value of its 100 bins) and gender outputs, no training` });
@@ -137,7 +137,7 @@ function labels(split: BestSplit, idx: readonly number[]) {
 
 /** A faceres backbone's own predictions (expected age of its 100 bins, 1 - its male score). */
 export function ownOutputs(set: FeatureSet, indices: readonly number[], view: "plain" | "flipped" = "plain"): HeadOutputs {
-  if (set.dim !== FACERES_POOLED + FACERES_AGE_BINS + 1) throw new Error(`Backbone ${set.backbone} has no own age/gender outputs.`);
+  if (!hasOwnOutputs(set.backbone)) throw new Error(`Backbone ${set.backbone} has no own age/gender outputs.`);
   const n = indices.length;
   // Pad its 100 bins to the heads' AGE_BINS so expectedAges reads both alike.
   const probs = new Float32Array(n * 101);
@@ -291,7 +291,7 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const test = bestMetrics(testRows, "test", training(ctx, trainRows), "best");
   test.trainSeconds = trainSeconds;
   // A faceres backbone's own age/gender outputs, scored beside the model when one was loaded.
-  const ownBackbone = [...needed].find((b) => BACKBONES[b].dim === FACERES_POOLED + FACERES_AGE_BINS + 1);
+  const ownBackbone = [...needed].find(hasOwnOutputs);
   const ownCtx = ownBackbone ? contextOf([ownBackbone]) : undefined;
   const testOwn = ownBackbone && ownCtx ? bestMetrics(bestPredictionRows(ownCtx.split.records, ownCtx.split.test, ownOutputs(ownCtx.sets.get(ownBackbone)!, ownCtx.split.test)), "test", training(ownCtx, ownCtx.finalTrain), `${ownBackbone} own outputs`) : undefined;
   const mirrored = Object.fromEntries([...sets].map(([name, set]) => [name, set.flipped !== undefined]));
