@@ -25,8 +25,9 @@ export const help = `Usage: npm run cli -- best <features|prep|train|card> [opti
 
 Options of features:
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  (no option)             what models/best needs: facenet and facenet-maps (its trunk maps, for
-                          fine-tuning) on every face with mirrored copies
+  (no option)             what models/best needs (best train --deeper): facenet, facenet-maps and
+                          facenet-maps64 (its trunk maps after stage128 and stage64, for
+                          fine-tuning) on every face with mirrored copies (8 min on one core)
   --recipe fusion         also faceres-caffe on the first 1000 training faces + every test face
   --backbones a,b         of ${BACKBONE_NAMES.join(", ")}, on every face
   --train-faces N         only the first N training faces (seeded order) plus every test face:
@@ -57,13 +58,13 @@ async function features(argv: string[]): Promise<number> {
   const trainFaces = intOption("train-faces", values["train-faces"]);
   await initBackend();
   const split = await loadBestSplit({ dir: values.dir });
-  // Default: what models/best needs (facenet and its trunk maps for fine-tuning, every face); --recipe fusion: BEST_RECIPE's features.
+  // Default: what models/best needs (facenet and both trunk maps for fine-tuning, every face); --recipe fusion: BEST_RECIPE's features.
   const plan: { backbone: BackboneName; indices: number[]; mirrored: boolean; what: string }[] = [];
   if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
   if (values.recipe !== "fusion") {
     const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
     const what = firstTrain ? `first ${firstTrain} training faces` : trainFaces ? `first ${trainFaces} training faces + every test face` : "every face";
-    for (const b of (values.backbones ?? `facenet,${FINETUNE_BACKBONE}`).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
+    for (const b of (values.backbones ?? `facenet,${FINETUNE_BACKBONE},facenet-maps64`).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
   } else {
     const sub = BEST_RECIPE.subset;
     for (const b of BEST_RECIPE.backbones) {
