@@ -9,6 +9,9 @@ import { EIGHT_AGE_RANGES, groupCount } from "../lib/data/labels";
 import { MODELS, buildModel, specLosses } from "../lib/models/registry";
 import { saveModel } from "../lib/models/files";
 import { lossesFor } from "../lib/training/train";
+import { loadFaces } from "../lib/data/dataset";
+import { SAMPLE_DATA_DIR } from "../lib/core/paths";
+import { prepareExperiment } from "../lib/training/experiment";
 
 setBackendQuiet(true);
 const SIZE = 32;
@@ -76,4 +79,15 @@ test("vgg19-pretrained loads conv weights by layer name and rejects wrong shapes
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test("a model's own default learning rate (VGG19 1e-4: it collapses at 1e-3) applies unless the run sets one", async () => {
+  const data = await loadFaces({ dir: SAMPLE_DATA_DIR, size: 32, color: "rgb" });
+  const vgg = await prepareExperiment({ model: "vgg19", data, size: 32, maxImages: 8 });
+  assert.equal(vgg.hyper.learningRate, 1e-4);
+  const chosen = await prepareExperiment({ model: "vgg19", data, size: 32, maxImages: 8, learningRate: 3e-4 });
+  assert.equal(chosen.hyper.learningRate, 3e-4);
+  const gray = await loadFaces({ dir: SAMPLE_DATA_DIR, size: 32, color: "gray" });
+  const cnn = await prepareExperiment({ model: "cnn-gender", data: gray, size: 32, maxImages: 8 });
+  assert.equal(cnn.hyper.learningRate, 1e-3);
 });

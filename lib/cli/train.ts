@@ -17,7 +17,7 @@ Options:
   --color gray|rgb        colour mode (default: the model's)
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
   --batch N               batch size (default 25)
-  --lr X                  Adam learning rate (default 0.001)
+  --lr X                  Adam learning rate (default 0.001; vgg19: 0.0001)
   --seed N                seed of splits, batches and weights (default 42)
   --test-fraction X       held-out share (default 0.2)
   --validation-fraction X share of training images watched each epoch (default 0.1)

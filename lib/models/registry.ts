@@ -49,6 +49,8 @@ export interface ModelSpec {
    * applied the same way by the CLI and notebooks; explicit options still win.
    */
   profiles?: Partial<Record<ExperimentProfile, ProfileOverrides>>;
+  /** Default Adam learning rate when it differs from the project's 1e-3; options and flags win. */
+  learningRate?: number;
   /** Default fine-tune stage after the frozen one (lib/models/transfer.ts); options and flags win. */
   fineTune?: { epochs: Record<ExperimentProfile, number>; learningRate?: number; layers?: number | "all" };
   /**
@@ -308,7 +310,9 @@ export const MODELS: Record<string, ModelSpec> = {
   "cnn-age-relu": { name: "cnn-age-relu", task: "age-regression", color: "gray", normalize: "unit", description: "report CNN, one ReLU output (age/100)", build: buildCnnAgeRelu },
   "cnn-gender": { name: "cnn-gender", task: "gender", color: "gray", normalize: "unit", description: "report CNN, gender sigmoid (1 = female)", build: buildCnnGender },
   "cnn-multi": { name: "cnn-multi", task: "age-gender", color: "gray", normalize: "unit", description: "shared trunk, age-group and gender outputs", build: buildMultiOutput },
-  vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", profiles: VGG19_PROFILES, build: buildVgg19 },
+  // From scratch at Adam 1e-3, VGG19 (no BatchNorm) collapsed in its first full-profile epoch
+  // to one group for every face (loss 12.5); at 1e-4 it learns (docs/reference.md).
+  vgg19: { name: "vgg19", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 (16 conv) on RGB, ImageNet normalisation", profiles: VGG19_PROFILES, learningRate: 1e-4, build: buildVgg19 },
   "vgg19-pretrained": { name: "vgg19-pretrained", task: "age-groups", color: "rgb", normalize: "imagenet", description: "VGG19 with user-supplied Keras ImageNet weights, conv layers frozen", needsPretrained: true, profiles: VGG19_PROFILES, build: buildVgg19Pretrained },
   "facenet-transfer": {
     name: "facenet-transfer",

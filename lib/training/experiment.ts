@@ -133,7 +133,7 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   const hyper: HyperParameters = {
     epochs: epochs ?? config.epochs ?? settings.epochs,
     batchSize: config.batchSize ?? settings.batchSize,
-    learningRate: config.learningRate ?? DEFAULT_LEARNING_RATE,
+    learningRate: config.learningRate ?? spec.learningRate ?? DEFAULT_LEARNING_RATE,
     optimizer: "adam",
     loss: specLosses(spec),
     dropout: config.dropout ?? 0.25,
