@@ -3,7 +3,7 @@ import { parseArgs } from "util";
 import { mergeKFold, runKFold } from "../training/kfold";
 import { MODELS } from "../models/registry";
 import { portablePath } from "../training/runs";
-import { COMMON_RUN_OPTIONS, commonRunConfig, intOption } from "./options";
+import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption } from "./options";
 
 export const help = `Usage: npm run cli -- kfold --model <name> [options]
        npm run cli -- kfold --merge <run-dir>
@@ -24,6 +24,8 @@ Options:
   --last-epochs N       epochs of the last fold (profile: quick 1, full 2)
   --carry-weights       each fold starts from the previous fold's weights (the report; default fresh)
   --second-pass         the report's second pass over the folds (implies --carry-weights)
+  --hold-out-test F     keep the 80/20 split's test faces (share F, e.g. 0.2) out of every fold;
+                        each fold's model is also scored on them (fold-NN/test-metrics.json)
   --accept-changes      continue a run although options differ from its config.json (which
                         then records each change and the fold and epoch it took effect);
                         without it a difference is refused, listing every difference.
@@ -46,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
       "last-epochs": { type: "string" },
       "carry-weights": { type: "boolean" },
       "second-pass": { type: "boolean" },
+      "hold-out-test": { type: "string" },
       "accept-changes": { type: "boolean" },
     },
     strict: true,
@@ -65,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     lastEpochs: intOption("last-epochs", values["last-epochs"]),
     carryWeights: values["carry-weights"],
     secondPass: values["second-pass"],
+    holdOutTest: fractionOption("hold-out-test", values["hold-out-test"]),
     acceptChanges: values["accept-changes"],
   });
   printSummary(result.runDir, result.summary.summary, result.summary.completed.length, result.summary.k);

@@ -10,14 +10,15 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { baseRunConfig, ExperimentConfig, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
+import { baseRunConfig, checkFractions, evaluateHeldOut, ExperimentConfig, PreparedExperiment, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
+import { loadModelFile } from "../models/files";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel, modelSpec } from "../models/registry";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fillFromStored, fillKFoldFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { RESULTS_DIR } from "../core/paths";
 import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
-import { EpochRecord, FoldStat, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "./runs";
-import { epochSchedule, kFold } from "../data/splits";
+import { EpochRecord, FoldStat, KFoldPlan, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "./runs";
+import { epochSchedule, kFold, trainTestSplit } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
 import { readResumes, resumeRecorder } from "./resume-log";
 import { profileSettings } from "./profile";
@@ -39,6 +40,11 @@ export interface KFoldConfig extends ExperimentConfig {
   carryWeights?: boolean;
   /** The report's second pass over the folds with carried weights (implies carryWeights). */
   secondPass?: boolean;
+  /**
+   * Keep this share of the faces (the 80/20 split's test faces, e.g. 0.2) out of every fold and
+   * score each fold's model on them: the folds cut the rest. Default: folds over every face.
+   */
+  holdOutTest?: number;
   /** Merge the fold folders into the top-level summary when all folds are done (default: when this call ran every fold). */
   merge?: boolean;
 }
@@ -126,9 +132,18 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   if (config.fold !== undefined && (!Number.isInteger(config.fold) || config.fold < 0 || config.fold >= k)) {
     throw new Error(`Fold ${config.fold} does not exist: folds are numbered 0..${k - 1} (k=${k}).`);
   }
-  const folds = kFold(p.used.length, k, p.seed).map((f) => ({ fold: f.fold, train: f.train.map((i) => p.used[i]), validation: f.validation.map((i) => p.used[i]) }));
+  // With a held-out test split the folds cut the split's training faces only.
+  let pool = p.used;
+  let heldOutTest: KFoldPlan["heldOutTest"];
+  if (config.holdOutTest !== undefined) {
+    checkFractions({ testFraction: config.holdOutTest });
+    const split = trainTestSplit(p.used.length, { testFraction: config.holdOutTest, seed: p.seed });
+    pool = split.train.map((i) => p.used[i]);
+    heldOutTest = { testFraction: config.holdOutTest, indices: split.test.map((i) => p.used[i]) };
+  }
+  const folds = kFold(pool.length, k, p.seed).map((f) => ({ fold: f.fold, train: f.train.map((i) => pool[i]), validation: f.validation.map((i) => pool[i]) }));
   const { runDir, runId } = resolveKFoldDir(config, experiment, continued);
-  const plan = { k, seed: p.seed, schedule, carryWeights: carry, secondPass, validation: folds.map((f) => f.validation) };
+  const plan: KFoldPlan = { k, seed: p.seed, schedule, carryWeights: carry, secondPass, validation: folds.map((f) => f.validation), ...(heldOutTest ? { heldOutTest } : {}) };
   const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "kfold"), kfold: plan };
   const cfgFile = path.join(runDir, RUN_FILES.config);
   const steps = stepsOf(k, secondPass);
@@ -150,7 +165,15 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   const todo = config.fold !== undefined ? steps.filter((s) => s.fold === config.fold) : steps;
   let carried: { model: tf.LayersModel; optimizer: tf.Optimizer } | undefined;
   for (const step of todo) {
-    if (foldDone(runDir, step)) continue;
+    if (foldDone(runDir, step)) {
+      // Killed between a fold's metrics and its test scoring: score the saved model now.
+      if (heldOutTest && !fs.existsSync(path.join(runDir, step.dir, RUN_FILES.testMetrics))) {
+        const saved = await loadModelFile(path.join(runDir, step.dir, RUN_FILES.model, "model.json"));
+        await scoreHeldOutTest(p, saved, path.join(runDir, step.dir), heldOutTest.indices, folds[step.fold].train);
+        saved.dispose();
+      }
+      continue;
+    }
     const stepIndex = steps.indexOf(step);
     const previous = stepIndex > 0 ? steps[stepIndex - 1] : undefined;
     const foldDir = path.join(runDir, step.dir);
@@ -201,6 +224,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
       trainIndices: f.train,
       split: "validation",
     });
+    if (heldOutTest) await scoreHeldOutTest(p, model, foldDir, heldOutTest.indices, f.train);
     if (carry) {
       carried = { model, optimizer: trained.optimizer };
     } else {
@@ -217,6 +241,13 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   const allDone = steps.every((s) => foldDone(runDir, s));
   if (allDone && (config.merge ?? config.fold === undefined)) return mergeKFold(runDir);
   return readKFold(runDir);
+}
+
+/** Scores a fold's model on the run's held-out test faces: test-metrics.json and test-predictions.json in its folder. */
+async function scoreHeldOutTest(p: PreparedExperiment, model: tf.LayersModel, foldDir: string, test: readonly number[], trainIndices: readonly number[]): Promise<void> {
+  const { metrics, predictions } = await evaluateHeldOut({ model, p, indices: test, trainIndices, split: "test", trainSeconds: 0, imagesPerSecond: 0 });
+  writeJsonAtomic(path.join(foldDir, RUN_FILES.testPredictions), predictions);
+  writeJsonAtomic(path.join(foldDir, RUN_FILES.testMetrics), metrics);
 }
 
 /** Mean and (population) standard deviation. */
@@ -237,9 +268,12 @@ export function readKFold(runDir: string): KFoldResult {
   const foldMetrics: RunMetrics[] = [];
   const completed: number[] = [];
   const predictions: (PredictionRow & { fold: number })[] = [];
+  const heldOutTest: NonNullable<KFoldSummary["heldOutTest"]> = [];
   for (const s of steps) {
     const dir = path.join(runDir, s.dir);
     if (!fs.existsSync(path.join(dir, RUN_FILES.metrics))) continue;
+    const testFile = path.join(dir, RUN_FILES.testMetrics);
+    if (fs.existsSync(testFile)) heldOutTest.push({ fold: s.fold, pass: s.pass, metrics: JSON.parse(fs.readFileSync(testFile, "utf8")) });
     const h = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.history), "utf8")) as EpochRecord[];
     history.push(...h.map((r) => ({ ...r, fold: s.fold, ...(config.kfold!.secondPass ? { pass: s.pass } : {}) })));
     if (s.pass !== lastPass) continue;
@@ -261,6 +295,7 @@ export function readKFold(runDir: string): KFoldResult {
     summary: Object.fromEntries(keys.map((key) => [key, stat(figures.map((f) => f[key]).filter((v) => v !== undefined))])),
     trainSeconds: history.reduce((a, r) => a + r.seconds, 0),
     resumed: steps.flatMap((s) => readResumes(path.join(runDir, s.dir))),
+    ...(config.kfold.heldOutTest ? { heldOutTest } : {}),
   };
   return { runDir, config, history, summary, predictions };
 }

@@ -107,6 +107,7 @@ export function resultSettings(cfg: RunConfig): Record<string, unknown> {
     s["epoch schedule (--first-epochs .. --last-epochs)"] = c.kfold.schedule.join(" ");
     s["--carry-weights"] = c.kfold.carryWeights;
     s["--second-pass"] = c.kfold.secondPass;
+    if (c.kfold.heldOutTest) s["--hold-out-test"] = c.kfold.heldOutTest.testFraction;
   }
   return s;
 }
@@ -165,7 +166,7 @@ export function fillFromStored<T extends ResumableOptions>(config: T, stored: Ru
 }
 
 /** The K-fold options a continuing call did not pass, from the run's plan. */
-export function fillKFoldFromStored<T extends { folds?: number; firstEpochs?: number; lastEpochs?: number; carryWeights?: boolean; secondPass?: boolean }>(config: T, stored: RunConfig): T {
+export function fillKFoldFromStored<T extends { folds?: number; firstEpochs?: number; lastEpochs?: number; carryWeights?: boolean; secondPass?: boolean; holdOutTest?: number }>(config: T, stored: RunConfig): T {
   const plan = stored.kfold;
   if (!plan) return config;
   return {
@@ -175,6 +176,7 @@ export function fillKFoldFromStored<T extends { folds?: number; firstEpochs?: nu
     lastEpochs: config.lastEpochs ?? plan.schedule[plan.schedule.length - 1],
     carryWeights: config.carryWeights ?? plan.carryWeights,
     secondPass: config.secondPass ?? plan.secondPass,
+    holdOutTest: config.holdOutTest ?? plan.heldOutTest?.testFraction,
   };
 }
 

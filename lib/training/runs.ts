@@ -70,6 +70,13 @@ export interface KFoldPlan {
   secondPass: boolean;
   /** Validation indices of each fold (into the dataset's records, in loadFaces order). */
   validation: number[][];
+  /**
+   * Faces kept out of every fold (`--hold-out-test`): the 80/20 split's test faces, cut from the
+   * same seeded order as `train`'s, never trained on by any fold. Each fold's model is scored on
+   * them (test-metrics.json in its folder), so a carried run's validation figures can be set
+   * beside faces it never saw. Absent: the folds cover every used face.
+   */
+  heldOutTest?: { testFraction: number; indices: number[] };
 }
 
 /** config.json: everything needed to know and repeat what was run. */
@@ -233,6 +240,8 @@ export interface KFoldSummary {
   trainSeconds: number;
   /** Folds continued from a checkpoint after an interruption (lib/training/resume.ts). */
   resumed?: ResumeEvent[];
+  /** With `--hold-out-test`: each finished fold's model on the held-out test faces (fold order). */
+  heldOutTest?: { fold: number; pass: number; metrics: RunMetrics }[];
 }
 
 /** One continuation of an interrupted training (a fold's or run's resumes.json, lib/training/resume.ts). */
@@ -274,6 +283,9 @@ export const RUN_FILES = {
   predictions: "predictions.json",
   model: "model",
   checkpoint: "checkpoint",
+  /** A K-fold fold's model scored on the run's held-out test faces (`--hold-out-test`). */
+  testMetrics: "test-metrics.json",
+  testPredictions: "test-predictions.json",
 } as const;
 
 /** Folder name of a fold inside a K-fold run: fold-01 for fold 0. */
