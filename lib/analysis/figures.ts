@@ -439,3 +439,33 @@ export function comparisonFigure(rows: readonly ComparisonRow[], claims: readonl
   });
   return { data, layout };
 }
+
+/** One fold of a carried-weight K-fold run, as `leakFigure` draws it (lib/analysis/leak.ts computes it). */
+export interface LeakFigureRow {
+  fold: number;
+  /** Share of the fold's validation faces that earlier folds had trained on (0..1). */
+  share: number;
+  /** Accuracy on the fold's validation faces (what the report's procedure reports). */
+  validation: number;
+  /** The same fold's model on the held-out test faces, which no fold ever trained on. */
+  test?: number;
+}
+
+/**
+ * The report's procedure against faces it never saw: per fold, the validation accuracy a
+ * carried-weight K-fold reports, the same model on held-out test faces, and the share of the
+ * validation faces already trained on (the leak).
+ */
+export function leakFigure(rows: readonly LeakFigureRow[], what: "age" | "gender", ctx?: FigureContext): PlotlyFigure {
+  if (rows.length === 0) throw new Error("leakFigure: no finished fold yet.");
+  const x = rows.map((r) => `fold ${r.fold + 1}`);
+  const data: Record<string, unknown>[] = [
+    { type: "bar", name: "validation fold (the report's figure)", x, y: rows.map((r) => r.validation), marker: { color: VALIDATION_COLOR } },
+    { type: "bar", name: "held-out test faces (never trained on)", x, y: rows.map((r) => r.test ?? null), marker: { color: TRAIN_COLOR } },
+    { type: "scatter", mode: "lines+markers", name: "validation faces already trained on", x, y: rows.map((r) => r.share), line: { color: BASELINE_COLOR, dash: "dot" } },
+  ];
+  const layout = baseLayout(`The report's procedure: ${what} accuracy per fold with carried weights`, ctx, { barmode: "group", width: 900 });
+  layout.xaxis = axis("fold", { type: "category" });
+  layout.yaxis = axis(`${what} accuracy / share of faces`, { range: [0, 1] });
+  return { data, layout };
+}

@@ -91,23 +91,33 @@ export function loadReferenceRun(runDir: string): ReferenceRun {
   return { ...run, reference };
 }
 
-/** Run folders under one experiment of the reference folder, oldest first. */
-function runDirsOf(root: string, experiment: string): string[] {
+/**
+ * Which K-fold procedure a reference run followed: "fresh" (each fold from new weights, the
+ * held-out protocol every table uses) or "carried" (the report's own: weights carried from fold to fold).
+ */
+export type ReferenceProcedure = "fresh" | "carried";
+
+/** Run folders under one experiment of the reference folder following one procedure, oldest first. */
+function runDirsOf(root: string, experiment: string, procedure: ReferenceProcedure = "fresh"): string[] {
   const dir = path.join(root, experiment);
   if (!fs.existsSync(dir)) return [];
+  const configOf = (id: string) => JSON.parse(fs.readFileSync(path.join(dir, id, RUN_FILES.config), "utf8")) as RunConfig;
   // Oldest first by the time the run began (run folders given by name need not sort by time).
-  const began = (id: string) => (JSON.parse(fs.readFileSync(path.join(dir, id, RUN_FILES.config), "utf8")) as RunConfig).createdAt;
   return fs
     .readdirSync(dir)
     .filter((id) => fs.existsSync(path.join(dir, id, RUN_FILES.config)))
-    .map((id) => ({ id, at: began(id) }))
+    .filter((id) => (configOf(id).kfold?.carryWeights ? "carried" : "fresh") === procedure)
+    .map((id) => ({ id, at: configOf(id).createdAt }))
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id.localeCompare(b.id)))
     .map(({ id }) => path.join(dir, id));
 }
 
-/** The newest committed reference run of an experiment (e.g. "cnn-age-sigmoid-kfold"), or undefined when there is none. */
-export function referenceRun(experiment: string, root: string = REFERENCE_DIR): ReferenceRun | undefined {
-  const dirs = runDirsOf(root, experiment);
+/**
+ * The newest committed reference run of an experiment (e.g. "cnn-age-sigmoid-kfold"), or
+ * undefined when there is none; by default of the fresh-fold protocol, "carried" for the report's own.
+ */
+export function referenceRun(experiment: string, root: string = REFERENCE_DIR, procedure: ReferenceProcedure = "fresh"): ReferenceRun | undefined {
+  const dirs = runDirsOf(root, experiment, procedure);
   return dirs.length ? loadReferenceRun(dirs[dirs.length - 1]) : undefined;
 }
 

@@ -37,6 +37,7 @@ export function printMetrics(m: RunMetrics): void {
     m.mae !== undefined ? `MAE ${f(m.mae, false)} years` : undefined,
     m.genderAccuracy !== undefined ? `gender accuracy ${f(m.genderAccuracy)}` : undefined,
     `trained ${m.trainSeconds.toFixed(1)} s at ${m.imagesPerSecond.toFixed(1)} img/s`,
+    m.keptEpoch !== undefined ? `weights of epoch ${m.keptEpoch} (lowest validation loss)` : undefined,
   ].filter(Boolean);
   console.log(parts.join("  "));
   const b = m.baseline;
@@ -63,10 +64,11 @@ export const COMMON_RUN_OPTIONS = {
   "max-images": { type: "string" },
   experiment: { type: "string" },
   profile: { type: "string" },
+  "class-weights": { type: "boolean" },
 } as const;
 
 /** Parsed values of COMMON_RUN_OPTIONS. */
-export type CommonRunValues = { [K in keyof typeof COMMON_RUN_OPTIONS]?: string };
+export type CommonRunValues = { [K in Exclude<keyof typeof COMMON_RUN_OPTIONS, "class-weights">]?: string } & { "class-weights"?: boolean };
 
 /** A share strictly between 0 and 1 (or [0, 1) with allowZero); the error names the flag as typed. */
 export function fractionOption(flag: string, value: string | undefined, allowZero = false): number | undefined {
@@ -98,5 +100,6 @@ export function commonRunConfig(values: CommonRunValues, modelFromRun = false): 
     maxImages: intOption("max-images", values["max-images"]),
     experiment: values.experiment,
     profile: values.profile as ExperimentConfig["profile"],
+    ...(values["class-weights"] ? { classWeights: true } : {}),
   };
 }

@@ -41,6 +41,8 @@ export interface TaskSpec {
   heldOut(rows: readonly PredictionRow[], division: AgeDivision): Partial<RunMetrics>;
   /** Scores of the constant predictor fitted on the training labels, on the held-out rows. */
   baseline(training: readonly { age: number; gender: number }[], rows: readonly PredictionRow[], division: AgeDivision): Baseline;
+  /** Classification outputs: the class of a face and the number of classes (for class weights). */
+  classes?: { count(division: AgeDivision): number; of(record: FaceRecord, division: AgeDivision): number };
 }
 
 /**
@@ -107,6 +109,7 @@ export const TASK_SPECS: Record<OutputKind, TaskSpec> = {
     },
     heldOut: ageHeldOut,
     baseline: ageBaseline,
+    classes: { count: groupCount, of: (r, division) => ageGroupOf(r.age, division) },
   },
   "age-years": {
     kind: "age-years",
@@ -140,8 +143,29 @@ export const TASK_SPECS: Record<OutputKind, TaskSpec> = {
       const g = mostFrequent(training.map((t) => t.gender));
       return { genderAccuracy: accuracy(rows.map((r) => r.gender), rows.map(() => g)) };
     },
+    classes: { count: () => GENDER_LABELS.length, of: (r) => r.gender },
   },
 };
+
+/**
+ * Balanced class weights of each classification output, from the training faces' class counts
+ * (Keras's and scikit-learn's "balanced": n / (classes present x count), so the weights average 1
+ * over the training faces). A class no training face has gets weight 0. Regression outputs get none.
+ */
+export function balancedClassWeights(task: ModelTask, records: readonly FaceRecord[], indices: readonly number[], division: AgeDivision): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const spec of taskSpecs(task)) {
+    if (!spec.classes) continue;
+    const counts = new Array<number>(spec.classes.count(division)).fill(0);
+    for (const i of indices) {
+      const c = spec.classes.of(records[i], division);
+      if (c >= 0 && c < counts.length) counts[c]++;
+    }
+    const present = counts.filter((c) => c > 0).length;
+    out[spec.output] = counts.map((c) => (c > 0 ? indices.length / (present * c) : 0));
+  }
+  return out;
+}
 
 /** The output kinds of each model task, in the model's output order. */
 export const TASK_OUTPUTS: Record<ModelTask, readonly OutputKind[]> = {

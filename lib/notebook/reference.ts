@@ -3,7 +3,8 @@
  * figures, the committed reference run of the same analysis (lib/analysis/reference.ts), titled
  * as such, or one line saying that none is committed yet and how to produce it.
  */
-import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure } from "../analysis/figures";
+import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure, leakFigure } from "../analysis/figures";
+import { leakSentence, measureLeak } from "../analysis/leak";
 import { ReferenceRun, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
 import { buildModel } from "../models/registry";
 import { portablePath } from "../training/runs";
@@ -25,6 +26,10 @@ function parameterCount(run: ReferenceRun): number | undefined {
 }
 
 /** How to produce the reference runs, in one line a notebook can show. */
+/** How to produce the carried-weight runs of the report's own procedure. */
+export const CARRIED_HOWTO =
+  "produce it with `bash scripts/carried-runs.sh` (the report's carried-weight 10-fold chain on the 80/20 training faces of crop_part1, the test faces kept out: about an hour per model on one core, resumable), then `git add results/reference`";
+
 export const REFERENCE_HOWTO =
   "produce it with `bash scripts/reference-runs.sh` (the report's protocol on the 8,818 faces of crop_part1: hours of CPU, resumable), then `git add results/reference`";
 
@@ -92,4 +97,33 @@ export function showReferenceComparison(root?: string): NamedFigure[] {
   const figure = { name: "reference-06-models-compared", figure: comparisonFigure(rows, PUBLISHED_CLAIMS, { split: rows.some((r) => r.heldOut.startsWith("80/20")) ? "80/20 test split faces" : "held-out faces", profile: "full" }) };
   showFigures([figure]);
   return [figure];
+}
+
+/**
+ * 05-kfold's part on the report's own procedure: for each experiment, its committed
+ * carried-weight reference run, the leak per fold (the share of validation faces already trained
+ * on, the accuracy on them and on faces never seen, and each fold's model on the held-out test
+ * faces) as a table and a figure, and the sentence "the report's procedure gives X% on its
+ * validation folds and Y% on faces it never saw". Returns the figures shown, for export.
+ */
+export function showReportProcedure(experiments: readonly string[], root?: string): NamedFigure[] {
+  const shown: NamedFigure[] = [];
+  for (const experiment of experiments) {
+    const run = referenceRun(experiment, root, "carried");
+    if (!run) {
+      showMarkdown(`No carried-weight reference run of \`${experiment}\` is committed yet: ${CARRIED_HOWTO}.`);
+      continue;
+    }
+    const leak = measureLeak(run.runDir);
+    const what = leak.metric === "genderAccuracy" ? "gender" : "age";
+    showMarkdown(`**The report's procedure, \`${run.config.model}\`: ${run.reference.label}, weights carried from fold to fold** (records in \`${portablePath(run.runDir)}\`).\n\n${leakSentence(leak)}`);
+    showTable(
+      leak.folds.map((f) => ({ fold: f.fold + 1, ...(f.pass > 1 ? { pass: f.pass } : {}), validationFaces: f.validationFaces, alreadyTrainedOn: f.share, validation: f.validation, onFacesTrainedOn: f.accuracySeen, onFacesNeverSeen: f.accuracyUnseen, heldOutTest: f.test, testFaces: f.testFaces })),
+      { title: `The leak per fold: ${what} accuracy on validation faces already trained on, on faces never seen, and on the held-out test faces` },
+    );
+    const figure = { name: `reference-${experiment}-carried-leak`, figure: leakFigure(leak.folds, what, { model: run.config.model, split: "validation folds and held-out test faces", profile: run.config.profile }) };
+    showFigures([figure]);
+    shown.push(figure);
+  }
+  return shown;
 }

@@ -74,3 +74,39 @@ export async function loadCheckpoint(dir: string, model: tf.LayersModel, optimiz
   opt.forEach((t) => t.dispose());
   return { epoch: state.epoch, history: state.history };
 }
+
+/** The best epoch's weights kept by `keepBest`: in memory, and on disk when checkpointing. */
+export interface BestWeights {
+  epoch: number;
+  valLoss: number;
+  weights: tf.Tensor[];
+}
+
+const BEST_DIR = "best";
+
+/** Keeps the model's weights as the best so far (replacing `previous`), on disk under checkpointDir/best if given. */
+export async function saveBestWeights(model: tf.LayersModel, epoch: number, valLoss: number, checkpointDir: string | undefined, previous: BestWeights | undefined): Promise<BestWeights> {
+  previous?.weights.forEach((t) => t.dispose());
+  const weights = model.weights.map((w) => tf.clone(w.read()));
+  if (checkpointDir) {
+    const dir = path.join(checkpointDir, BEST_DIR);
+    await writeTensors(dir, "weights", weights.map((tensor, i) => ({ name: `w${i}`, tensor })));
+    writeJsonAtomic(path.join(dir, "state.json"), { epoch, valLoss });
+  }
+  return { epoch, valLoss, weights };
+}
+
+/** The best weights saved in a checkpoint folder by an earlier call (a resumed run), if any. */
+export function readBestWeights(checkpointDir: string | undefined): BestWeights | undefined {
+  if (!checkpointDir) return undefined;
+  const dir = path.join(checkpointDir, BEST_DIR);
+  if (!fs.existsSync(path.join(dir, "state.json"))) return undefined;
+  const { epoch, valLoss } = JSON.parse(fs.readFileSync(path.join(dir, "state.json"), "utf8")) as { epoch: number; valLoss: number };
+  return { epoch, valLoss, weights: readTensors(dir, "weights") };
+}
+
+/** Puts the best weights back into the model and frees them. */
+export function restoreBestWeights(model: tf.LayersModel, best: BestWeights): void {
+  model.setWeights(best.weights);
+  best.weights.forEach((t) => t.dispose());
+}

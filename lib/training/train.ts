@@ -12,7 +12,7 @@ import { FaceDataset, FaceRecord, Normalization, imagesTensor } from "../data/da
 import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
 import { taskLosses, taskSpecs } from "../models/tasks";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoints";
+import { BestWeights, loadCheckpoint, readBestWeights, restoreBestWeights, saveBestWeights, saveCheckpoint } from "./checkpoints";
 import type { EpochRecord } from "./runs";
 import { permutation } from "../data/splits";
 
@@ -55,14 +55,28 @@ function lossFn(name: string): (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor
  * Loss (sum over outputs of each output's mean loss) and metric scalars of predictions against
  * targets. Used for training batches and for validation, so both report the same figures.
  */
-export function lossAndMetrics(task: ModelTask, losses: Record<string, string>, preds: tf.Tensor[], ys: tf.Tensor[]): { loss: tf.Scalar; metrics: Record<string, tf.Scalar> } {
+export function lossAndMetrics(task: ModelTask, losses: Record<string, string>, preds: tf.Tensor[], ys: tf.Tensor[], classWeights?: Record<string, number[]>): { loss: tf.Scalar; metrics: Record<string, tf.Scalar> } {
   let loss = tf.scalar(0);
   const metrics: Record<string, tf.Scalar> = {};
   taskSpecs(task).forEach((spec, i) => {
-    loss = tf.add(loss, tf.mean(lossFn(losses[spec.output])(ys[i], preds[i]))) as tf.Scalar;
+    const perSample = lossFn(losses[spec.output])(ys[i], preds[i]);
+    const w = classWeights?.[spec.output];
+    // Keras's class_weight: each face's loss times its class's weight, then the plain mean.
+    loss = tf.add(loss, tf.mean(w ? tf.mul(perSample, sampleWeights(ys[i], w)) : perSample)) as tf.Scalar;
     metrics[spec.metric] = spec.batchMetric(ys[i], preds[i]);
   });
   return { loss, metrics };
+}
+
+/** Each face's class weight from its target row: one-hot rows pick their class, a 0/1 column (gender) its code. */
+function sampleWeights(y: tf.Tensor, weights: number[]): tf.Tensor1D {
+  const units = y.shape[y.shape.length - 1] ?? 1;
+  if (units === 1) {
+    const flat = y.reshape([-1]);
+    return tf.add(tf.mul(flat, weights[1]), tf.mul(tf.sub(1, flat), weights[0])) as tf.Tensor1D;
+  }
+  if (units !== weights.length) throw new Error(`Class weights list ${weights.length} classes but the output has ${units} units.`);
+  return tf.matMul(y as tf.Tensor2D, tf.tensor2d(weights, [units, 1])).reshape([-1]) as tf.Tensor1D;
 }
 
 /** Options of `trainModel`. */
@@ -88,6 +102,13 @@ export interface TrainOptions {
   callbacks?: TrainingCallback[];
   /** Save weights + optimizer state + epoch here after every epoch, and resume from it. */
   checkpointDir?: string;
+  /** Per-output class weights of the training loss (balancedClassWeights); validation stays unweighted. */
+  classWeights?: Record<string, number[]>;
+  /**
+   * Keep the epoch with the lowest validation loss: its weights are saved (in checkpointDir/best
+   * when checkpointing, so a resume keeps it) and restored into the model when training ends.
+   */
+  keepBest?: boolean;
 }
 
 /** What `trainModel` returns. */
@@ -99,6 +120,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
   /** Epoch the loop resumed after (0 when it started fresh). */
   resumedFrom: number;
+  /** With keepBest: the epoch whose weights the model holds at the end. */
+  bestEpoch?: number;
   optimizer: tf.Optimizer;
 }
 
@@ -139,6 +162,10 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       startEpoch = resumed.epoch + 1;
     }
   }
+  if (o.keepBest && !(o.validationIndices && o.validationIndices.length > 0)) {
+    throw new Error(`keepBest (--keep-best) picks the epoch by validation loss, but ${o.modelName} has no validation faces: set a validation fraction (--validation-fraction).`);
+  }
+  let best = o.keepBest ? readBestWeights(o.checkpointDir) : undefined;
   const info: TrainBeginInfo = { fold: o.fold, startEpoch, epochs: o.epochs, batchesPerEpoch: batches, trainImages: n, model: o.modelName };
   for (const cb of callbacks) await cb.onTrainBegin?.(info);
 
@@ -159,7 +186,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         return optimizer.minimize(
           () => {
             const preds = asArray(o.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[]);
-            const { loss, metrics } = lossAndMetrics(o.task, losses, preds, ys);
+            const { loss, metrics } = lossAndMetrics(o.task, losses, preds, ys, o.classWeights);
             batchMetrics = metrics;
             Object.values(metrics).forEach((m) => tf.keep(m));
             // Regularisers (seed 000's L2) add their penalties to the loss, as Keras does.
@@ -214,6 +241,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       record.valMetrics = v.metrics;
     }
     history.push(record);
+    if (o.keepBest && record.valLoss !== undefined && (!best || record.valLoss < best.valLoss)) {
+      best = await saveBestWeights(o.model, epoch, record.valLoss, o.checkpointDir, best);
+    }
     if (o.checkpointDir) {
       try {
         await saveCheckpoint(o.checkpointDir, o.model, optimizer, epoch, history);
@@ -229,10 +259,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       if (action && action.stop) stoppedEarly = true;
     }
   }
+  if (best) restoreBestWeights(o.model, best);
   for (const cb of callbacks) await cb.onTrainEnd?.(history, info);
   const seconds = history.reduce((a, r) => a + r.seconds, 0);
   const images = history.length * n;
-  return { history, seconds, imagesPerSecond: images / Math.max(seconds, 1e-9), stoppedEarly, resumedFrom: startEpoch - 1, optimizer };
+  return { history, seconds, imagesPerSecond: images / Math.max(seconds, 1e-9), stoppedEarly, resumedFrom: startEpoch - 1, optimizer, ...(best ? { bestEpoch: best.epoch } : {}) };
 }
 
 /**
