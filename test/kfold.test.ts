@@ -70,7 +70,11 @@ test("a K-fold run killed after an epoch resumes to the same results; folds run 
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(killedAt < 3, `killed after epoch ${killedAt} of 3`);
     assert.ok(!fs.existsSync(path.join(cut, "fold-01", "metrics.json")));
-    cli([...ARGS, "--run", cut, "--resume"]);
+    const again = spawnSync(TSX, [CLI, ...ARGS, "--run", cut, "--resume"], { cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, EXPERIMENT_PROFILE: "quick" } });
+    assert.equal(again.status, 0, again.stderr);
+    // It says which run and fold it continues, and from which epoch (issue 18, point 3).
+    assert.match(again.stderr, /continuing K-fold run .*cut: 0 of 2 fold\(s\) done/);
+    assert.match(again.stderr, new RegExp(`continuing fold 1 \\(fold-01\\) of .*cut from epoch ${killedAt + 1} of 3 \\(epochs 1\\.\\.${killedAt} restored from its checkpoint\\)`));
     const resumed = readRun(cut);
     assert.equal(resumed.history.length, expected.history.length);
     resumed.history.forEach((r, i) => {
@@ -113,6 +117,36 @@ test("one process per fold, as a Kubernetes Indexed Job or a Slurm array runs th
     assert.equal(predictions.length, 60);
     assert.equal(new Set(predictions.map((p) => p.file)).size, 60, "each face is held out by exactly one fold");
     assert.deepEqual([...new Set(predictions.map((p) => p.fold))].sort(), [0, 1, 2]);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("two processes on the same fold: the second is refused naming the fold and the first's pid; the fold is trained once", async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "kfold-lock-"));
+  try {
+    const run = path.join(tmp, "run");
+    // Long enough (6 epochs) that the first still trains fold 0 when the second gets there.
+    const args = [...ARGS.filter((_, i) => i < 5), "--first-epochs", "6", "--last-epochs", "6", "--max-images", "80", "--size", "32", "--batch", "10", "--run", run, "--fold", "0"];
+    const start = (delay: number) =>
+      new Promise<{ code: number; stderr: string; pid: number }>((resolve) =>
+        setTimeout(() => {
+          const child = spawn(TSX, [CLI, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EXPERIMENT_PROFILE: "quick" } });
+          let stderr = "";
+          child.stderr.on("data", (d) => (stderr += d));
+          child.on("exit", (code) => resolve({ code: code ?? -1, stderr, pid: child.pid! }));
+        }, delay),
+      );
+    const [a, b] = await Promise.all([start(0), start(300)]);
+    const codes = [a.code, b.code].sort();
+    assert.deepEqual(codes, [0, 1], `exit codes ${a.code}, ${b.code}\n${a.stderr}\n${b.stderr}`);
+    const refused = a.code === 1 ? a : b;
+    assert.match(refused.stderr, /Fold 0 \(fold-01\) of .* is being trained by process \d+/);
+    assert.match(refused.stderr, /Wait for it to finish or stop it \(kill \d+\)/);
+    assert.ok(fs.existsSync(path.join(run, "fold-01", "metrics.json")));
+    assert.ok(!fs.existsSync(path.join(run, "fold-01", "claim.lock")), "the lock is freed when the fold is done");
+    const history = JSON.parse(fs.readFileSync(path.join(run, "fold-01", "history.json"), "utf8")) as EpochRecord[];
+    assert.deepEqual(history.map((h) => h.epoch), [1, 2, 3, 4, 5, 6], "one run of the fold's epochs");
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

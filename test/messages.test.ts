@@ -115,3 +115,88 @@ test("one corrupt metrics.json does not stop the figures of the other experiment
     fs.rmSync(path.join(RESULTS_DIR, bad), { recursive: true, force: true });
   }
 });
+
+// Issue 18, point 7.
+const BEST_DIR = path.join(REPO_ROOT, "models", "best");
+const hasBest = fs.existsSync(path.join(BEST_DIR, "best.json"));
+
+test("a damaged best.json or run.json is named, with what to do (not a bare JSON or property error)", { skip: !hasBest && "models/best is not trained yet" }, async () => {
+  const { loadBestModel } = await import("../lib/inference/best-predict");
+  const { rewriteModelCard } = await import("../lib/training/best");
+  const dir = path.join(tmp, "best-copy");
+  fs.cpSync(BEST_DIR, dir, { recursive: true });
+  const bestFile = path.join(dir, "best.json");
+  const text = fs.readFileSync(bestFile, "utf8");
+  // Damaged in the middle, as a bad edit or copy leaves it.
+  fs.writeFileSync(bestFile, text.slice(0, 500) + "}{,\n" + text.slice(500));
+  await assert.rejects(loadBestModel(dir), (e: Error) => {
+    assert.ok(e.message.startsWith(bestFile), e.message);
+    assert.match(e.message, /is damaged: not valid JSON/);
+    assert.match(e.message, /git checkout -- models\/best|best train/);
+    return true;
+  });
+  // Valid JSON without the heads' settings.
+  fs.writeFileSync(bestFile, JSON.stringify({ format: JSON.parse(text).format }));
+  await assert.rejects(loadBestModel(dir), (e: Error) => {
+    assert.doesNotMatch(e.message, /Cannot read properties/);
+    assert.match(e.message, new RegExp(`${bestFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is damaged: it has no "config"`));
+    return true;
+  });
+  const runFile = path.join(dir, "run.json");
+  const runText = fs.readFileSync(runFile, "utf8");
+  fs.writeFileSync(runFile, runText.slice(0, 500));
+  assert.throws(() => rewriteModelCard(dir), (e: Error) => e.message.startsWith(runFile) && /not valid JSON/.test(e.message) && /best train/.test(e.message));
+  fs.writeFileSync(runFile, "{}");
+  assert.throws(() => rewriteModelCard(dir), new RegExp(`run\\.json is damaged: it has no "chosen"`));
+});
+
+test("predict --out or --annotate under a file is refused before predicting, naming the path", () => {
+  const blocker = path.join(tmp, "a-file");
+  fs.writeFileSync(blocker, "not a folder");
+  const face = path.join(SAMPLE_DATA_DIR, fs.readdirSync(SAMPLE_DATA_DIR).find((f) => f.endsWith(".jpg"))!);
+  for (const [flag, value] of [["--out", path.join(blocker, "p.csv")], ["--annotate", path.join(blocker, "pics")], ["--annotate", blocker]] as const) {
+    const r = cli("predict", "--model", BEST_DIR, face, flag, value);
+    assert.equal(r.status, 1, r.stdout);
+    assert.doesNotMatch(r.stderr, /EEXIST|ENOTDIR/);
+    assert.match(r.stderr, new RegExp(`${flag} .*${blocker.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is a file, not a folder`));
+    assert.match(r.stderr, /choose another path, or move that file away/);
+  }
+});
+
+test("disk full while writing --annotate images keeps the CSV of the faces predicted; ages have one decimal", { skip: !hasBest && "models/best is not trained yet" }, async () => {
+  const { run: predictCli } = await import("../lib/cli/predict");
+  const nodeFs = require("fs") as typeof import("fs");
+  const faces = fs.readdirSync(SAMPLE_DATA_DIR).filter((f) => f.endsWith(".jpg")).sort().slice(0, 3).map((f) => path.join(SAMPLE_DATA_DIR, f));
+  const out = path.join(tmp, "full", "predictions.csv");
+  const pics = path.join(tmp, "full", "annotated");
+  const real = nodeFs.writeFileSync;
+  const full = test.mock.method(nodeFs, "writeFileSync", function (this: unknown, file: fs.PathOrFileDescriptor, ...rest: unknown[]) {
+    if (typeof file === "string" && file.startsWith(pics)) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write" });
+    return (real as (...a: unknown[]) => void).call(nodeFs, file, ...rest);
+  });
+  try {
+    await assert.rejects(predictCli(["--model", BEST_DIR, ...faces, "--out", out, "--annotate", pics]), (e: Error) => {
+      assert.match(e.message, /--annotate .*the disk is full/);
+      assert.match(e.message, new RegExp(`predictions are complete in ${out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+      return true;
+    });
+  } finally {
+    full.mock.restore();
+  }
+  const lines = fs.readFileSync(out, "utf8").trim().split("\n");
+  assert.equal(lines.length, 1 + faces.length, "a row per face, written before the failure");
+  const header = lines[0].split(",");
+  const ages = lines.slice(1).map((l) => l.split(",")[header.indexOf("age")]);
+  for (const a of ages) assert.match(a, /^\d+\.\d$/, `age "${a}" has one decimal`);
+});
+
+test("UTKFACE_THREADS above the machine's cores is clamped with a warning that says so", () => {
+  const script = path.join(tmp, "threads.ts");
+  fs.writeFileSync(script, `import { initBackend } from ${JSON.stringify(path.join(REPO_ROOT, "lib", "engine", "backend"))};\ninitBackend().then((i) => console.log("INFO " + JSON.stringify(i)));\n`);
+  const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [script], { cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, UTKFACE_THREADS: "999", TFJS_BACKEND: "wasm" } });
+  assert.equal(r.status, 0, r.stderr);
+  const cores = os.availableParallelism();
+  assert.match(r.stderr, new RegExp(`UTKFACE_THREADS=999 asks for more threads than this machine's ${cores} core\\(s\\): using ${cores}`));
+  const info = JSON.parse(/INFO (.*)/.exec(r.stdout)![1]);
+  if (/oneDNN/.test(info.engine ?? "")) assert.equal(info.threads, cores, info.engine);
+});

@@ -201,6 +201,8 @@ test("the CLI: train killed with SIGKILL after an epoch, then train --resume, fi
     const r = spawnSync(tsx, [cliPath, "train", "--model", "cnn-gender", "--resume", "--experiment", exp], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`epochs ${killedAt + 1}\\.\\.3`), "continued after the killed epoch");
+    // Issue 18, point 3: it says which run it continues and from which epoch.
+    assert.match(r.stderr, new RegExp(`continuing run results/${exp}/${runId} from epoch ${killedAt + 1} of 3 \\(epochs 1\\.\\.${killedAt} restored from its checkpoint\\)`));
     assert.deepEqual(fs.readdirSync(expDir), [runId], "the same run folder, no new one");
     const history = JSON.parse(fs.readFileSync(path.join(expDir, runId, "history.json"), "utf8"));
     assert.deepEqual(history.map((h: { epoch: number }) => h.epoch), [1, 2, 3]);

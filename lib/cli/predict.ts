@@ -4,6 +4,8 @@ import { numberOption } from "./options";
 import { writeAnnotated } from "../inference/annotate";
 import { DETECT_MODES, DetectMode, photoPredictionsCsv, predictPhotos, writePhotoPredictionsCsv } from "../inference/photo";
 import { listImageFiles } from "../inference/predict";
+import { checkOutputDir, checkOutputFile } from "../core/files";
+import { describeErrno, errnoOf } from "../core/file-errors";
 
 export const help = `Usage: npm run cli -- predict --model <run-dir, model-dir or models/best> <image file or folder>... [options]
 
@@ -46,22 +48,37 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length === 0) throw new Error("Pass an image file or a folder of images after the options.");
   if (!DETECT_MODES.includes(values.detect as DetectMode)) throw new Error(`--detect "${values.detect}" is not one of ${DETECT_MODES.join(", ")}.`);
   if (values.align !== "eyes" && values.align !== "none") throw new Error(`--align "${values.align}" is not "eyes" or "none".`);
+  // Paths checked before minutes of predicting, not after.
+  if (values.out) checkOutputFile(values.out, "--out");
+  if (values.annotate) checkOutputDir(values.annotate, "--annotate");
   const files = positionals.flatMap((p) => listImageFiles(p));
   const rows = await predictPhotos(values.model, files, {
     detect: values.detect as DetectMode,
     align: values.align === "eyes",
     minScore: numberOption("min-score", values["min-score"], 0),
   });
-  if (values.annotate) {
-    const written = await writeAnnotated(values.annotate, rows);
-    console.error(`${written.length} annotated image(s) written to ${values.annotate}`);
-  }
   const faces = rows.reduce((n, r) => n + r.faces.length, 0);
   const skipped = rows.filter((r) => r.skipped !== undefined);
   if (values.out) {
-    writePhotoPredictionsCsv(values.out, rows);
+    try {
+      writePhotoPredictionsCsv(values.out, rows);
+    } catch (e) {
+      // Nothing predicted is lost: the CSV goes to stdout instead.
+      process.stdout.write(photoPredictionsCsv(rows));
+      throw new Error(`--out ${values.out}: ${(e as Error).message}\nThe CSV was printed on stdout instead (redirect it to a file, or fix the cause and rerun).`);
+    }
     console.log(`${faces} face(s) in ${rows.length - skipped.length} image(s) written to ${values.out}${skipped.length ? `, ${skipped.length} file(s) skipped` : ""}`);
   } else process.stdout.write(photoPredictionsCsv(rows));
+  // After the CSV: a failure here (disk full) leaves the predictions written.
+  if (values.annotate) {
+    try {
+      const written = await writeAnnotated(values.annotate, rows);
+      console.error(`${written.length} annotated image(s) written to ${values.annotate}`);
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new Error(`--annotate ${values.annotate}: ${/^Could not write/.test(m) ? m : `${describeErrno(errnoOf(e)) ? `${(e as NodeJS.ErrnoException).path ?? values.annotate} ${describeErrno(errnoOf(e))}` : m}`}\nThe predictions are complete${values.out ? ` in ${values.out}` : " (printed above)"}; only the annotated images are missing: fix the cause and rerun with --annotate.`);
+    }
+  }
   if (skipped.length > 0) {
     process.stderr.write(`skipped ${skipped.length} of ${rows.length} file(s):\n${skipped.map((r) => `  ${r.file}: ${r.skipped}`).join("\n")}\n`);
   }

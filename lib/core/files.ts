@@ -88,3 +88,32 @@ export function writeJsonExclusive(file: string, value: unknown): boolean {
     fs.rmSync(tmp, { force: true });
   }
 }
+
+/**
+ * Checks, before any work, that `file` can be created: not a folder, and no part of its folder
+ * path is a file. Throws an error naming `flag`, the path at fault and what to do.
+ */
+export function checkOutputFile(file: string, flag: string): void {
+  const abs = path.resolve(file);
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) throw new Error(`${flag} ${file} is a folder, not a file: give a file name (e.g. ${path.join(file, "predictions.csv")}).`);
+  checkFolderPath(path.dirname(abs), file, flag);
+}
+
+/** Checks, before any work, that folder `dir` exists or can be created (no file in its path). */
+export function checkOutputDir(dir: string, flag: string): void {
+  checkFolderPath(path.resolve(dir), dir, flag);
+}
+
+function checkFolderPath(abs: string, given: string, flag: string): void {
+  const where = pathInTheWay(abs);
+  let blocked = false;
+  try {
+    blocked = !fs.statSync(where).isDirectory();
+  } catch {
+    blocked = false; // nothing there yet: it will be created
+  }
+  if (blocked) {
+    const self = where === abs;
+    throw new Error(`${flag} ${given}: ${where} is a file, not a folder, so ${self ? "it cannot hold the output" : "nothing can be written under it"}: choose another path, or move that file away.`);
+  }
+}

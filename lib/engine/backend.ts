@@ -8,6 +8,7 @@
  * successful require: in this project's install, "@tensorflow/tfjs-node" can resolve to an
  * alias of pure @tensorflow/tfjs (the danfojs-node override), which registers nothing.
  */
+import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
 import { installThreadedWasm, requestedWasmThreads, WASM_THREADS_ENV } from "./wasm/threads";
 
@@ -106,7 +107,9 @@ async function choose(): Promise<BackendInfo> {
     const wasmThreadCount = registerTrainingKernels();
     // oneDNN under the hot kernels when its addon is built (lib/engine/onednn), else wasm's own.
     const { registerOneDnnKernels, describeOneDnn } = await import("./onednn");
-    const onednn = registerOneDnnKernels();
+    const threadsEnv = clampThreadsEnv(process.env);
+    if (threadsEnv.warning) process.stderr.write(`warning: ${threadsEnv.warning}\n`);
+    const onednn = registerOneDnnKernels(threadsEnv.env);
     const threads = onednn.active ? onednn.threads! : wasmThreadCount;
     const why = forced ? "wasm: forced by TFJS_BACKEND" : `wasm: ${native.notes.join(", ")}`;
     const engine = onednn.active ? `wasm + ${describeOneDnn(onednn)}` : describeOneDnn(onednn);
@@ -117,6 +120,24 @@ async function choose(): Promise<BackendInfo> {
   }
   await tf.ready();
   return info;
+}
+
+/** oneDNN's thread-count variable (lib/engine/onednn reads it; named here to check it before it loads). */
+export const ONEDNN_THREADS_ENV = "UTKFACE_THREADS";
+
+/**
+ * UTKFACE_THREADS above this machine's cores (e.g. 999 on 2 cores) only oversubscribes them:
+ * the count is clamped to the cores, with a warning that says so. Anything that is not a whole
+ * number is left for oneDNN's own check, which refuses it.
+ */
+export function clampThreadsEnv(env: NodeJS.ProcessEnv, cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length): { env: NodeJS.ProcessEnv; warning?: string } {
+  const raw = env[ONEDNN_THREADS_ENV]?.trim();
+  const n = Number(raw);
+  if (!raw || !Number.isInteger(n) || n <= cores) return { env };
+  return {
+    env: { ...env, [ONEDNN_THREADS_ENV]: String(cores) },
+    warning: `${ONEDNN_THREADS_ENV}=${raw} asks for more threads than this machine's ${cores} core(s): using ${cores} (more threads than cores only slows each one down). Set ${ONEDNN_THREADS_ENV} to 1..${cores}, or unset it for all cores.`,
+  };
 }
 
 /** Set when the threaded wasm build was asked for but could not start (said in the reason). */

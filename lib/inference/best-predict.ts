@@ -12,6 +12,7 @@ import { Backbone, loadBackbone } from "../models/features";
 import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
 import { Standardizer, expectedAges } from "../models/heads";
 import { loadModelFile } from "../models/files";
+import { readJsonFile } from "../core/file-errors";
 import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
 import { modelInputs } from "../training/finetune";
 import type * as tf from "@tensorflow/tfjs";
@@ -67,12 +68,23 @@ export function isBestModelDir(dir: string): boolean {
   return fs.existsSync(path.join(dir, BEST_MODEL_FILE));
 }
 
+/** What to do about a damaged best-model file, for the messages that name it. */
+const BEST_FIX = "Restore the folder from where it came (models/best: git checkout -- models/best) or retrain it (npm run cli -- best train --out <dir>).";
+
+/** Reads best.json: a damaged file, or one without the parts the predictor reads, is an error naming it. */
+function readBestModelJson(file: string): BestModelFile {
+  const json = readJsonFile<BestModelFile>(file, BEST_FIX);
+  const missing = !json || typeof json !== "object" ? "any settings" : typeof json.config !== "object" || json.config === null ? '"config" (the heads\' settings)' : !("standardizer" in json) ? '"standardizer"' : undefined;
+  if (missing) throw new Error(`${file} is damaged: it has no ${missing}. ${BEST_FIX}`);
+  return json;
+}
+
 /** Loads a best-model folder: best.json, heads/model.json and the backbones it names. */
 export async function loadBestModel(dir: string): Promise<BestModel> {
   await initBackend();
   const file = path.join(dir, BEST_MODEL_FILE);
   if (!fs.existsSync(file)) throw new Error(`${dir} is not a best-model folder: ${BEST_MODEL_FILE} is missing (train one with npm run cli -- best train).`);
-  const json = JSON.parse(fs.readFileSync(file, "utf8")) as BestModelFile;
+  const json = readBestModelJson(file);
   if (!READABLE_FORMATS.includes(json.format)) throw new Error(`${file} has format "${json.format}", this library reads ${READABLE_FORMATS.map((f) => `"${f}"`).join(" and ")}: retrain it (npm run cli -- best train).`);
   const heads = await loadModelFile(path.join(dir, "heads", "model.json"));
   const backbones = new Map<string, Backbone>();

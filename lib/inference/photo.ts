@@ -254,7 +254,8 @@ export function photoPredictionsCsv(rows: readonly PhotoPrediction[]): string {
     }
     for (const f of p.faces) {
       const b = [f.box.x, f.box.y, f.box.width, f.box.height].map((v) => Math.round(v));
-      const age = f.age === undefined ? undefined : Number(f.age.toFixed(1));
+      // One decimal for every age ("95.0", "1.7"), not "95" beside "1.7000".
+      const age = f.age === undefined ? undefined : f.age.toFixed(1);
       const note = p.source === "whole-image" ? "whole image" : undefined;
       lines.push([p.file, f.index, ...b, f.score?.toFixed(3), age, f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
     }

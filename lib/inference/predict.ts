@@ -173,7 +173,7 @@ function csvField(v: string | number | undefined): string {
  */
 export function predictionsCsv(rows: readonly FilePrediction[]): string {
   const lines = ["file,age,age_group,gender,p_female,skipped"];
-  for (const r of rows) lines.push([r.file, r.age === undefined ? undefined : Number(r.age.toFixed(1)), r.ageGroup, r.gender, r.pFemale, r.skipped].map(csvField).join(","));
+  for (const r of rows) lines.push([r.file, r.age === undefined ? undefined : r.age.toFixed(1), r.ageGroup, r.gender, r.pFemale, r.skipped].map(csvField).join(","));
   return lines.join("\n") + "\n";
 }
 

@@ -3,7 +3,8 @@
  * backbone and list of image files, holding every face's features as it is and mirrored left to
  * right. Extracting 8,818 faces takes minutes to tens of minutes on CPU, training heads on the
  * cache takes seconds, so the extraction runs once, in chunks that survive an interruption
- * (rerunning picks up at the first missing chunk), and the finished file is written atomically
+ * (rerunning picks up at the first missing chunk; every chunk file carries the sha256 of its
+ * floats, checked before it is used, so a damaged one is extracted again), and the finished file is written atomically
  * with a checksum; a damaged or stale file is rebuilt, never used.
  */
 import * as crypto from "crypto";
@@ -63,6 +64,10 @@ export interface FeatureCacheOptions {
   loaded?: Backbone;
   /** Also extract the mirrored faces (default true). */
   mirrored?: boolean;
+  /** Faces per resumable chunk (default 512; tests use a few). */
+  chunkFaces?: number;
+  /** Told when a chunk file on disk is damaged and extracted again (default: a warning on stderr). */
+  onWarning?: (message: string) => void;
 }
 
 interface CacheHeader {
@@ -129,6 +134,36 @@ function readFeatureCache(file: string, key: string): { header: CacheHeader; pay
   }
 }
 
+/**
+ * A chunk file ("part") of an extraction in progress: magic, the sha256 of the floats, the
+ * floats. The checksum is what makes a part trustworthy: a part zeroed or cut by a crash, a
+ * full disk or a copy has the right size but not the right sum.
+ */
+const PART_MAGIC = Buffer.from("UTKFP001", "ascii");
+const PART_HEADER = PART_MAGIC.length + 32;
+
+function writePart(file: string, chunk: Float32Array): void {
+  const bytes = bytesOf(chunk);
+  writeFileAtomic(file, Buffer.concat([PART_MAGIC, crypto.createHash("sha256").update(bytes).digest(), bytes]));
+}
+
+/** A part's floats when the file is whole and its checksum matches; else why not (or undefined: no such file). */
+function readPart(file: string, values: number): Float32Array | string | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (buf.length !== PART_HEADER + values * 4) return `it holds ${buf.length} bytes, not ${PART_HEADER + values * 4}`;
+  if (!buf.subarray(0, PART_MAGIC.length).equals(PART_MAGIC)) return "it does not start with this cache's part header (an older format, or overwritten)";
+  const bytes = buf.subarray(PART_HEADER);
+  if (!crypto.createHash("sha256").update(bytes).digest().equals(buf.subarray(PART_MAGIC.length, PART_HEADER))) return "its checksum does not match its content (changed or damaged on disk)";
+  const chunk = new Float32Array(values);
+  bytesOf(chunk).set(bytes);
+  return chunk;
+}
+
 function writeFeatureCache(file: string, header: Omit<CacheHeader, "sha256">, payload: Float32Array): void {
   const bytes = bytesOf(payload);
   const json = Buffer.from(JSON.stringify({ ...header, sha256: sha256(bytes) }), "utf8");
@@ -167,16 +202,18 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
   const started = Date.now();
   let extracted = 0;
   try {
-    for (let c0 = 0; c0 < n; c0 += CHUNK_FACES) {
-      const c1 = Math.min(n, c0 + CHUNK_FACES);
-      const part = partsDir ? path.join(partsDir, `${key.slice(0, 16)}-${c0}-${c1}.f32`) : null;
-      const partBytes = views * (c1 - c0) * dim * 4;
-      if (part && fs.existsSync(part) && fs.statSync(part).size === partBytes) {
-        const chunk = new Float32Array(partBytes / 4);
-        bytesOf(chunk).set(fs.readFileSync(part));
-        payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
-        if (mirrored) payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
+    const chunkFaces = options.chunkFaces ?? CHUNK_FACES;
+    for (let c0 = 0; c0 < n; c0 += chunkFaces) {
+      const c1 = Math.min(n, c0 + chunkFaces);
+      const part = partsDir ? path.join(partsDir, `${key.slice(0, 16)}-${c0}-${c1}.part`) : null;
+      const saved = part ? readPart(part, views * (c1 - c0) * dim) : undefined;
+      if (saved instanceof Float32Array) {
+        payload.set(saved.subarray(0, (c1 - c0) * dim), c0 * dim);
+        if (mirrored) payload.set(saved.subarray((c1 - c0) * dim), (n + c0) * dim);
         continue;
+      }
+      if (typeof saved === "string") {
+        (options.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`)))(`feature cache part ${part} (faces ${c0 + 1}-${c1} of ${n}) is not used: ${saved}; extracting those faces again.`);
       }
       const chunk = new Float32Array(views * (c1 - c0) * dim);
       for (let b0 = c0; b0 < c1; b0 += BATCH_FACES) {
@@ -190,7 +227,7 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
         extracted += b1 - b0;
         options.onProgress?.({ backbone: spec.name, done: b1, total: n, rate: extracted / Math.max(1e-3, (Date.now() - started) / 1000) });
       }
-      if (part) writeFileAtomic(part, bytesOf(chunk));
+      if (part) writePart(part, chunk);
       payload.set(chunk.subarray(0, (c1 - c0) * dim), c0 * dim);
       if (mirrored) payload.set(chunk.subarray((c1 - c0) * dim), (n + c0) * dim);
     }

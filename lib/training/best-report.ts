@@ -5,6 +5,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { readJsonFile } from "../core/file-errors";
 import type { FaceDataset } from "../data/dataset";
 import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsRealFigure } from "../analysis/figures";
 import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../data/labels";
@@ -31,7 +32,7 @@ export interface BestReport {
 
 function readJson<T>(file: string): T {
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: is this a best-model folder written by npm run cli -- best train?`);
-  return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+  return readJsonFile<T>(file, "Restore the folder from where it came (models/best: git checkout -- models/best) or retrain it (npm run cli -- best train --out <dir>).");
 }
 
 /** Reads a best-model folder's records (best.json, metrics.json, ablation.json, predictions.json). */

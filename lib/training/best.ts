@@ -6,6 +6,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { readJsonFile } from "../core/file-errors";
 import { initBackend } from "../engine/backend";
 import { GENDER_THRESHOLD } from "../data/labels";
 import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, hasOwnOutputs } from "../models/features";
@@ -322,9 +323,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   disposeBestModel(model);
 
   const prepFile = path.join(out, "preprocessing.json");
-  const preprocessing = fs.existsSync(prepFile) ? (JSON.parse(fs.readFileSync(prepFile, "utf8")) as PreprocessingRow[]) : undefined;
+  const preprocessing = fs.existsSync(prepFile) ? readJsonFile<PreprocessingRow[]>(prepFile, "Delete it (it only adds a table to the model card) or restore it (models/best: git checkout -- models/best).") : undefined;
   const fusionFile = path.join(out, "ablation-fusion.json");
-  const fusionAblation = fs.existsSync(fusionFile) ? (JSON.parse(fs.readFileSync(fusionFile, "utf8")) as AblationRow[]) : undefined;
+  const fusionAblation = fs.existsSync(fusionFile) ? readJsonFile<AblationRow[]>(fusionFile, "Delete it (it only adds a table to the model card) or restore it (models/best: git checkout -- models/best).") : undefined;
   const data = { dir: path.relative(REPO_ROOT, all.dir).split(path.sep).join("/"), faces: all.records.length, test: all.test.length, seed: all.seed, testFraction: all.testFraction };
   const backend = await initBackend();
   const engine = backend.engine ?? `tfjs ${backend.name} backend, ${backend.threads || "auto"} thread(s)`;
@@ -406,9 +407,13 @@ export async function comparePreprocessings(options: { dir?: string; faces: numb
  * (ablation-fusion.json, preprocessing.json), e.g. after adding one of them.
  */
 export function rewriteModelCard(dir: string): string {
-  const read = <T>(name: string): T | undefined => (fs.existsSync(path.join(dir, name)) ? (JSON.parse(fs.readFileSync(path.join(dir, name), "utf8")) as T) : undefined);
+  const fix = "Restore it (models/best: git checkout -- models/best) or retrain the folder (npm run cli -- best train --out <dir>).";
+  const read = <T>(name: string): T | undefined => (fs.existsSync(path.join(dir, name)) ? readJsonFile<T>(path.join(dir, name), fix) : undefined);
   const run = read<BestRunRecord>("run.json");
   if (!run) throw new Error(`${dir} has no run.json: train it with npm run cli -- best train.`);
+  for (const key of ["chosen", "test", "data"] as const) {
+    if (typeof run[key] !== "object" || run[key] === null) throw new Error(`${path.join(dir, "run.json")} is damaged: it has no "${key}". ${fix}`);
+  }
   const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json") });
   writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
   return card;

@@ -15,7 +15,7 @@ import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../m
 import { hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/files";
 import { RESULTS_DIR } from "../core/paths";
-import { errnoOf } from "../core/file-errors";
+import { errnoOf, readJsonFile } from "../core/file-errors";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
 import type { AnyRun } from "../analysis/run-figures";
@@ -24,6 +24,7 @@ import { permutation, trainTestSplit, validationHoldout } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
 import { saveModel } from "../models/files";
 import { resumeRecorder } from "./resume-log";
+import { claimDir } from "../core/lock";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fileListHash, fillFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { FineTuneOptions, FineTunePlan, fineTuneOptionsFor, layersToUnfreeze, trainFrozenThenFineTune } from "../models/transfer";
 
@@ -332,7 +333,7 @@ export async function finishSavedRun(runDir: string, data?: FaceDataset): Promis
       throw new Error(`The images in ${cfg.data.dir} are not the ones ${portablePath(runDir)} was trained on (files added, removed or renamed): its test split cannot be rebuilt.`);
     }
   }
-  const history = fs.existsSync(path.join(runDir, RUN_FILES.history)) ? (JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.history), "utf8")) as EpochRecord[]) : [];
+  const history = fs.existsSync(path.join(runDir, RUN_FILES.history)) ? readJsonFile<EpochRecord[]>(path.join(runDir, RUN_FILES.history), `Delete it and continue the run (npm run cli -- train --run ${portablePath(runDir)}): it is written again from the checkpoint.`) : [];
   const seconds = history.reduce((a, r) => a + r.seconds, 0);
   const tm = await loadTrainedModel(runDir);
   try {
@@ -379,7 +380,15 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
   const experiment = config.experiment ?? p.spec.name;
   const { runId, runDir } = continued ? { runId: continued.stored.runId, runDir: continued.runDir } : createRunDir(experiment, config.resultsRoot);
   const checkpointDir = path.join(runDir, RUN_FILES.checkpoint);
-  const model = buildModel(p.spec.name, p.modelOptions);
+  // One process per run: a second `train --resume` / `--run` while this one trains is refused.
+  const claim = claimDir(runDir, `The train run ${portablePath(runDir)}`);
+  let model: tf.LayersModel;
+  try {
+    model = buildModel(p.spec.name, p.modelOptions);
+  } catch (e) {
+    claim.release();
+    throw e;
+  }
   const fineTune = fineTuneOptionsFor(p.spec, p.settings.profile, config);
   // The plan goes into config.json before training, so an interrupted run still says what it was doing.
   let plan: FineTunePlan | undefined;
@@ -387,6 +396,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     plan = fineTune && { epochs: fineTune.epochs, learningRate: fineTune.learningRate!, unfrozen: layersToUnfreeze(model, fineTune.layers ?? "all").map((l) => l.name) };
   } catch (e) {
     model.dispose();
+    claim.release();
     throw e;
   }
   let runConfig: RunConfig & { fineTune?: FineTunePlan } = { ...baseRunConfig(p, config, experiment, runId, "split"), split: { testFraction, train, test }, ...(plan ? { fineTune: plan } : {}) };
@@ -396,6 +406,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     const changes = compareSettings(stored, runConfig);
     if (changes.length > 0 && !config.acceptChanges) {
       model.dispose();
+      claim.release();
       throw changedSettingsError(runDir, changes);
     }
     changed = changes.length > 0;
@@ -407,12 +418,14 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     writeJsonAtomic(path.join(runDir, RUN_FILES.config), runConfig);
   } catch (e) {
     model.dispose();
+    claim.release();
     throw interruptedRunError(e, runDir);
   }
   if (continued && !changed && fs.existsSync(path.join(runDir, RUN_FILES.model, "model.json")) && fs.existsSync(path.join(runDir, RUN_FILES.history))) {
     // Killed after the model was saved: only the evaluation is missing.
     model.dispose();
-    return finishSavedRun(runDir, p.data);
+    if (config.progress !== false) process.stderr.write(`continuing run ${portablePath(runDir)}: its model was saved, only its evaluation is missing; evaluating it\n`);
+    return finishSavedRun(runDir, p.data).finally(() => claim.release());
   }
 
   try {
@@ -429,7 +442,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       batchSize: p.hyper.batchSize,
       learningRate: p.hyper.learningRate,
       seed: p.seed,
-      callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(runDir)],
+      callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(runDir, continued && config.progress !== false ? { label: `run ${portablePath(runDir)}`, continued: true } : undefined)],
       checkpointDir,
     };
     const { trained, metrics, predictions } = await trainAndRecord({ p, dir: runDir, train: trainOptions, fineTune, heldOut: test, trainIndices: train, split: "test" });
@@ -442,6 +455,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
     throw interruptedRunError(e, runDir);
   } finally {
     model.dispose();
+    claim.release();
   }
 }
 

@@ -22,6 +22,8 @@ import { epochSchedule, kFold, trainTestSplit } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
 import { readResumes, resumeRecorder } from "./resume-log";
 import { profileSettings } from "./profile";
+import { claimDir } from "../core/lock";
+import { readJsonFile } from "../core/file-errors";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
 export interface KFoldConfig extends ExperimentConfig {
@@ -163,6 +165,10 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   }
 
   const todo = config.fold !== undefined ? steps.filter((s) => s.fold === config.fold) : steps;
+  if (continued && config.progress !== false) {
+    const done = steps.filter((s) => foldDone(runDir, s)).map((s) => s.dir);
+    process.stderr.write(`continuing K-fold run ${portablePath(runDir)}: ${done.length} of ${steps.length} fold(s) done${done.length ? ` (${done.join(", ")})` : ""}\n`);
+  }
   let carried: { model: tf.LayersModel; optimizer: tf.Optimizer } | undefined;
   for (const step of todo) {
     if (foldDone(runDir, step)) {
@@ -174,6 +180,26 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
       }
       continue;
     }
+    const foldDir = path.join(runDir, step.dir);
+    // One process per fold: a second one on the same fold is refused, naming the first.
+    const claim = claimDir(foldDir, `Fold ${step.fold} (${step.dir}) of ${portablePath(runDir)}`);
+    try {
+      if (foldDone(runDir, step)) continue; // finished by another process while this one loaded
+      carried = await trainStep(step);
+    } finally {
+      claim.release();
+    }
+  }
+  if (carried) {
+    carried.model.dispose();
+    carried.optimizer.dispose();
+  }
+  const allDone = steps.every((s) => foldDone(runDir, s));
+  if (allDone && (config.merge ?? config.fold === undefined)) return mergeKFold(runDir);
+  return readKFold(runDir);
+
+  /** Trains one fold of the plan (claimed by this process); returns the carried model and optimizer, if carrying. */
+  async function trainStep(step: Step): Promise<typeof carried> {
     const stepIndex = steps.indexOf(step);
     const previous = stepIndex > 0 ? steps[stepIndex - 1] : undefined;
     const foldDir = path.join(runDir, step.dir);
@@ -217,7 +243,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
         seed: p.seed + (step.pass - 1) * 1000,
         fold: step.fold,
         optimizer,
-        callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(foldDir)],
+        callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(foldDir, config.progress !== false ? { label: `fold ${step.fold + 1} (${step.dir}) of ${portablePath(runDir)}` } : undefined)],
         checkpointDir,
       },
       heldOut: f.validation,
@@ -225,22 +251,13 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
       split: "validation",
     });
     if (heldOutTest) await scoreHeldOutTest(p, model, foldDir, heldOutTest.indices, f.train);
-    if (carry) {
-      carried = { model, optimizer: trained.optimizer };
-    } else {
-      // The next fold starts fresh; the saved model/ is what remains of this one.
-      fs.rmSync(checkpointDir, { recursive: true, force: true });
-      model.dispose();
-      trained.optimizer.dispose();
-    }
+    if (carry) return { model, optimizer: trained.optimizer };
+    // The next fold starts fresh; the saved model/ is what remains of this one.
+    fs.rmSync(checkpointDir, { recursive: true, force: true });
+    model.dispose();
+    trained.optimizer.dispose();
+    return undefined;
   }
-  if (carried) {
-    carried.model.dispose();
-    carried.optimizer.dispose();
-  }
-  const allDone = steps.every((s) => foldDone(runDir, s));
-  if (allDone && (config.merge ?? config.fold === undefined)) return mergeKFold(runDir);
-  return readKFold(runDir);
 }
 
 /** Scores a fold's model on the run's held-out test faces: test-metrics.json and test-predictions.json in its folder. */
@@ -259,7 +276,7 @@ function stat(values: number[]): FoldStat {
 
 /** Reads the fold folders of a K-fold run into a result (without writing anything). */
 export function readKFold(runDir: string): KFoldResult {
-  const config = JSON.parse(fs.readFileSync(path.join(runDir, RUN_FILES.config), "utf8")) as RunConfig;
+  const config = readJsonFile<RunConfig>(path.join(runDir, RUN_FILES.config), `${portablePath(runDir)} cannot be read as a K-fold run without it: restore it from a copy (the fold folders' own config.json hold the same plan).`);
   if (config.kind !== "kfold" || !config.kfold) throw new Error(`${portablePath(runDir)} is not a K-fold run folder (config.json kind "${config.kind}").`);
   const steps = stepsOf(config.kfold.k, config.kfold.secondPass);
   // The last pass's results are the ones reported for each fold.
@@ -272,14 +289,16 @@ export function readKFold(runDir: string): KFoldResult {
   for (const s of steps) {
     const dir = path.join(runDir, s.dir);
     if (!fs.existsSync(path.join(dir, RUN_FILES.metrics))) continue;
+    const fix = `Restore it from a copy, or delete ${portablePath(dir)} and run that fold again (npm run cli -- kfold --run ${portablePath(runDir)} --fold ${s.fold}).`;
+    const read = <T>(file: string): T => readJsonFile<T>(path.join(dir, file), fix);
     const testFile = path.join(dir, RUN_FILES.testMetrics);
-    if (fs.existsSync(testFile)) heldOutTest.push({ fold: s.fold, pass: s.pass, metrics: JSON.parse(fs.readFileSync(testFile, "utf8")) });
-    const h = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.history), "utf8")) as EpochRecord[];
+    if (fs.existsSync(testFile)) heldOutTest.push({ fold: s.fold, pass: s.pass, metrics: read(RUN_FILES.testMetrics) });
+    const h = read<EpochRecord[]>(RUN_FILES.history);
     history.push(...h.map((r) => ({ ...r, fold: s.fold, ...(config.kfold!.secondPass ? { pass: s.pass } : {}) })));
     if (s.pass !== lastPass) continue;
     completed.push(s.fold);
-    foldMetrics.push(JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.metrics), "utf8")));
-    const rows = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.predictions), "utf8")) as PredictionRow[];
+    foldMetrics.push(read<RunMetrics>(RUN_FILES.metrics));
+    const rows = read<PredictionRow[]>(RUN_FILES.predictions);
     predictions.push(...rows.map((r) => ({ ...r, fold: s.fold })));
   }
   const figures = foldMetrics.map(headlineFigures);

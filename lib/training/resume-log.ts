@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { writeJsonAtomic } from "../core/files";
+import { readJsonFile } from "../core/file-errors";
 import type { TrainingCallback } from "./callbacks";
 import type { ResumeEvent } from "./runs";
 
@@ -19,7 +20,7 @@ export const RESUMES_FILE = "resumes.json";
 /** The resume records of a fold or run folder (empty when it never resumed). */
 export function readResumes(dir: string): ResumeEvent[] {
   const file = path.join(dir, RESUMES_FILE);
-  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as ResumeEvent[]) : [];
+  return fs.existsSync(file) ? readJsonFile<ResumeEvent[]>(file, "It only records when the run was continued: restore it from a copy, or delete it to go on without those records.") : [];
 }
 
 /** Appends one resume record (atomically: a kill while writing leaves the old list). */
@@ -27,10 +28,31 @@ export function recordResume(dir: string, event: ResumeEvent): void {
   writeJsonAtomic(path.join(dir, RESUMES_FILE), [...readResumes(dir), event]);
 }
 
-/** A training callback that records a resume when the loop starts after epoch 1 (it found a checkpoint). */
-export function resumeRecorder(dir: string): TrainingCallback {
+/** Options of `resumeRecorder`: saying so where the user is looking. */
+export interface ResumeAnnounce {
+  /** The run in words, e.g. "run results/cnn-gender/<id>" or "fold 2 (fold-02) of results/...". */
+  label: string;
+  /** Say so even when the loop starts at epoch 1 (a run continued before its first checkpoint). */
+  continued?: boolean;
+  /** Where the line goes (default stderr, beside the progress lines). */
+  write?: (line: string) => void;
+}
+
+/** The line that says which run continues and from which epoch. */
+export function resumeLine(label: string, startEpoch: number, epochs: number): string {
+  return startEpoch > 1
+    ? `continuing ${label} from epoch ${startEpoch} of ${epochs} (epochs 1..${startEpoch - 1} restored from its checkpoint)`
+    : `continuing ${label} from epoch 1 of ${epochs}: no epoch of it had been checkpointed`;
+}
+
+/**
+ * A training callback that records a resume when the loop starts after epoch 1 (it found a
+ * checkpoint), and with `announce` prints which run continues and from which epoch.
+ */
+export function resumeRecorder(dir: string, announce?: ResumeAnnounce): TrainingCallback {
   return {
     onTrainBegin(info) {
+      if (announce && (info.startEpoch > 1 || announce.continued)) (announce.write ?? ((l) => process.stderr.write(l + "\n")))(resumeLine(announce.label, info.startEpoch, info.epochs));
       if (info.startEpoch <= 1) return;
       recordResume(dir, { at: new Date().toISOString(), ...(info.fold !== undefined ? { fold: info.fold } : {}), afterEpoch: info.startEpoch - 1, epochs: info.epochs, host: os.hostname(), pid: process.pid });
     },
