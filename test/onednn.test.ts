@@ -235,6 +235,90 @@ test("BatchNorm, Mean over leading axes and Tile (BatchNorm's moments and gradie
 });
 
 /**
+ * Activations of real faces: 32x32 gray crops of data/sample through a seeded 3x3 conv with 6
+ * filters, scaled so that values fall below 0, inside 0..6 and above 6 (ReLU6's three regions).
+ */
+async function faceActivations(n: number): Promise<{ shape: number[]; values: Float32Array }> {
+  const faces = await loadFaces({ dir: SAMPLE_DATA_DIR, size: 32 });
+  await tf.setBackend("cpu");
+  const out = tf.tidy(() => {
+    const x = tf.tensor4d(faces.pixels.subarray(0, n * 32 * 32), [n, 32, 32, 1], "int32").toFloat().div(255);
+    const w = tf.tensor4d(randomValues(9 * 6, 2100), [3, 3, 1, 6]);
+    return tf.conv2d(x, w, 1, "same").mul(12);
+  });
+  const result = { shape: out.shape, values: out.dataSync() as Float32Array };
+  out.dispose();
+  return result;
+}
+
+/** Runs `f` on `backend` over fresh tensors of `inputs`, returning its values and the kernels it ran. */
+async function gradsOn(backend: string, inputs: Array<{ shape: number[]; values: Float32Array }>, f: (ts: tf.Tensor[]) => tf.Tensor[]): Promise<{ values: Float32Array[]; kernels: string[] }> {
+  await tf.setBackend(backend);
+  const ts = inputs.map((t) => tf.tensor(t.values, t.shape));
+  let outs: tf.Tensor[] = [];
+  const info = await tf.profile(() => {
+    outs = f(ts);
+    return outs;
+  });
+  const values = outs.map((t) => t.dataSync() as Float32Array);
+  tf.dispose([...ts, ...outs]);
+  return { values, kernels: info.kernelNames };
+}
+
+test("ReLU6's gradient (ClipByValue) on the addon matches tfjs cpu on real face activations, ends exact", { skip }, async () => {
+  const a = await faceActivations(8);
+  // Some values exactly at the ends: tfjs passes the gradient at both (min <= x <= max).
+  for (let i = 0; i < a.values.length; i += 97) a.values[i] = i % 2 ? 0 : 6;
+  const w = { shape: a.shape, values: randomValues(a.values.length, 2200) };
+  const f = ([x, wt]: tf.Tensor[]) => [tf.grad((v: tf.Tensor) => tf.clipByValue(v, 0, 6).mul(wt).sum())(x)];
+  const cpu = await gradsOn("cpu", [a, w], f);
+  const ours = await gradsOn("wasm", [a, w], f);
+  assert.ok(ours.kernels.includes("UtkfaceClipByValueGrad"), `the addon's kernel should run: ${ours.kernels.join(" ")}`);
+  assert.ok(!ours.kernels.includes("LogicalAnd"), "tfjs's five-kernel form should not run on oneDNN's engine");
+  assert.deepEqual(Array.from(ours.values[0]), Array.from(cpu.values[0]), "ReLU6 gradient: exact");
+  const inside = cpu.values[0].filter((v) => v !== 0).length;
+  assert.ok(inside > a.values.length / 10 && inside < a.values.length * 0.9, `all three regions present (${inside} of ${a.values.length} pass)`);
+});
+
+test("BatchNorm's gradients on the addon match tfjs cpu on real face activations (training and given statistics)", { skip }, async () => {
+  const a = await faceActivations(8);
+  const C = a.shape[3];
+  const w = { shape: a.shape, values: randomValues(a.values.length, 2300) };
+  const ch = (seed: number, shift: number) => ({ shape: [C], values: randomValues(C, seed).map((v) => v + shift) });
+  const gamma = ch(2310, 1);
+  const beta = ch(2320, 0);
+  // Training form, as tf.layers.batchNormalization writes it: moments of x, then batchNorm.
+  const train = ([x, wt, g, b]: tf.Tensor[]) => {
+    const loss = (xv: tf.Tensor, gv: tf.Tensor, bv: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xv, [0, 1, 2]);
+      return tf.batchNorm(xv, mean, variance, bv, gv, 0.001).mul(wt).sum();
+    };
+    return tf.grads(loss as (...ts: tf.Tensor[]) => tf.Tensor)([x, g, b]);
+  };
+  const cpu = await gradsOn("cpu", [a, w, gamma, beta], train);
+  const ours = await gradsOn("wasm", [a, w, gamma, beta], train);
+  assert.ok(ours.kernels.includes("UtkfaceFusedBatchNormGrad"), `the addon's kernel should run: ${ours.kernels.join(" ")}`);
+  for (const [i, name] of ["x", "scale", "offset"].entries()) {
+    const err = relativeError(ours.values[i], cpu.values[i]);
+    assert.ok(err < 1e-4, `training BatchNorm d${name}: relative error ${err.toExponential(2)}`);
+  }
+  // Given statistics: all five gradients. (Without a scale tfjs 4.22 cannot take this gradient
+  // on any backend: it saves the absent scale for the backward pass and fails.)
+  const mean = ch(2330, 0.5);
+  const variance = ch(2340, 2);
+  const given = ([x, wt, m, v, g, b]: tf.Tensor[]) =>
+    tf.grads(((xv: tf.Tensor, mv: tf.Tensor, vv: tf.Tensor, gv: tf.Tensor, bv: tf.Tensor) => tf.batchNorm(xv, mv, vv, bv, gv, 0.001).mul(wt).sum()) as (...ts: tf.Tensor[]) => tf.Tensor)([x, m, v, g, b]);
+  const inputs = [a, w, mean, variance, gamma, beta];
+  const c = await gradsOn("cpu", inputs, given);
+  const o = await gradsOn("wasm", inputs, given);
+  assert.ok(o.kernels.includes("UtkfaceFusedBatchNormGrad"));
+  for (const [i, name] of ["x", "mean", "variance", "scale", "offset"].entries()) {
+    const err = relativeError(o.values[i], c.values[i]);
+    assert.ok(err < 1e-4, `BatchNorm (given statistics) d${name}: relative error ${err.toExponential(2)}`);
+  }
+});
+
+/**
  * A small conv net in the report's style, seeded, so two engines start from the same weights.
  * `depthwise` adds a depthwise layer (the wasm kernels cannot train one: tfjs-backend-wasm 4.22
  * has no depthwise gradients).

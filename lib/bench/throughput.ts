@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildModel } from "../models/registry";
 import { buildMobileNetV1, MOBILENET_SIZE } from "./mobilenet";
+import { buildFineTuneBench, FINETUNE_SHAPE } from "./finetune";
 
 /** The benchmark's two networks, by their short names. */
 export const BENCH_MODELS = {
@@ -14,6 +15,8 @@ export const BENCH_MODELS = {
   vgg19: { model: "vgg19", channels: 3, size: 70 },
   /** MobileNet-v1 on 224x224x3 (depthwise-separable, BN, ReLU6), 20 softmax outputs; see mobilenet.ts. */
   mobilenet: { model: "mobilenet-v1", channels: 3, size: MOBILENET_SIZE },
+  /** The best model's fine-tuning: face-api's stages after stage64 on 17x17x64 maps; see finetune.ts. */
+  finetune: { model: "facenet-finetune", channels: FINETUNE_SHAPE[2], size: FINETUNE_SHAPE[0] },
 } as const;
 export type BenchModel = keyof typeof BENCH_MODELS;
 
@@ -57,7 +60,8 @@ async function rate(step: () => Promise<void>, batch: number, seconds: number, s
  */
 export async function measureThroughput(options: ThroughputOptions): Promise<Throughput> {
   const spec = BENCH_MODELS[options.model];
-  const model = options.model === "mobilenet" ? buildMobileNetV1({ classes: 20 }) : buildModel(spec.model, { channels: spec.channels });
+  const model =
+    options.model === "mobilenet" ? buildMobileNetV1({ classes: 20 }) : options.model === "finetune" ? buildFineTuneBench({ classes: 20 }) : buildModel(spec.model, { channels: spec.channels });
   model.compile({ optimizer: tf.train.adam(), loss: "categoricalCrossentropy" });
   const x = tf.randomNormal([options.batch, spec.size, spec.size, spec.channels], 0, 1, "float32", 1);
   const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());

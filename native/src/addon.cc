@@ -42,8 +42,12 @@ stream& cpu_stream() {
   return s;
 }
 
-// Blocked layouts (format_tag::any) unless the caller asked for plain NHWC primitives.
-bool g_blocked = true;
+// Layout of convolution operands: 0 blocked (format_tag::any for activations and weights),
+// 1 plain (NHWC activations, tfjs's weights as they lie), 2 activations NHWC as tfjs holds
+// them and weights any: no activation reorder around any call (oneDNN's avx512/avx2 jit
+// convolutions read and write NHWC directly), only the small weight reorders.
+int g_layout = 2;
+bool g_blocked = false;  // activations in blocked layouts (g_layout == 0)
 
 // One operand of a cached primitive: how tfjs holds it (user) and how the primitive wants it.
 struct Slot {
@@ -109,7 +113,11 @@ void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr) {
 }
 
 memory::desc any_or(const memory::dims& dims, const memory::desc& user) {
-  return g_blocked ? memory::desc(dims, dt::f32, tag::any) : user;
+  return g_layout == 0 ? memory::desc(dims, dt::f32, tag::any) : user;
+}
+
+memory::desc weights_any_or(const memory::dims& dims, const memory::desc& user) {
+  return g_layout != 1 ? memory::desc(dims, dt::f32, tag::any) : user;
 }
 
 // ---- Node-API plumbing -------------------------------------------------------------------
@@ -162,7 +170,7 @@ napi_value undefined(napi_env env) {
 
 std::string key_of(const char* op, const int32_t* p, size_t n, double alpha) {
   std::string k(op);
-  k.push_back(g_blocked ? 'b' : 'p');
+  k.push_back("bpm"[g_layout]);
   k += std::to_string(omp_get_max_threads());
   for (size_t i = 0; i < n; i++) {
     k.push_back(',');
@@ -227,7 +235,7 @@ std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
   memory::dims strides{p[P_SH], p[P_SW]}, dil{p[P_DH] - 1, p[P_DW] - 1}, pl{p[P_PT], p[P_PL]}, pr{p[P_PB], p[P_PR]};
   auto src_md = any_or({N, C, H, W}, src_user);
   auto dst_md = any_or({N, O, oH, oW}, dst_user);
-  auto wei_md = any_or(wdims, wei_user);
+  auto wei_md = weights_any_or(wdims, wei_user);
   const int op = p[P_OP];
   auto e = std::make_unique<Entry>();
   const bool bias = p[P_BIAS] != 0 && op <= 1;
@@ -659,6 +667,115 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- gradients of ReLU6 (clip) and batch normalization -------------------------------------
+
+// clipGrad(heap, n, x, dy, dx, lo, hi): dx = lo <= x <= hi ? dy : 0 (tfjs's ClipByValue
+// gradient, so ReLU6's: both ends inclusive, as tfjs writes it). One threaded pass instead of
+// GreaterEqual, LessEqual, LogicalAnd, ZerosLike and Select on wasm.
+napi_value ClipGrad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 7, a)) return nullptr;
+  uint8_t* heap;
+  size_t heap_bytes;
+  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
+  const double n = number(env, a.v[1]), ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
+  const float lo = float(number(env, a.v[5])), hi = float(number(env, a.v[6]));
+  if (!in_heap(env, heap_bytes, ox, n * 4) || !in_heap(env, heap_bytes, ody, n * 4) || !in_heap(env, heap_bytes, odx, n * 4)) return nullptr;
+  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
+  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
+  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  const int64_t N = int64_t(n);
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < N; i++) dx[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.f;
+  return undefined(env);
+}
+
+// batchNormGrad(heap, params [rows C hasScale], x, dy, mean, variance, scale, dx, dmean,
+// dvariance, dscale, doffset, epsilon): the gradients of tfjs's FusedBatchNorm with per-channel
+// statistics (x seen as rows x C), as tfjs's gradient defines them:
+//   inv = 1/sqrt(variance + eps), dx = dy * scale * inv, doffset = sum dy,
+//   dscale = sum dy (x - mean) inv, dmean = -inv scale sum dy,
+//   dvariance = -0.5 inv^3 scale sum dy (x - mean).
+// One pass for the two channel sums (per-thread partials in double) and one for dx.
+napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 13, a)) return nullptr;
+  uint8_t *heap, *pbytes;
+  size_t heap_bytes, pn;
+  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
+  if (pn < 3 * 4) {
+    napi_throw_error(env, nullptr, "utkface_onednn: batchNormGrad needs 3 parameters");
+    return nullptr;
+  }
+  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  double off[10];
+  for (int i = 0; i < 10; i++) off[i] = number(env, a.v[2 + i]);
+  const float eps = float(number(env, a.v[12]));
+  const int64_t R = p[0], C = p[1];
+  const bool has_scale = p[2] != 0;
+  const double n = double(R) * C;
+  // x, dy, mean, variance, scale, dx, dmean, dvariance, dscale, doffset
+  const double sizes[10] = {n, n, double(C), double(C), double(C), n, double(C), double(C), double(C), double(C)};
+  for (int i = 0; i < 10; i++) {
+    if (i == 4 && !has_scale) continue;
+    if (!in_heap(env, heap_bytes, off[i], sizes[i] * 4)) return nullptr;
+  }
+  auto f = [&](int i) { return reinterpret_cast<float*>(heap + size_t(off[i])); };
+  const float *x = f(0), *dy = f(1), *mean = f(2), *var = f(3), *scale = has_scale ? f(4) : nullptr;
+  float *dx = f(5), *dmean = f(6), *dvar = f(7), *dscale = f(8), *doffset = f(9);
+  std::vector<float> inv(C), mul(C);
+  for (int64_t c = 0; c < C; c++) {
+    inv[c] = 1.f / std::sqrt(var[c] + eps);
+    mul[c] = inv[c] * (has_scale ? scale[c] : 1.f);
+  }
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, R * C / 32768)));
+  std::vector<double> sdy(size_t(threads) * C, 0.0), sdyx(size_t(threads) * C, 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
+    double* a1 = sdy.data() + int64_t(t) * C;
+    double* a2 = sdyx.data() + int64_t(t) * C;
+    std::vector<float> b1(C), b2(C);
+    const float* m = mean;
+    const float* k = mul.data();
+    for (int64_t r = r0; r < r1; r += 64) {
+      const int64_t end = std::min(r1, r + 64);
+      std::fill(b1.begin(), b1.end(), 0.f);
+      std::fill(b2.begin(), b2.end(), 0.f);
+      for (int64_t q = r; q < end; q++) {
+        const float* xr = x + q * C;
+        const float* gr = dy + q * C;
+        float* dr = dx + q * C;
+        for (int64_t c = 0; c < C; c++) {
+          const float g = gr[c];
+          b1[c] += g;
+          b2[c] += g * (xr[c] - m[c]);
+          dr[c] = g * k[c];
+        }
+      }
+      for (int64_t c = 0; c < C; c++) {
+        a1[c] += b1[c];
+        a2[c] += b2[c];
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; c++) {
+    double s1 = 0, s2 = 0;
+    for (int t = 0; t < threads; t++) {
+      s1 += sdy[size_t(t) * C + c];
+      s2 += sdyx[size_t(t) * C + c];
+    }
+    const double sc = has_scale ? scale[c] : 1.0, iv = inv[c];
+    doffset[c] = float(s1);
+    dscale[c] = float(s2 * iv);
+    dmean[c] = float(-iv * sc * s1);
+    dvar[c] = float(-0.5 * iv * iv * iv * sc * s2);
+  }
+  return undefined(env);
+}
+
 // ---- process settings ----------------------------------------------------------------------
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -679,6 +796,21 @@ napi_value SetBlocked(napi_env env, napi_callback_info info) {
   bool b = true;
   napi_get_value_bool(env, a.v[0], &b);
   g_blocked = b;
+  g_layout = b ? 0 : 1;
+  return undefined(env);
+}
+
+// setLayout(0 blocked | 1 nhwc | 2 mixed)
+napi_value SetLayout(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 1, a)) return nullptr;
+  const int n = static_cast<int>(number(env, a.v[0]));
+  if (n < 0 || n > 2) {
+    napi_throw_range_error(env, nullptr, "utkface_onednn: layout must be 0, 1 or 2");
+    return nullptr;
+  }
+  g_layout = n;
+  g_blocked = n == 0;
   return undefined(env);
 }
 
@@ -710,6 +842,9 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_set_named_property(env, obj, "cachedPrimitives", cached);
     napi_set_named_property(env, obj, "isa", isa);
     napi_set_named_property(env, obj, "blocked", blocked);
+    napi_value layout;
+    napi_create_string_utf8(env, g_layout == 0 ? "blocked" : g_layout == 1 ? "nhwc" : "mixed", NAPI_AUTO_LENGTH, &layout);
+    napi_set_named_property(env, obj, "layout", layout);
     return obj;
   });
 }
@@ -724,6 +859,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setLayout", nullptr, SetLayout, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clipGrad", nullptr, ClipGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -16,11 +16,21 @@ export interface OneDnnAddon {
   batchNorm(heap: Uint8Array, params: Int32Array, x: number, mean: number, variance: number, scale: number, shift: number, y: number, epsilon: number): void;
   setThreads(n: number): void;
   setBlocked(blocked: boolean): void;
-  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean };
+  /** Convolution operand layouts: 0 blocked, 1 plain NHWC, 2 NHWC activations with blocked weights. */
+  setLayout?(layout: number): void;
+  clipGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number, lo: number, hi: number): void;
+  batchNormGrad?(
+    heap: Uint8Array, params: Int32Array, x: number, dy: number, mean: number, variance: number, scale: number,
+    dx: number, dmean: number, dvariance: number, dscale: number, doffset: number, epsilon: number,
+  ): void;
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string };
 }
 
-/** Where node-gyp puts the addon. */
-export const ADDON_PATH = path.join(REPO_ROOT, "native", "build", "Release", "utkface_onednn.node");
+/**
+ * Where node-gyp puts the addon; UTKFACE_ONEDNN_ADDON names another build (a rebuilt addon
+ * tried before it replaces the one running processes have loaded).
+ */
+export const ADDON_PATH = process.env.UTKFACE_ONEDNN_ADDON || path.join(REPO_ROOT, "native", "build", "Release", "utkface_onednn.node");
 
 let loaded: { addon?: OneDnnAddon; reason?: string } | undefined;
 

@@ -24,6 +24,10 @@ import {
   makeMean,
   makeTile,
   makeBatchNorm,
+  makeClipGrad,
+  makeBatchNormGrad,
+  CLIP_GRAD_KERNEL,
+  BATCH_NORM_GRAD_KERNEL,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -60,8 +64,71 @@ const KERNELS: Record<string, Maker> = {
   FusedBatchNorm: (addon, fb) => makeBatchNorm(addon, fb),
 };
 
+/**
+ * Convolution operand layouts (UTKFACE_ONEDNN_LAYOUT): mixed (default) keeps activations in
+ * tfjs's NHWC and lets oneDNN pick the weights' layout, so no activation is reordered around a
+ * convolution; blocked lets it pick every operand's (reorders in and out of each call); nhwc
+ * takes every operand as tfjs holds it (gemm-based, slowest).
+ */
+const LAYOUTS: Record<string, number> = { blocked: 0, nhwc: 1, mixed: 2 };
+
 /** tfjs kernel names the oneDNN engine registers for wasm. */
 export const ONEDNN_KERNELS = Object.keys(KERNELS);
+
+/** The engine's own gradient kernels (no tfjs kernel of that name exists), by name. */
+const GRAD_KERNELS: Record<string, (addon: OneDnnAddon) => tf.KernelFunc> = {
+  [CLIP_GRAD_KERNEL]: makeClipGrad,
+  [BATCH_NORM_GRAD_KERNEL]: makeBatchNormGrad,
+};
+
+/** Whether the engine's gradient kernel `name` serves the active backend now. */
+function gradKernelActive(name: string): boolean {
+  return tf.getBackend() === "wasm" && isOurs(tf.getKernel(name, "wasm"));
+}
+
+let gradientsOverridden = false;
+
+/**
+ * Replaces tfjs's gradients of ClipByValue (ReLU6) and FusedBatchNorm with ones that run the
+ * engine's single-pass kernels when the wasm backend with oneDNN is active, and tfjs's own
+ * gradient otherwise (any other backend, the wasm kernels, shapes outside the fast path).
+ * Once per process: the registry is global, the choice is made at every call.
+ */
+function overrideGradients(): void {
+  if (gradientsOverridden) return;
+  gradientsOverridden = true;
+  const clip = tf.getGradient("ClipByValue");
+  if (clip) {
+    tf.registerGradient({
+      ...clip,
+      gradFunc: (dy, saved, attrs) => {
+        const [x] = saved;
+        if (!gradKernelActive(CLIP_GRAD_KERNEL) || x.dtype !== "float32" || (dy as tf.Tensor).dtype !== "float32") return clip.gradFunc(dy, saved, attrs);
+        const { clipValueMin, clipValueMax } = attrs as unknown as { clipValueMin: number; clipValueMax: number };
+        return { x: () => tf.engine().runKernel(CLIP_GRAD_KERNEL, { x, dy: dy as tf.Tensor }, { clipValueMin, clipValueMax }) as tf.Tensor };
+      },
+    });
+  }
+  const bn = tf.getGradient("FusedBatchNorm");
+  if (bn) {
+    tf.registerGradient({
+      ...bn,
+      gradFunc: (dy, saved, attrs) => {
+        const [x, mean, variance, scale] = saved;
+        const d = dy as tf.Tensor;
+        const C = x.shape[x.rank - 1];
+        const perChannel = x.rank >= 2 && mean.rank === 1 && variance.rank === 1 && mean.size === C && variance.size === C && (!scale || (scale.rank === 1 && scale.size === C));
+        const float = [x, mean, variance, scale, d].every((t) => !t || t.dtype === "float32");
+        if (!gradKernelActive(BATCH_NORM_GRAD_KERNEL) || !perChannel || !float || x.size === 0 || d.size !== x.size) return bn.gradFunc(dy, saved, attrs);
+        const inputs: Record<string, tf.Tensor> = { x, dy: d, mean, variance };
+        if (scale) inputs.scale = scale;
+        // All five at once: the ones the tape does not ask for are freed with its scope.
+        const [dx, dmean, dvariance, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, { varianceEpsilon: (attrs as { varianceEpsilon: number }).varianceEpsilon }) as tf.Tensor[];
+        return { x: () => dx, mean: () => dmean, variance: () => dvariance, scale: () => dscale, offset: () => doffset };
+      },
+    });
+  }
+}
 
 /** Which engine the environment asks for: "onednn", "wasm", or undefined (automatic). */
 export function requestedEngine(env: NodeJS.ProcessEnv = process.env): "onednn" | "wasm" | undefined {
@@ -126,8 +193,9 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     return { active: false, reason };
   }
   const layout = env[LAYOUT_ENV]?.trim();
-  if (layout && layout !== "blocked" && layout !== "nhwc") throw new Error(`${LAYOUT_ENV}="${layout}": use blocked or nhwc.`);
-  addon.setBlocked(layout !== "nhwc");
+  if (layout && !(layout in LAYOUTS)) throw new Error(`${LAYOUT_ENV}="${layout}": use mixed, blocked or nhwc.`);
+  if (addon.setLayout) addon.setLayout(LAYOUTS[layout || "mixed"]);
+  else addon.setBlocked(layout !== "nhwc");
   addon.setThreads(threads);
   if (!tf.getKernel("Conv2D", "wasm")) return { active: false, reason: "tfjs-backend-wasm not loaded" };
   for (const [name, make] of Object.entries(KERNELS)) {
@@ -139,6 +207,16 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     replaced.set(name, existing);
     if (existing) tf.unregisterKernel(name, "wasm");
     tf.registerKernel(config);
+  }
+  if (addon.clipGrad && addon.batchNormGrad) {
+    for (const [name, make] of Object.entries(GRAD_KERNELS)) {
+      if (isOurs(tf.getKernel(name, "wasm"))) continue;
+      const config: tf.KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: make(addon) };
+      (config as unknown as Record<symbol, unknown>)[OURS] = true;
+      replaced.set(name, undefined);
+      tf.registerKernel(config);
+    }
+    overrideGradients();
   }
   const info = addon.info();
   return { active: true, version: info.version, threads: info.threads, isa: info.isa };

@@ -350,3 +350,50 @@ export function makeBatchNorm(addon: OneDnnAddon, fallback: Fallback): tf.Kernel
     return out ?? fallback(args);
   };
 }
+
+/** Name of the wasm kernel computing ClipByValue's (ReLU6's) gradient on the addon. */
+export const CLIP_GRAD_KERNEL = "UtkfaceClipByValueGrad";
+/** Name of the wasm kernel computing FusedBatchNorm's five gradients on the addon. */
+export const BATCH_NORM_GRAD_KERNEL = "UtkfaceFusedBatchNormGrad";
+
+/**
+ * ClipByValue's gradient (inputs x, dy; attrs clipValueMin, clipValueMax): dy where
+ * min <= x <= max, else 0, in one threaded pass (tfjs writes it as GreaterEqual, LessEqual,
+ * LogicalAnd, ZerosLike and Select: five wasm kernels and four full-size temporaries).
+ */
+export function makeClipGrad(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
+    const { clipValueMin, clipValueMax } = args.attrs as unknown as { clipValueMin: number; clipValueMax: number };
+    const dx = be.makeOutput([...x.shape], "float32");
+    addon.clipGrad!(be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, dy), offsetOf(be, dx), clipValueMin, clipValueMax);
+    return dx;
+  };
+}
+
+const batchNormGradParams = new Int32Array(3);
+
+/**
+ * FusedBatchNorm's gradients (inputs x, dy, mean, variance, scale?; attr varianceEpsilon) for
+ * per-channel statistics over the last axis: outputs dx, dmean, dvariance, dscale, doffset,
+ * the formulas of tfjs's own gradient (FusedBatchNorm_grad), in two passes over x and dy
+ * instead of about ten wasm kernels with a Tile and full-size temporaries.
+ */
+export function makeBatchNormGrad(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, dy, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+    const C = x!.shape[x!.shape.length - 1];
+    const rows = sizeOf(x!.shape) / C;
+    const outs = [be.makeOutput([...x!.shape], "float32"), ...[0, 1, 2, 3].map(() => be.makeOutput([C], "float32"))];
+    batchNormGradParams.set([rows, C, scale ? 1 : 0]);
+    const o = outs.map((t) => offsetOf(be, t));
+    addon.batchNormGrad!(
+      be.wasm.HEAPU8, batchNormGradParams, offsetOf(be, x!), offsetOf(be, dy!), offsetOf(be, mean!), offsetOf(be, variance!),
+      scale ? offsetOf(be, scale) : 0, o[0], o[1], o[2], o[3], o[4], varianceEpsilon,
+    );
+    return outs;
+  };
+}
