@@ -58,6 +58,13 @@ test("the lock helper: exclusive while held, free again after release; a dead ow
   const taken = claimDir(dir, "Thing A");
   assert.equal(taken.tookOver?.pid, dead);
   taken.release();
+  // Empty or damaged (its owner died between creating and writing it), and not new: taken over.
+  fs.writeFileSync(path.join(dir, LOCK_FILE), "");
+  const old = new Date(Date.now() - 10_000);
+  fs.utimesSync(path.join(dir, LOCK_FILE), old, old);
+  const again = claimDir(dir, "Thing A");
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, LOCK_FILE), "utf8")).pid, process.pid);
+  again.release();
 });
 
 test("kfold: a fold locked by a live process is refused naming the fold and the pid; a stale lock is taken over", async () => {

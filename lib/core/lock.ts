@@ -106,7 +106,7 @@ export function claimDir(dir: string, what: string): Claim & { tookOver?: LockOw
         continue;
       }
       const moved = readOwner(aside);
-      if (moved && owner && (moved.pid !== owner.pid || moved.host !== owner.host || moved.since !== owner.since)) {
+      if (moved && (!owner || moved.pid !== owner.pid || moved.host !== owner.host || moved.since !== owner.since)) {
         try {
           fs.linkSync(aside, file); // someone else's fresh claim: put it back
         } catch {
