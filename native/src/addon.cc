@@ -57,7 +57,17 @@ struct Slot {
   reorder to_prim;    // user -> buffer (inputs)
   reorder from_prim;  // buffer -> user (the output)
   memory buffer;      // the primitive's layout, owned here
+  // Weights: which tfjs tensor (an id the caller gives each tensor's data, never reused) and
+  // where it lay when `buffer` was last filled from it. tfjs tensors are immutable, so the
+  // same id means the same values: inference reorders a layer's weights once, not per batch.
+  double last_id = 0;
+  const void* last_ptr = nullptr;
 };
+
+// Weight buffers by tensor id: a backward-data call finds the forward call's reordered filter
+// (same tensor, same step) when both primitives want the same layout. Entries are checked
+// against the slot's current contents before use, and dropped wholesale when the map grows.
+std::unordered_map<double, Slot*> g_weights;
 
 struct Entry {
   primitive prim;
@@ -92,12 +102,33 @@ Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) {
 }
 
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
-void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr) {
+// `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
+// skipped when its buffer (or another primitive's, in the same layout) already holds it.
+void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0) {
   stream& s = cpu_stream();
   std::unordered_map<int, memory> args;
   for (size_t i = 0; i < e.ins.size(); i++) {
     Slot& slot = e.ins[i];
     memory user(slot.user, cpu_engine(), in_ptrs[i]);
+    if (slot.reordered && weight_id > 0 && slot.arg == DNNL_ARG_WEIGHTS) {
+      if (slot.last_id == weight_id && slot.last_ptr == in_ptrs[i]) {
+        args[slot.arg] = slot.buffer;
+        continue;
+      }
+      auto it = g_weights.find(weight_id);
+      if (it != g_weights.end() && it->second != &slot && it->second->last_id == weight_id && it->second->last_ptr == in_ptrs[i] &&
+          it->second->buffer.get_desc() == slot.buffer.get_desc()) {
+        args[slot.arg] = it->second->buffer;
+        continue;
+      }
+      slot.to_prim.execute(s, user, slot.buffer);
+      slot.last_id = weight_id;
+      slot.last_ptr = in_ptrs[i];
+      if (g_weights.size() > 4096) g_weights.clear();
+      g_weights[weight_id] = &slot;
+      args[slot.arg] = slot.buffer;
+      continue;
+    }
     if (slot.reordered) {
       slot.to_prim.execute(s, user, slot.buffer);
       args[slot.arg] = slot.buffer;
@@ -293,10 +324,21 @@ bool in_heap(napi_env env, size_t heap_bytes, double offset, double bytes) {
   return true;
 }
 
-// conv(heap: Uint8Array, params: Int32Array, a, b, c, out: byte offsets, alpha)
+// conv(heap: Uint8Array, params: Int32Array, a, b, c, out: byte offsets, alpha, weightId?)
 napi_value Conv(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, 7, a)) return nullptr;
+  double weight_id = 0;
+  {
+    size_t argc = 8;
+    napi_value argv[8];
+    napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+    if (argc >= 8) {
+      napi_valuetype t;
+      napi_typeof(env, argv[7], &t);
+      if (t == napi_number) weight_id = number(env, argv[7]);
+    }
+  }
   uint8_t *heap, *pbytes;
   size_t heap_bytes, pn;
   if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
@@ -318,7 +360,8 @@ napi_value Conv(napi_env env, napi_callback_info info) {
     Entry& e = cached(key_of("conv", p, P_COUNT, alpha), [&]() { return make_conv(p, alpha); });
     std::vector<void*> ins{heap + size_t(o0), heap + size_t(o1)};
     if (op <= 1 && p[P_BIAS]) ins.push_back(heap + size_t(o2));
-    run(e, ins, heap + size_t(o3));
+    // The filter is an input of forward and backward-data calls (not of backward-weights).
+    run(e, ins, heap + size_t(o3), op <= 2 ? weight_id : 0);
     return undefined(env);
   });
 }

@@ -8,7 +8,8 @@ import { REPO_ROOT } from "../../core/paths";
 
 /** The addon's entry points (native/src/addon.cc documents the parameter layouts). */
 export interface OneDnnAddon {
-  conv(heap: Uint8Array, params: Int32Array, a: number, b: number, c: number, out: number, alpha: number): void;
+  /** `weightId` (> 0) names the filter tensor's data: its reordered copy is reused while the id is the same. */
+  conv(heap: Uint8Array, params: Int32Array, a: number, b: number, c: number, out: number, alpha: number, weightId?: number): void;
   matMul(heap: Uint8Array, params: Int32Array, a: number, b: number, bias: number, out: number, alpha: number): void;
   maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
   maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;

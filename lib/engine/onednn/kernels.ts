@@ -35,6 +35,23 @@ const poolParams = new Int32Array(14);
 
 const CONV = { forwardTraining: 0, forwardInference: 1, backwardData: 2, backwardWeights: 3 } as const;
 
+/**
+ * A number per tensor data (dataId), never reused: tfjs never changes a tensor's values (an
+ * optimizer's update gives the variable new data), so the addon may keep a filter's reordered
+ * copy for as long as the same id comes back (every inference batch; a step's backward-data
+ * call after its forward call).
+ */
+const dataIds = new WeakMap<object, number>();
+let nextDataId = 1;
+function idOf(t: tf.TensorInfo): number {
+  let id = dataIds.get(t.dataId);
+  if (id === undefined) {
+    id = nextDataId++;
+    dataIds.set(t.dataId, id);
+  }
+  return id;
+}
+
 function offsetOf(be: WasmInternals, t: tf.TensorInfo): number {
   return be.dataIdMap.get(t.dataId).memoryOffset;
 }
@@ -114,7 +131,7 @@ export function makeConvForward(addon: OneDnnAddon, depthwise: boolean, fallback
     const op = tf.engine().state.gradientDepth > 0 ? CONV.forwardTraining : CONV.forwardInference;
     const p = convParamsFor(op, info, depthwise ? info.inChannels : 1, Boolean(bias), act);
     const out = withOutput(be, info.outShape, `conv${p.join(",")}`, (heap, y) =>
-      addon.conv(heap, p, offsetOf(be, x), offsetOf(be, filter), bias ? offsetOf(be, bias) : 0, y, a.leakyreluAlpha ?? 0.2),
+      addon.conv(heap, p, offsetOf(be, x), offsetOf(be, filter), bias ? offsetOf(be, bias) : 0, y, a.leakyreluAlpha ?? 0.2, idOf(filter)),
     );
     return out ?? fallback(args);
   };
@@ -131,7 +148,7 @@ export function makeConvBackpropInput(addon: OneDnnAddon, depthwise: boolean, fa
       a.inputShape, filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
     );
     const p = convParamsFor(CONV.backwardData, info, depthwise ? info.inChannels : 1, false, 0);
-    const out = withOutput(be, [...a.inputShape], `conv${p.join(",")}`, (heap, dx) => addon.conv(heap, p, offsetOf(be, dy), offsetOf(be, filter), 0, dx, 0));
+    const out = withOutput(be, [...a.inputShape], `conv${p.join(",")}`, (heap, dx) => addon.conv(heap, p, offsetOf(be, dy), offsetOf(be, filter), 0, dx, 0, idOf(filter)));
     return out ?? fallback(args);
   };
 }
