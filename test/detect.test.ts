@@ -12,7 +12,7 @@ import { runExperiment } from "../lib/training/experiment";
 import { faceLabel } from "../lib/inference/annotate";
 import { Placement, composePhoto, placedBox } from "../lib/inference/composite";
 import { Box, detectFaces, detectorSharesEngine, framingOf, iou, readRgb, trainingCrop } from "../lib/inference/detect";
-import { cutFace, photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
+import { PHOTO_CSV_COLUMNS, cutFace, photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
 import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
 import { REPO_ROOT, resolveDataDir } from "../lib/core/paths";
 import { loadRun } from "../lib/training/runs";
@@ -46,7 +46,10 @@ test("faces pasted into photos are found where they were put and predicted like 
     // Faces the detector finds on their own crop: pasting must not lose them.
     const faces: string[] = [];
     for (const f of held) {
-      if ((await detectFaces(await readRgb(f))).length === 1) faces.push(f);
+      // At face-api's own 0.5 (the default is 0.3 now that the landmark check decides), the
+      // same six faces as before: a 2-epoch model's age swings with a few pixels of framing on
+      // some faces (docs/photos.md), and this test is about finding and cutting.
+      if ((await detectFaces(await readRgb(f), { minScore: 0.5 })).length === 1) faces.push(f);
       if (faces.length === 6) break;
     }
     assert.equal(faces.length, 6, "six held-out sample crops with a face");
@@ -115,7 +118,7 @@ test("faces pasted into photos are found where they were put and predicted like 
         // The face as found, framed and levelled is predicted like its crop.
         const d = direct[faces.indexOf(pl.file)];
         assert.ok(Math.abs(face.pFemale! - d.pFemale!) < 0.15, `P(female) ${face.pFemale!.toFixed(3)} vs ${d.pFemale!.toFixed(3)} on the crop`);
-        assert.ok(Math.abs(face.age! - d.age!) <= 10, `age ${face.age} vs ${d.age} on the crop`);
+        assert.ok(Math.abs(face.age! - d.age!) <= 10, `${path.basename(p.file)}: age ${face.age} vs ${d.age} on the crop ${path.basename(pl.file)} (score ${face.score}, angle ${face.angle.toFixed(1)}, cut ${JSON.stringify(Object.values(face.crop).map(Math.round))}, pasted ${JSON.stringify(Object.values(want))})`);
       }
     }
     // --detect auto takes a crop whole; always cuts its face.
@@ -127,10 +130,11 @@ test("faces pasted into photos are found where they were put and predicted like 
     assert.ok(iou(cut.faces[0].crop, { x: 0, y: 0, width: 200, height: 200 }) > 0.7);
 
     const csv = photoPredictionsCsv(preds).trim().split("\n");
-    assert.equal(csv[0], "file,face,x,y,width,height,score,age,age_group,gender,p_female,note");
+    assert.equal(csv[0], PHOTO_CSV_COLUMNS.join(","));
+    assert.match(csv[0], /^file,face,x,y,width,height,score,check,age,.*gender,p_female,note$/);
     assert.equal(csv.length, 1 + 3 + 2 + 1 + 1);
-    assert.match(csv[csv.length - 1], /no-face\.jpg,,,,,,,,,,,no face found$/);
-    assert.match(csv[1], /light-three\.jpg,0,\d+,\d+,\d+,\d+,0\.\d+,\d+(\.\d)?,\d+ - \d+|\d+\+,(Male|Female),0\.\d{4},$/);
+    assert.ok(csv[csv.length - 1].endsWith(`no-face.jpg${",".repeat(PHOTO_CSV_COLUMNS.length - 1)}no face found`), csv[csv.length - 1]);
+    assert.match(csv[1], /light-three\.jpg,0,\d+,\d+,\d+,\d+,0\.\d+,face,\d+(\.\d)?,.*(\d+ - \d+|\d+\+),(Male|Female),0\.\d{4},$/);
 
     // The CLI: CSV to a file and annotated pictures, decodable, the same size, with labels drawn.
     const out = path.join(tmp, "faces.csv");

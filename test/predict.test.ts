@@ -36,7 +36,8 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     const r = spawnSync(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "lib", "cli", "main.ts"), "predict", "--model", gender.runDir, face, "--out", out], { cwd: REPO_ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const lines = fs.readFileSync(out, "utf8").trim().split("\n");
-    assert.match(lines[1], /face\.jpg,0,0,0,200,200,0\.\d+,,,(Male|Female),0\.\d{4},whole image$/);
+    // Taken whole without the detector (no score), the landmark check's verdict in its own column.
+    assert.match(lines[1], /face\.jpg,0,0,0,200,200,,face,,+(Male|Female),0\.\d{4},whole image$/);
 
     await assert.rejects(predictFiles(path.join(tmp, "missing"), [face]), /No trained model at/);
   } finally {

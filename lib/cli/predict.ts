@@ -12,14 +12,17 @@ export const help = `Usage: npm run cli -- predict --model <run-dir, model-dir o
 Finds every face in each image (face-api's SSD MobileNet v1), cuts each one from the original
 pixels framed like UTKFace's training crops (levelled by the eyes) and predicts it with a
 trained model. Prints CSV, one row per face: file, face, x, y, width, height (the detector's
-box), score, age, age_group, gender, p_female, note. An image without a face gets one row with
-note "no face found"; an image taken whole as a face crop has note "whole image". Columns a
+box), score, check, age, age_group, gender, p_female, note. score is the detector's
+confidence (empty where it did not run), check the landmark check's verdict ("face" or
+"not a face: <why>"): a detection is kept only when the check says face. An image without a
+face gets one row with note "no face found"; an image taken whole as a face crop has note
+"whole image" ("whole image: no face detected" when the crop's face was not confirmed). Columns a
 model does not predict are left empty. See docs/photos.md.
   --detect auto|always|never  auto (default): an image holding one face that fills most of it
                               is taken whole, as a UTKFace-style crop; always: cut every face;
                               never: the whole image is one face (no detector)
   --align eyes|none           level each face by its eyes before cutting (default eyes)
-  --min-score X               lowest detector score kept (default 0.5)
+  --min-score X               lowest detector score kept (default 0.3)
   --annotate DIR              also write each image with boxes and labels into DIR
   --out f.csv                 write the CSV to a file instead of printing it
   --strict                    exit with 1 when any file was skipped

@@ -45,11 +45,75 @@ export interface DetectedFace {
   score: number;
   /** Eye centres (mean of face-api's 6 landmarks per eye) in original pixels, when asked for. */
   eyes?: { left: [number, number]; right: [number, number] };
+  /** The second, independent check (face-api's 68-point landmark net on the box), when asked for. */
+  check?: FaceCheck;
+}
+
+/**
+ * Whether the 68 landmarks face-api's landmark net puts in a box look like a face: eyes above
+ * the nose above the mouth above the chin, the nose between the eyes, the eyes level within 40
+ * degrees, their spacing and the eye-to-mouth height in the range of real faces.
+ * `value` is the number of those 6 rules that hold; a face passes all of them (`ok`).
+ */
+export interface FaceCheck {
+  ok: boolean;
+  value: number;
+  /** The first rule that failed, in words (absent when ok). */
+  failed?: string;
+}
+
+/** A point. */
+interface Pt {
+  x: number;
+  y: number;
+}
+
+/**
+ * The landmark check on 68 points relative to their box (0..1 on each side). Thresholds
+ * measured on real faces and faceless pictures (docs/photos.md, scripts/measure-trust.ts).
+ */
+export function checkLandmarks(points: readonly Pt[]): FaceCheck {
+  const mean = (a: number, b: number): Pt => {
+    const c = centre(points.slice(a, b + 1) as Pt[]);
+    return { x: c[0], y: c[1] };
+  };
+  const le = mean(36, 41);
+  const re = mean(42, 47);
+  const nose = points[30];
+  const mouth = mean(48, 67);
+  const chin = points[8];
+  const d = Math.hypot(re.x - le.x, re.y - le.y);
+  const eyeY = (le.y + re.y) / 2;
+  const tilt = (Math.abs(Math.atan2(re.y - le.y, re.x - le.x)) * 180) / Math.PI;
+  const rules: [boolean, string][] = [
+    [eyeY < nose.y && nose.y < mouth.y && mouth.y < chin.y, "eyes, nose, mouth and chin not in order from top to bottom"],
+    [nose.x > Math.min(le.x, re.x) - 0.1 * d && nose.x < Math.max(le.x, re.x) + 0.1 * d, "nose not between the eyes"],
+    [tilt < 40, `eyes tilted ${tilt.toFixed(0)} degrees`],
+    [d >= LANDMARK_RULES.eyeSpacing[0] && d <= LANDMARK_RULES.eyeSpacing[1], `eye spacing ${d.toFixed(2)} of the box`],
+    [(mouth.y - eyeY) / d >= LANDMARK_RULES.mouthHeight[0] && (mouth.y - eyeY) / d <= LANDMARK_RULES.mouthHeight[1], `eye-to-mouth height ${((mouth.y - eyeY) / d).toFixed(2)} eye spacings`],
+    [eyeY >= LANDMARK_RULES.eyeLevel[0] && eyeY <= LANDMARK_RULES.eyeLevel[1], `eyes at ${eyeY.toFixed(2)} of the box's height`],
+  ];
+  const value = rules.filter(([ok]) => ok).length;
+  const failed = rules.find(([ok]) => !ok)?.[1];
+  return failed === undefined ? { ok: true, value } : { ok: false, value, failed };
+}
+
+/** Ranges of the landmark rules (relative to the box; eye spacing units for the mouth). */
+export const LANDMARK_RULES = { eyeSpacing: [0.2, 0.65] as [number, number], mouthHeight: [0.5, 1.8] as [number, number], eyeLevel: [0.15, 0.6] as [number, number] };
+
+/** Raw landmark features of 68 relative points, for measuring (docs/photos.md). */
+export function landmarkFeatures(points: readonly Pt[]): Record<string, number> {
+  const c = (a: number, b: number) => centre(points.slice(a, b + 1) as Pt[]);
+  const [lx, ly] = c(36, 41);
+  const [rx, ry] = c(42, 47);
+  const [mx, my] = c(48, 67);
+  const d = Math.hypot(rx - lx, ry - ly);
+  return { eyeSpacing: d, mouthHeight: (my - (ly + ry) / 2) / d, eyeLevel: (ly + ry) / 2, noseY: points[30].y, mouthX: mx, chinY: points[8].y };
 }
 
 /** How to detect. */
 export interface DetectOptions {
-  /** Lowest detector score kept (default 0.5: face-api's default for SSD MobileNet v1). */
+  /** Lowest detector score kept (default 0.3: below face-api's 0.5, since the landmark check now rejects what is not a face; faces pasted into photos scored down to 0.46). */
   minScore?: number;
   /**
    * Photos with a longer side are downscaled to this before detection (default 1024): SSD
@@ -62,7 +126,7 @@ export interface DetectOptions {
 }
 
 /** Defaults of DetectOptions. */
-export const DETECT_DEFAULTS: Required<DetectOptions> = { minScore: 0.5, maxDetectSide: 1024, landmarks: false };
+export const DETECT_DEFAULTS: Required<DetectOptions> = { minScore: 0.3, maxDetectSide: 1024, landmarks: false };
 
 // face-api's module, typed loosely: its own .d.ts pulls in DOM types this project does not load.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -149,7 +213,11 @@ async function downscale(image: RgbImage, maxSide: number): Promise<{ image: Rgb
  */
 export const BORDER_PASS = 0.5;
 
-/** One detector pass on `image` framed by a grey border of `border` px; results in `image`'s pixels. */
+/**
+ * One detector pass on `image` (already at most maxDetectSide), framed by a grey border of
+ * `border` px and scaled to at most maxDetectSide again; results in `image`'s pixels, each with
+ * its eyes and the landmark check (face-api's 68-point net on the box).
+ */
 async function detectPass(api: FaceApi, image: RgbImage, border: number, opts: Required<DetectOptions>): Promise<DetectedFace[]> {
   let input = image;
   if (border > 0) {
@@ -165,16 +233,14 @@ async function detectPass(api: FaceApi, image: RgbImage, border: number, opts: R
   const tensor = tf.tensor3d(small.data, [small.height, small.width, 3], "int32");
   try {
     const ssd = new api.SsdMobilenetv1Options({ minConfidence: opts.minScore });
-    const found = opts.landmarks ? await api.detectAllFaces(tensor, ssd).withFaceLandmarks() : await api.detectAllFaces(tensor, ssd);
+    const found = await api.detectAllFaces(tensor, ssd).withFaceLandmarks();
     const at = (x: number, y: number): [number, number] => [x * scale - border, y * scale - border];
     return found.map((f: FaceApi) => {
-      const det = opts.landmarks ? f.detection : f;
-      const b = det.box;
+      const b = f.detection.box;
       const [x, y] = at(b.x, b.y);
-      const face: DetectedFace = { box: { x, y, width: b.width * scale, height: b.height * scale }, score: det.score };
-      if (opts.landmarks) {
-        face.eyes = { left: at(...centre(f.landmarks.getLeftEye())), right: at(...centre(f.landmarks.getRightEye())) };
-      }
+      const face: DetectedFace = { box: { x, y, width: b.width * scale, height: b.height * scale }, score: f.detection.score };
+      face.eyes = { left: at(...centre(f.landmarks.getLeftEye())), right: at(...centre(f.landmarks.getRightEye())) };
+      face.check = checkLandmarks(f.landmarks.relativePositions);
       return face;
     });
   } finally {
@@ -185,24 +251,87 @@ async function detectPass(api: FaceApi, image: RgbImage, border: number, opts: R
 /**
  * Finds every face in an RGB image, best score first. Two detector passes: the image as it is
  * (small faces) and the image inside a grey border (faces that fill the frame, such as a
- * UTKFace crop); a face found by both keeps its better-scored box. Large images are downscaled
- * for the detector; boxes and eyes are returned in the original image's pixels.
+ * UTKFace crop); a face found by both keeps its better-scored box. The image is downscaled to
+ * at most maxDetectSide before either pass (the border is added to the small copy, so memory
+ * stays bounded however large the photo); boxes and eyes are returned in the original
+ * image's pixels. Every face carries its landmark check; with `verified` only faces that pass
+ * it are returned.
  */
-export async function detectFaces(image: RgbImage, options: DetectOptions = {}): Promise<DetectedFace[]> {
+export async function detectFaces(image: RgbImage, options: DetectOptions & { verified?: boolean } = {}): Promise<DetectedFace[]> {
   const opts: Required<DetectOptions> = {
     minScore: options.minScore ?? DETECT_DEFAULTS.minScore,
     maxDetectSide: options.maxDetectSide ?? DETECT_DEFAULTS.maxDetectSide,
     landmarks: options.landmarks ?? DETECT_DEFAULTS.landmarks,
   };
   const api = await loadDetector();
-  const plain = await detectPass(api, image, 0, opts);
-  const bordered = await detectPass(api, image, Math.round(BORDER_PASS * Math.max(image.width, image.height)), opts);
+  const long = Math.max(image.width, image.height);
+  const short = Math.min(image.width, image.height);
+  if (long > PANORAMA_RATIO * short && short >= 16) {
+    // A panorama: SSD MobileNet sees its input squashed into 512x512, where a face of a
+    // 12000x2000 picture would be a few pixels. Square tiles of the shorter side, overlapping
+    // by a quarter, each detected on its own, then merged.
+    const step = Math.round(short * 0.75);
+    const all: DetectedFace[] = [];
+    for (let at = 0; ; at += step) {
+      const start = Math.min(at, long - short);
+      const horizontal = image.width >= image.height;
+      const tile = await extractRgb(image, horizontal ? start : 0, horizontal ? 0 : start, short, short);
+      const shift = (x: number, y: number): [number, number] => (horizontal ? [x + start, y] : [x, y + start]);
+      for (const f of await detectFaces(tile, options)) {
+        const [x, y] = shift(f.box.x, f.box.y);
+        all.push({ ...f, box: { ...f.box, x, y }, eyes: f.eyes ? { left: shift(...f.eyes.left), right: shift(...f.eyes.right) } : undefined });
+      }
+      if (start >= long - short) break;
+    }
+    const merged: DetectedFace[] = [];
+    for (const f of all.sort((a, b) => b.score - a.score)) if (merged.every((k) => iou(k.box, f.box) < 0.4)) merged.push(f);
+    return merged;
+  }
+  const { image: small, scale } = await downscale(image, opts.maxDetectSide);
+  const plain = await detectPass(api, small, 0, opts);
+  const bordered = await detectPass(api, small, Math.round(BORDER_PASS * Math.max(small.width, small.height)), opts);
   // Greedy non-maximum suppression over both passes (IoU 0.4: one face's two boxes overlap more).
   const kept: DetectedFace[] = [];
   for (const f of [...plain, ...bordered].sort((a, b) => b.score - a.score)) {
+    if (options.verified && !f.check?.ok) continue;
     if (kept.every((k) => iou(k.box, f.box) < 0.4)) kept.push(f);
   }
-  return kept;
+  const up = (p: [number, number]): [number, number] => [p[0] * scale, p[1] * scale];
+  return kept.map((f) => ({
+    ...f,
+    box: { x: f.box.x * scale, y: f.box.y * scale, width: f.box.width * scale, height: f.box.height * scale },
+    eyes: opts.landmarks && f.eyes ? { left: up(f.eyes.left), right: up(f.eyes.right) } : undefined,
+  }));
+}
+
+/** Images longer than this many times their shorter side are detected in square tiles. */
+export const PANORAMA_RATIO = 2;
+
+/** A rectangle of an RGB image. */
+async function extractRgb(image: RgbImage, left: number, top: number, width: number, height: number): Promise<RgbImage> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sharp = require("sharp");
+  const data = await sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), { raw: { width: image.width, height: image.height, channels: 3 } })
+    .extract({ left, top, width, height })
+    .raw()
+    .toBuffer();
+  return { data: new Uint8Array(data), width, height };
+}
+
+/**
+ * The landmark check on a whole image taken as one face (a crop): face-api's 68-point net on
+ * the whole image, without the detector. Images are downscaled first (the net sees 112x112).
+ */
+export async function checkWholeImage(image: RgbImage): Promise<FaceCheck> {
+  const api = await loadDetector();
+  const { image: small } = await downscale(image, 256);
+  const tensor = tf.tensor3d(small.data, [small.height, small.width, 3], "int32");
+  try {
+    const lm = await api.nets.faceLandmark68Net.detectLandmarks(tensor);
+    return checkLandmarks(lm.relativePositions);
+  } finally {
+    tensor.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,15 +401,19 @@ export function iou(a: Box, b: Box): number {
 
 /**
  * Decodes an image file (or bytes) to RGB pixels, turned upright by its EXIF orientation (phone
- * photos store it there); a clear error names the file when it is not an image.
+ * photos store it there), at most `maxSide` pixels on the longer side when given; a clear error names the file when it is not an image.
  */
-export async function readRgb(input: string | Buffer): Promise<RgbImage> {
+export async function readRgb(input: string | Buffer, maxSide?: number): Promise<RgbImage> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sharp = require("sharp");
   const name = typeof input === "string" ? input : "image bytes";
   if (typeof input === "string" && !fs.existsSync(input)) throw new Error(`Image file ${input} does not exist.`);
   try {
-    const { data, info } = await sharp(input).rotate().removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
+    // With maxSide, a larger image is shrunk while it is decoded (sharp shrinks JPEGs on load),
+    // so a huge file never sits in memory at full size.
+    let img = sharp(input, maxSide ? { limitInputPixels: false } : {}).rotate();
+    if (maxSide) img = img.resize({ width: maxSide, height: maxSide, fit: "inside", withoutEnlargement: true });
+    const { data, info } = await img.removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
     throw new Error(`Cannot decode ${name} as an image (${(e as Error).message}). Is it a JPEG or PNG?`);
