@@ -68,6 +68,7 @@ export {
   meanVarianceFigure,
   maeByBandFigure,
   foldAccuracyFigure,
+  leakFigure,
   comparisonFigure,
   PUBLISHED_CLAIMS,
   RACE_LABELS,
@@ -92,6 +93,8 @@ export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
 
 // Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
 export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
-export { showReference, showReferenceComparison, REFERENCE_HOWTO } from "./notebook/reference";
+export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_HOWTO, CARRIED_HOWTO } from "./notebook/reference";
+export { measureLeak, leakSentence } from "./analysis/leak";
+export type { LeakReport, FoldLeak } from "./analysis/leak";
 export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";
 export { readResumes, RESUMES_FILE } from "./training/resume-log";

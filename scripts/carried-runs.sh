@@ -11,8 +11,15 @@
 # chain continues from the last checkpointed epoch of its current fold. A machine without
 # results/full/ restores the folds already committed in results/reference/ and goes on.
 #
+# Beside them, VGG19 as the report trained it (its section VI.2): a 90/10 split, class-weighted
+# cross-entropy (weights from the training faces' group counts), batch 32, at most 10 epochs with
+# 1/9 of the training faces for validation, the epoch with the lowest validation loss kept; from
+# scratch (ImageNet weights cannot be downloaded here; vgg19-pretrained takes your own). It goes
+# to results/vgg19-report/ and continues with `train --resume` after a kill.
+#
 # Environment: UTKFACE_DIR (default ../shared/data/utkface/crop_part1), MODELS (default
-# "cnn-age-sigmoid cnn-gender"), THREADS (default cores / models), EXTRA_ARGS (rehearsals only).
+# "cnn-age-sigmoid cnn-gender"), THREADS (default cores / models), VGG19_REPORT (default 1; 0
+# leaves it out), VGG19_THREADS (default THREADS), EXTRA_ARGS (rehearsals only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +29,8 @@ NAME="${1:-$(cat "$FULL/.carried-name" 2>/dev/null || date -u +%Y%m%d-carried)}"
 echo "$NAME" >"$FULL/.carried-name"
 export EXPERIMENT_PROFILE=full
 export UTKFACE_DIR="${UTKFACE_DIR:-../shared/data/utkface/crop_part1}"
-MODELS="${MODELS:-cnn-age-sigmoid cnn-gender}"
-n_models=$(echo $MODELS | wc -w)
+MODELS="${MODELS-cnn-age-sigmoid cnn-gender}"   # empty: the VGG19 run only
+n_models=$(echo $MODELS | wc -w); [ "$n_models" -gt 0 ] || n_models=1
 THREADS="${THREADS:-$(( $(nproc) / n_models > 0 ? $(nproc) / n_models : 1 ))}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
 TSX=node_modules/.bin/tsx
@@ -49,8 +56,29 @@ chain() {
   fi
 }
 
+VGG19_ARGS="--model vgg19 --experiment vgg19-report --test-fraction 0.1 --validation-fraction 0.1111 --batch 32 --epochs 10 --class-weights --keep-best"
+vgg19_report() {
+  local dir=results/vgg19-report cmd
+  mkdir -p "$FULL/vgg19-report"
+  if ls "$dir"/*/metrics.json >/dev/null 2>&1; then cmd=""; 
+  elif ls "$dir"/*/config.json >/dev/null 2>&1; then cmd="$TSX $CLI train $VGG19_ARGS --resume $EXTRA_ARGS";
+  else cmd="$TSX $CLI train $VGG19_ARGS $EXTRA_ARGS"; fi
+  if [ -n "$cmd" ]; then
+    log "start  vgg19 (report's procedure): $cmd"
+    if UTKFACE_THREADS="${VGG19_THREADS:-$THREADS}" OMP_NUM_THREADS="${VGG19_THREADS:-$THREADS}" flock -n "$FULL/vgg19-report/$NAME.lock" $cmd >>"$FULL/vgg19-report/$NAME.log" 2>&1; then
+      log "done   vgg19 (report's procedure)"
+    else
+      log "FAILED vgg19 (report's procedure; or locked by another driver): see $FULL/vgg19-report/$NAME.log"; return 0
+    fi
+  fi
+  local run
+  run="$(ls -d "$dir"/*/ | while read -r d; do [ -f "$d/metrics.json" ] && echo "${d%/}"; done | tail -1)"
+  [ -n "$run" ] && $TSX $CLI reference add "$run" --command "bash scripts/carried-runs.sh $NAME  # train $VGG19_ARGS, ${VGG19_THREADS:-$THREADS} thread(s)" | tee -a "$FULL/carried-$NAME.log"
+}
+
 log "session start, pid $$: name $NAME, data $UTKFACE_DIR, models $MODELS, $THREADS thread(s) each"
 pids=()
 for model in $MODELS; do chain "$model" & pids+=($!); done
+if [ "${VGG19_REPORT:-1}" != 0 ]; then vgg19_report & pids+=($!); fi
 for pid in "${pids[@]}"; do wait "$pid" || true; done
 log "session end: commit results/reference/ (git add results/reference)"

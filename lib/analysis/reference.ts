@@ -15,7 +15,8 @@ import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 import { readKFold } from "../training/kfold";
 import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../training/runs";
-import { ComparisonRow, NamedFigure, confusionMatrixFigure } from "./figures";
+import { ComparisonRow, NamedFigure, PUBLISHED_CLAIMS, confusionMatrixFigure } from "./figures";
+import { measureLeak } from "./leak";
 import { comparisonRow, runFigures } from "./run-figures";
 import type { ConfusionMatrix, PredictionRow } from "../training/runs";
 import { GENDER_THRESHOLD } from "../data/labels";
@@ -121,12 +122,21 @@ export function referenceRun(experiment: string, root: string = REFERENCE_DIR, p
   return dirs.length ? loadReferenceRun(dirs[dirs.length - 1]) : undefined;
 }
 
-/** The newest reference run of every experiment under results/reference/, by experiment name. */
+/**
+ * Experiments that rerun one of the report's own procedures on other faces (VGG19's 90/10 split):
+ * they have their own table (procedureTable), not a row among the models compared on the same faces.
+ */
+export const REPORT_PROCEDURE_SUFFIX = "-report";
+
+/**
+ * The newest fresh-protocol reference run of every experiment under results/reference/, by
+ * experiment name (the report's own procedures, carried K-folds and `*-report`, are left to procedureRows).
+ */
 export function referenceRuns(root: string = REFERENCE_DIR): ReferenceRun[] {
   if (!fs.existsSync(root)) return [];
   return fs
     .readdirSync(root)
-    .filter((e) => fs.statSync(path.join(root, e)).isDirectory())
+    .filter((e) => fs.statSync(path.join(root, e)).isDirectory() && !e.endsWith(REPORT_PROCEDURE_SUFFIX))
     .sort()
     .map((e) => referenceRun(e, root))
     .filter((r): r is ReferenceRun => r !== undefined);
@@ -226,6 +236,69 @@ export function referenceTable(runs: readonly ReferenceRun[] = referenceRuns()):
   return lines.join("\n");
 }
 
+/** A row of the procedure table: one of the report's headline figures, claimed, reproduced and held out. */
+export interface ProcedureRow {
+  model: string;
+  metric: "ageAccuracy" | "genderAccuracy";
+  claim?: number;
+  claimWhere?: string;
+  /** Our run of the report's own procedure, and on what it is scored. */
+  procedure?: { value: number; on: string };
+  /** The same run's model on faces it never trained on. */
+  heldOut?: { value: number; on: string };
+  /** The fresh-fold protocol's (or 80/20) held-out reference figure. */
+  fresh?: { value: number; on: string };
+}
+
+/** The report's headline figures beside our runs of its procedure and the held-out figures (README, notebook 06). */
+export function procedureRows(root: string = REFERENCE_DIR): ProcedureRow[] {
+  const claimOf = (model: string, metric: string, source = "report (K-fold)") => PUBLISHED_CLAIMS.find((c) => c.model === model && c.metric === metric && c.source === source);
+  const rows: ProcedureRow[] = [];
+  const n = (v: number) => v.toLocaleString("en");
+  for (const [model, metric, claimModel] of [["cnn-age-sigmoid", "ageAccuracy", "cnn-age-sigmoid"], ["cnn-gender", "genderAccuracy", "cnn-age-sigmoid"]] as const) {
+    const claim = claimOf(claimModel, metric);
+    const row: ProcedureRow = { model, metric, claim: claim?.value, claimWhere: claim?.where };
+    const carried = referenceRun(`${model}-kfold`, root, "carried");
+    if (carried) {
+      const leak = measureLeak(carried.runDir);
+      const k = carried.config.kfold!.k;
+      const faces = carried.config.kfold!.validation.flat().length;
+      row.procedure = { value: leak.meanValidation, on: `mean of ${leak.folds.length === k ? k : `${leak.folds.length} of ${k}`} validation folds, weights carried (${n(faces)} faces)` };
+      if (leak.finalTest) row.heldOut = { value: leak.finalTest.accuracy, on: `${n(leak.finalTest.faces)} test faces no fold trained on, fold ${leak.finalTest.fold + 1}'s model` };
+    }
+    const fresh = referenceRun(`${model}-kfold`, root, "fresh");
+    const v = fresh ? figuresOf(fresh.predictions)[metric] : undefined;
+    if (fresh && v !== undefined) row.fresh = { value: v, on: `fresh ${fresh.config.kfold!.k}-fold protocol, every face by its validation fold (${n(fresh.predictions.length)})` };
+    rows.push(row);
+  }
+  const claim = claimOf("vgg19", "ageAccuracy", "report (test set)");
+  const vgg: ProcedureRow = { model: "vgg19", metric: "ageAccuracy", claim: claim?.value, claimWhere: claim?.where };
+  const report = referenceRun("vgg19-report", root);
+  if (report && report.kind === "split") {
+    const m = report.metrics as RunMetrics;
+    const on = `its ${Math.round(report.config.split!.testFraction * 100)}% test split (${n(m.images)} faces), class-weighted, best of ${report.history.length} epochs by validation${m.keptEpoch ? ` (epoch ${m.keptEpoch})` : ""}`;
+    if (m.ageAccuracy !== undefined) vgg.procedure = { value: m.ageAccuracy, on };
+    if (m.ageAccuracy !== undefined) vgg.heldOut = { value: m.ageAccuracy, on: "the same test faces (this procedure has no leak)" };
+  }
+  const split = referenceRun("vgg19", root);
+  if (split && split.kind === "split" && (split.metrics as RunMetrics).ageAccuracy !== undefined) vgg.fresh = { value: (split.metrics as RunMetrics).ageAccuracy!, on: `80/20 test split (${n((split.metrics as RunMetrics).images)} faces), 15 epochs, unweighted` };
+  rows.push(vgg);
+  return rows;
+}
+
+/** The procedure table (markdown): the report's claim, our run of its procedure, the held-out figure, each labelled. */
+export function procedureTable(rows: readonly ProcedureRow[] = procedureRows()): string {
+  const pct = (v?: { value: number; on: string }) => (v ? `**${(v.value * 100).toFixed(1)}%** (${v.on})` : "not run yet");
+  return [
+    "| model | figure | the report's claim | the report's procedure, run here | held out: faces the model never trained on | fresh-fold reference |",
+    "|---|---|---|---|---|---|",
+    ...rows.map((r) => `| \`${r.model}\` | ${r.metric === "genderAccuracy" ? "gender accuracy" : "age-group accuracy"} | ${r.claim !== undefined ? `${(r.claim * 100).toFixed(2)}% (${r.claimWhere})` : ""} | ${pct(r.procedure)} | ${pct(r.heldOut)} | ${pct(r.fresh)} |`),
+  ].join("\n");
+}
+
+/** Markers around the generated procedure table in README.md. */
+export const README_PROCEDURE_MARKERS = ["<!-- procedure-table: generated by `npm run cli -- reference table --readme` -->", "<!-- /procedure-table -->"] as const;
+
 /** Markers around the generated results table in README.md. */
 export const README_TABLE_MARKERS = ["<!-- reference-table: generated by `npm run cli -- reference table --readme` -->", "<!-- /reference-table -->"] as const;
 
@@ -233,12 +306,18 @@ export const README_TABLE_MARKERS = ["<!-- reference-table: generated by `npm ru
  * Replaces the block between README_TABLE_MARKERS in a README with `referenceTable()`;
  * a clear error when the markers are missing. Returns the new text.
  */
-export function updateReadmeTable(readmeText: string, table: string = referenceTable()): string {
+export function updateReadmeTable(readmeText: string, table: string = referenceTable(), procedure?: string): string {
   const [open, close] = README_TABLE_MARKERS;
   const a = readmeText.indexOf(open);
   const b = readmeText.indexOf(close);
   if (a < 0 || b < a) throw new Error(`README has no reference table block: add the lines ${open} and ${close} where the table goes.`);
-  return readmeText.slice(0, a + open.length) + "\n" + table + "\n" + readmeText.slice(b);
+  const withTable = readmeText.slice(0, a + open.length) + "\n" + table + "\n" + readmeText.slice(b);
+  // The procedure table, where the README has its markers.
+  const [po, pc] = README_PROCEDURE_MARKERS;
+  const pa = withTable.indexOf(po);
+  const pb = withTable.indexOf(pc);
+  if (pa < 0 || pb < pa) return withTable;
+  return withTable.slice(0, pa + po.length) + "\n" + (procedure ?? procedureTable()) + "\n" + withTable.slice(pb);
 }
 
 /** Headline figures of prediction rows (the definitions of lib/analysis/metrics.ts, on a subset). */

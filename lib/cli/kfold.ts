@@ -30,6 +30,7 @@ Options:
                         then records each change and the fold and epoch it took effect);
                         without it a difference is refused, listing every difference.
                         Options left out when continuing are taken from config.json.
+  --class-weights       weight the loss by class, balanced from each fold's training faces
   --size N, --color gray|rgb, --dir D, --batch N, --lr X, --seed N, --max-images N,
   --experiment NAME, --profile quick|full   as for train`;
 

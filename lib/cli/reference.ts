@@ -2,7 +2,7 @@
 import { parseArgs } from "util";
 import * as fs from "fs";
 import * as path from "path";
-import { addReferenceRun, referenceRuns, referenceTable, updateReadmeTable } from "../analysis/reference";
+import { addReferenceRun, procedureTable, referenceRuns, referenceTable, updateReadmeTable } from "../analysis/reference";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 import { portablePath } from "../training/runs";
@@ -17,8 +17,9 @@ add   copies a finished train run, or a K-fold run with some or all folds finish
       appends its line (command, engine, threads, wall time, folds done) to
       results/reference/README.md. Adding the same run again replaces it and its line.
 list  prints the newest reference run of every experiment.
-table prints the README's results table (markdown) from the newest reference runs; with
-      --readme, writes it into README.md between its reference-table markers.
+table prints the README's results table (markdown) from the newest reference runs, and the
+      procedure table (the report's claims, its own procedure run here, held-out figures);
+      with --readme, writes them into README.md between their markers.
 
 Options:
   --command "..."      the command line as run (default: rebuilt from config.json)
@@ -39,11 +40,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (action === "table") {
     const table = referenceTable();
+    const procedure = procedureTable();
     if (values.readme) {
       const readme = path.join(REPO_ROOT, "README.md");
-      writeFileAtomic(readme, updateReadmeTable(fs.readFileSync(readme, "utf8"), table));
-      console.log(`README.md results table updated from ${referenceRuns().length} reference runs`);
-    } else console.log(table);
+      writeFileAtomic(readme, updateReadmeTable(fs.readFileSync(readme, "utf8"), table, procedure));
+      console.log(`README.md results and procedure tables updated from ${referenceRuns().length} reference runs`);
+    } else console.log(`${table}\n\n${procedure}`);
     return 0;
   }
   if (action !== "add" || !runDir) {

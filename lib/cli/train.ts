@@ -22,6 +22,8 @@ Options:
   --test-fraction X       held-out share (default 0.2)
   --validation-fraction X share of training images watched each epoch (default 0.1)
   --patience N            early stopping patience (default 0 = off)
+  --keep-best             keep the epoch with the lowest validation loss (the report's VGG19), not the last
+  --class-weights         weight the loss by class, balanced from the training faces' counts
   --max-images N          cap on images (profile: quick 400, full all)
   --experiment NAME       folder under results/ (default: the model name)
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
@@ -51,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
       "test-fraction": { type: "string" },
       "validation-fraction": { type: "string" },
       patience: { type: "string" },
+      "keep-best": { type: "boolean" },
       pretrained: { type: "string" },
       "fine-tune-epochs": { type: "string" },
       "fine-tune-lr": { type: "string" },
@@ -71,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     testFraction: fractionOption("test-fraction", values["test-fraction"]),
     validationFraction: fractionOption("validation-fraction", values["validation-fraction"], true),
     patience: intOption("patience", values.patience, 0),
+    ...(values["keep-best"] ? { keepBest: true } : {}),
     pretrainedWeights: values.pretrained,
     fineTuneEpochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0),
     fineTuneLearningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]),

@@ -5,7 +5,7 @@
  */
 import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure, leakFigure } from "../analysis/figures";
 import { leakSentence, measureLeak } from "../analysis/leak";
-import { ReferenceRun, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
+import { ReferenceRun, procedureRows, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
 import { buildModel } from "../models/registry";
 import { portablePath } from "../training/runs";
 import { showFigures, showMarkdown, showMetrics, showTable } from "./display";
@@ -93,6 +93,12 @@ export function showReferenceComparison(root?: string): NamedFigure[] {
       threads: run.config.backend.threads,
     })),
     { title: "Reference runs (full profile): every model's held-out figures and training time (the complexity table)" },
+  );
+  const fig = (v?: { value: number; on: string }) => (v ? v.value : undefined);
+  const on = (v?: { value: number; on: string }) => v?.on ?? "not run yet";
+  showTable(
+    procedureRows(root).map((r) => ({ model: r.model, figure: r.metric, reportClaim: r.claim, reportProcedureHere: fig(r.procedure), scoredOn: on(r.procedure), heldOut: fig(r.heldOut), heldOutOn: on(r.heldOut), freshReference: fig(r.fresh), freshOn: on(r.fresh) })),
+    { title: "The report's headline figures: its claim, its own procedure run here, and faces the model never trained on" },
   );
   const figure = { name: "reference-06-models-compared", figure: comparisonFigure(rows, PUBLISHED_CLAIMS, { split: rows.some((r) => r.heldOut.startsWith("80/20")) ? "80/20 test split faces" : "held-out faces", profile: "full" }) };
   showFigures([figure]);

@@ -10,7 +10,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { baseRunConfig, checkFractions, evaluateHeldOut, ExperimentConfig, PreparedExperiment, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
+import { baseRunConfig, checkFractions, trainingExtras, evaluateHeldOut, ExperimentConfig, PreparedExperiment, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
 import { loadModelFile } from "../models/files";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel, modelSpec } from "../models/registry";
@@ -245,6 +245,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
         optimizer,
         callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(foldDir, config.progress !== false ? { label: `fold ${step.fold + 1} (${step.dir}) of ${portablePath(runDir)}` } : undefined)],
         checkpointDir,
+        ...trainingExtras(p, f.train),
       },
       heldOut: f.validation,
       trainIndices: f.train,

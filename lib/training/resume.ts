@@ -54,6 +54,8 @@ export interface ResumableOptions {
   testFraction?: number;
   validationFraction?: number;
   patience?: number;
+  classWeights?: boolean;
+  keepBest?: boolean;
   fineTuneEpochs?: number;
   fineTuneLearningRate?: number;
 }
@@ -89,6 +91,7 @@ export function resultSettings(cfg: RunConfig): Record<string, unknown> {
     "dropout": c.hyper.dropout,
     "age division": c.hyper.ageDivision,
     "normalisation": c.normalize,
+    "--class-weights": Boolean(c.hyper.classWeights),
   };
   // Older runs have no file-list hash; the count above still catches most changes.
   if (c.data.fileList) s[FILE_LIST] = c.data.fileList;
@@ -97,6 +100,7 @@ export function resultSettings(cfg: RunConfig): Record<string, unknown> {
     s["--test-fraction"] = c.split?.testFraction;
     s["--validation-fraction"] = c.hyper.validationFraction;
     s["--patience"] = c.hyper.patience;
+    s["--keep-best"] = Boolean(c.hyper.keepBest);
     if (c.fineTune) {
       s["--fine-tune-epochs"] = c.fineTune.epochs;
       s["--fine-tune-lr"] = c.fineTune.learningRate;
@@ -150,12 +154,14 @@ export function fillFromStored<T extends ResumableOptions>(config: T, stored: Ru
     dropout: config.dropout ?? c.hyper.dropout,
     profile: config.profile ?? c.profile,
     maxImages: config.maxImages ?? c.data.maxImages,
+    classWeights: config.classWeights ?? Boolean(c.hyper.classWeights),
   };
   if (!config.dir && !config.data) filled.dir = resolveStoredPath(c.data.dir);
   if (c.kind === "split") {
     filled.epochs = config.epochs ?? c.hyper.epochs;
     filled.testFraction = config.testFraction ?? c.split?.testFraction;
     filled.validationFraction = config.validationFraction ?? c.hyper.validationFraction;
+    filled.keepBest = config.keepBest ?? Boolean(c.hyper.keepBest);
     filled.patience = config.patience ?? c.hyper.patience;
     if (c.fineTune) {
       filled.fineTuneEpochs = config.fineTuneEpochs ?? c.fineTune.epochs;

@@ -39,6 +39,10 @@ export interface HyperParameters {
   validationFraction: number;
   /** Epochs without validation-loss improvement before stopping (0 = never stop early). */
   patience: number;
+  /** "balanced": each classification output's training loss weighted by its class (absent: unweighted). */
+  classWeights?: "balanced";
+  /** The saved model is the epoch with the lowest validation loss, not the last (absent: the last). */
+  keepBest?: boolean;
 }
 
 /** Where the images came from. Paths are relative to the repository root when inside it. */
@@ -155,6 +159,8 @@ export interface RunMetrics {
   model: string;
   /** Mean loss on the held-out images. */
   loss?: number;
+  /** With keep-best: the epoch (1-based) whose weights were saved and scored, chosen by validation loss. */
+  keptEpoch?: number;
   /** Age-group accuracy (age-group models; regression: of the decoded age). */
   ageAccuracy?: number;
   /** Share of predictions at most one group away from the true group. */
