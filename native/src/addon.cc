@@ -819,6 +819,48 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// meanGrad(heap, rows, cols, dy, dx, scale): dx[r][c] = dy[c] * scale, the gradient of a Mean
+// over every axis but the last (BatchNorm's moments); tfjs builds it as Fill, Multiply, RealDiv.
+napi_value MeanGrad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 6, a)) return nullptr;
+  uint8_t* heap;
+  size_t heap_bytes;
+  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
+  const double rows = number(env, a.v[1]), cols = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
+  const float scale = float(number(env, a.v[5]));
+  if (rows < 1 || cols < 1 || !in_heap(env, heap_bytes, ody, cols * 4) || !in_heap(env, heap_bytes, odx, rows * cols * 4)) return nullptr;
+  const int64_t R = int64_t(rows), Cn = int64_t(cols);
+  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
+  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  std::vector<float> row(Cn);
+  for (int64_t c = 0; c < Cn; c++) row[c] = dy[c] * scale;
+  const float* src = row.data();
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, R * Cn / 65536)));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < R; r++) std::memcpy(dx + r * Cn, src, sizeof(float) * size_t(Cn));
+  return undefined(env);
+}
+
+// squareGrad(heap, n, x, dy, dx): dx = dy * 2x (tfjs: Cast, Multiply, Multiply).
+napi_value SquareGrad(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 5, a)) return nullptr;
+  uint8_t* heap;
+  size_t heap_bytes;
+  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
+  const double n = number(env, a.v[1]), ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
+  if (!in_heap(env, heap_bytes, ox, n * 4) || !in_heap(env, heap_bytes, ody, n * 4) || !in_heap(env, heap_bytes, odx, n * 4)) return nullptr;
+  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
+  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
+  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  const int64_t N = int64_t(n);
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < N; i++) dx[i] = dy[i] * (x[i] * 2.f);
+  return undefined(env);
+}
+
 // ---- process settings ----------------------------------------------------------------------
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -905,6 +947,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setLayout", nullptr, SetLayout, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clipGrad", nullptr, ClipGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"meanGrad", nullptr, MeanGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"squareGrad", nullptr, SquareGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

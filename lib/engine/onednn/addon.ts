@@ -24,6 +24,8 @@ export interface OneDnnAddon {
     heap: Uint8Array, params: Int32Array, x: number, dy: number, mean: number, variance: number, scale: number,
     dx: number, dmean: number, dvariance: number, dscale: number, doffset: number, epsilon: number,
   ): void;
+  meanGrad?(heap: Uint8Array, rows: number, cols: number, dy: number, dx: number, scale: number): void;
+  squareGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
   info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string };
 }
 

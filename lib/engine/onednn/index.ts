@@ -28,6 +28,10 @@ import {
   makeBatchNormGrad,
   CLIP_GRAD_KERNEL,
   BATCH_NORM_GRAD_KERNEL,
+  makeMeanGrad,
+  makeSquareGrad,
+  MEAN_GRAD_KERNEL,
+  SQUARE_GRAD_KERNEL,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -81,6 +85,12 @@ const GRAD_KERNELS: Record<string, (addon: OneDnnAddon) => tf.KernelFunc> = {
   [BATCH_NORM_GRAD_KERNEL]: makeBatchNormGrad,
 };
 
+/** Gradient kernels of BatchNorm's moments (tf.moments: Mean, Square), with a newer addon only. */
+const MOMENT_GRAD_KERNELS: Record<string, (addon: OneDnnAddon) => tf.KernelFunc> = {
+  [MEAN_GRAD_KERNEL]: makeMeanGrad,
+  [SQUARE_GRAD_KERNEL]: makeSquareGrad,
+};
+
 /** Whether the engine's gradient kernel `name` serves the active backend now. */
 function gradKernelActive(name: string): boolean {
   return tf.getBackend() === "wasm" && isOurs(tf.getKernel(name, "wasm"));
@@ -125,6 +135,35 @@ function overrideGradients(): void {
         // All five at once: the ones the tape does not ask for are freed with its scope.
         const [dx, dmean, dvariance, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, { varianceEpsilon: (attrs as { varianceEpsilon: number }).varianceEpsilon }) as tf.Tensor[];
         return { x: () => dx, mean: () => dmean, variance: () => dvariance, scale: () => dscale, offset: () => doffset };
+      },
+    });
+  }
+  // tf.moments (BatchNorm's statistics in training) differentiates Mean and Square with
+  // full-size temporaries; the leading-axes Mean and a same-shape Square get one pass each.
+  const mean = tf.getGradient("Mean");
+  if (mean) {
+    tf.registerGradient({
+      ...mean,
+      gradFunc: (dy, saved, attrs) => {
+        const [x] = saved;
+        const d = dy as tf.Tensor;
+        const axes = tf.util.parseAxisParam((attrs as { axis: number | number[] }).axis, x.shape).sort((p, q) => p - q);
+        const C = x.shape[x.rank - 1];
+        const leading = x.rank >= 2 && axes.length === x.rank - 1 && axes.every((ax, i) => ax === i) && d.size === C && x.size > 0;
+        if (!gradKernelActive(MEAN_GRAD_KERNEL) || !leading || x.dtype !== "float32" || d.dtype !== "float32") return mean.gradFunc(dy, saved, attrs);
+        return { x: () => tf.engine().runKernel(MEAN_GRAD_KERNEL, { dy: d }, { shape: x.shape }) as tf.Tensor };
+      },
+    });
+  }
+  const square = tf.getGradient("Square");
+  if (square) {
+    tf.registerGradient({
+      ...square,
+      gradFunc: (dy, saved, attrs) => {
+        const [x] = saved;
+        const d = dy as tf.Tensor;
+        if (!gradKernelActive(SQUARE_GRAD_KERNEL) || x.dtype !== "float32" || d.dtype !== "float32" || !tf.util.arraysEqual(x.shape, d.shape)) return square.gradFunc(dy, saved, attrs);
+        return { x: () => tf.engine().runKernel(SQUARE_GRAD_KERNEL, { x, dy: d }, {}) as tf.Tensor };
       },
     });
   }
@@ -215,6 +254,15 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
       (config as unknown as Record<symbol, unknown>)[OURS] = true;
       replaced.set(name, undefined);
       tf.registerKernel(config);
+    }
+    if (addon.meanGrad && addon.squareGrad) {
+      for (const [name, make] of Object.entries(MOMENT_GRAD_KERNELS)) {
+        if (isOurs(tf.getKernel(name, "wasm"))) continue;
+        const config: tf.KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: make(addon) };
+        (config as unknown as Record<symbol, unknown>)[OURS] = true;
+        replaced.set(name, undefined);
+        tf.registerKernel(config);
+      }
     }
     overrideGradients();
   }

@@ -414,3 +414,36 @@ export function makeBatchNormGrad(addon: OneDnnAddon): tf.KernelFunc {
     return outs;
   };
 }
+
+/** Name of the wasm kernel computing a leading-axes Mean's gradient on the addon. */
+export const MEAN_GRAD_KERNEL = "UtkfaceMeanGrad";
+/** Name of the wasm kernel computing Square's gradient on the addon. */
+export const SQUARE_GRAD_KERNEL = "UtkfaceSquareGrad";
+
+/**
+ * The gradient of a Mean over every axis but the last (inputs dy of [C] elements; attrs shape,
+ * the input's): dy / n copied to every row, one threaded pass (tfjs: Fill, Multiply, RealDiv).
+ */
+export function makeMeanGrad(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { dy } = args.inputs as Record<string, tf.TensorInfo>;
+    const { shape } = args.attrs as unknown as { shape: number[] };
+    const cols = shape[shape.length - 1];
+    const rows = sizeOf(shape) / cols;
+    const dx = be.makeOutput([...shape], "float32");
+    addon.meanGrad!(be.wasm.HEAPU8, rows, cols, offsetOf(be, dy), offsetOf(be, dx), 1 / rows);
+    return dx;
+  };
+}
+
+/** Square's gradient (inputs x, dy of one shape): dy * 2x in one pass (tfjs: Cast, two Multiply). */
+export function makeSquareGrad(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
+    const dx = be.makeOutput([...x.shape], "float32");
+    addon.squareGrad!(be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, dy), offsetOf(be, dx));
+    return dx;
+  };
+}
