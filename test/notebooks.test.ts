@@ -12,6 +12,7 @@ import * as path from "path";
 import { test } from "node:test";
 import { REPO_ROOT } from "../lib/core/paths";
 import { findJupyter, installKernelSpec, KERNEL_DISPLAY_NAME, KERNEL_HOME } from "../scripts/jupyter";
+import { modelProfileSettings, profileSettings, quickOverrides } from "../lib/training/profile";
 import { skipUnlessCI } from "./helpers";
 
 const NOTEBOOKS = path.join(REPO_ROOT, "notebooks");
@@ -47,6 +48,31 @@ test("the numbered notebooks, committed with outputs cleared and the fixed outli
   }
 });
 
+test("tests default to the smoke profile (recorded as quick); quick and full stay what they name", () => {
+  const saved = process.env.EXPERIMENT_PROFILE;
+  try {
+    delete process.env.EXPERIMENT_PROFILE;
+    assert.ok(process.env.NODE_TEST_CONTEXT, "the test runner sets NODE_TEST_CONTEXT");
+    const smoke = profileSettings();
+    assert.equal(smoke.profile, "quick");
+    assert.equal(smoke.smoke, true);
+    assert.deepEqual([smoke.size, smoke.epochs, smoke.maxImages, smoke.batchSize], [48, 3, 400, 25]);
+    assert.deepEqual(quickOverrides("vgg19"), { size: 32, epochs: 1, maxImages: 150 });
+    assert.equal(modelProfileSettings("cnn-gender").epochs, 3);
+    assert.equal(profileSettings("quick").smoke, true, "a stored run's quick stays smoke under the test runner");
+    assert.equal(profileSettings("full").size, 70);
+    process.env.EXPERIMENT_PROFILE = "quick";
+    assert.equal(profileSettings().smoke, undefined, "EXPERIMENT_PROFILE=quick is the quick profile");
+    assert.equal(profileSettings("quick").smoke, undefined);
+    process.env.EXPERIMENT_PROFILE = "smoke";
+    assert.equal(profileSettings("quick").smoke, true, "a smoke session's stored quick runs stay smoke");
+    assert.throws(() => profileSettings("fast"), /not a profile.*smoke/);
+  } finally {
+    if (saved === undefined) delete process.env.EXPERIMENT_PROFILE;
+    else process.env.EXPERIMENT_PROFILE = saved;
+  }
+});
+
 test(
   "notebook 01 run twice in one kernel: no error, no growth in live tensors",
   { skip: skipUnlessCI(!haveNbconvert ? `"${jupyter} nbconvert" does not run (install jupyter-nbconvert)` : !haveDist ? "dist/ not built (npm run build)" : false), timeout: 300000 },
@@ -60,7 +86,7 @@ test(
     try {
       fs.writeFileSync(nb, JSON.stringify(doubled));
       installKernelSpec();
-      const env = { ...process.env, JUPYTER_PATH: KERNEL_HOME, PYDEVD_DISABLE_FILE_VALIDATION: "1", EXPERIMENT_PROFILE: "quick" };
+      const env = { ...process.env, JUPYTER_PATH: KERNEL_HOME, PYDEVD_DISABLE_FILE_VALIDATION: "1", EXPERIMENT_PROFILE: "smoke" };
       const r = spawnSync(jupyter, ["nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=tslab", "--output-dir", dir, "--output", "executed", nb], { env, encoding: "utf8" });
       assert.equal(r.status, 0, `a cell failed:\n${r.stderr.slice(-3000)}`);
       const executed = JSON.parse(fs.readFileSync(path.join(dir, "executed.ipynb"), "utf8")) as { cells: NbCell[] };

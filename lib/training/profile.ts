@@ -3,6 +3,8 @@
  *   quick (default): a capped number of images, small inputs and few epochs, so each command
  *                    finishes in about a minute on the shipped sample on 2 cores.
  *   full:            the report's protocol: every image, 70x70, 15 epochs, 10 folds, batch 25.
+ *   smoke (tests):   the test suite's own profile, recorded as quick; the default under Node's
+ *                    test runner, so tests stay this small whatever the quick profile becomes.
  * Explicit options (CLI flags, config fields) always win over the profile.
  */
 import { BATCH_SIZE, IMAGE_SIZE, SEED } from "../core/paths";
@@ -11,6 +13,14 @@ import { modelSpec } from "../models/registry";
 
 /** Environment variable selecting the profile. */
 export const PROFILE_ENV = "EXPERIMENT_PROFILE";
+
+/**
+ * `EXPERIMENT_PROFILE=smoke`: the test suite's cut of the quick profile (the Jupyter tests run
+ * notebooks through it), so a test proves a notebook runs without paying for whatever the quick
+ * profile trains (issue 21). Its runs record the quick profile; it is the default under Node's
+ * test runner (see defaultProfile).
+ */
+export const SMOKE_PROFILE = "smoke";
 
 /** The settings a profile decides. */
 export interface ProfileSettings {
@@ -27,6 +37,8 @@ export interface ProfileSettings {
   firstEpochs: number;
   minEpochs: number;
   seed: number;
+  /** Set on the smoke settings (tests): model trims of the quick profile are replaced by SMOKE_TRIMS. */
+  smoke?: boolean;
 }
 
 const PROFILES: Record<ExperimentProfile, ProfileSettings> = {
@@ -36,12 +48,33 @@ const PROFILES: Record<ExperimentProfile, ProfileSettings> = {
   full: { profile: "full", size: IMAGE_SIZE, epochs: 15, batchSize: BATCH_SIZE, folds: 10, firstEpochs: 15, minEpochs: 2, seed: SEED },
 };
 
-/** The settings of a profile: explicit name, else $EXPERIMENT_PROFILE, else quick. */
+/**
+ * The smoke settings: 48x48, 3 epochs on at most 400 faces (the quick profile's settings before
+ * issue 21), and each model's trims of them (VGG19 tiny, as the registry's quick trims were).
+ */
+const SMOKE: ProfileSettings = { profile: "quick", size: 48, maxImages: 400, epochs: 3, batchSize: BATCH_SIZE, folds: 3, firstEpochs: 2, minEpochs: 1, seed: SEED, smoke: true };
+const SMOKE_TRIMS: Record<string, { size?: number; epochs?: number; maxImages?: number }> = {
+  vgg19: { size: 32, epochs: 1, maxImages: 150 },
+  "vgg19-pretrained": { size: 32, epochs: 1, maxImages: 150 },
+};
+
+/**
+ * The profile when none is named: quick, except under Node's test runner (it sets
+ * NODE_TEST_CONTEXT in every test process), where it is smoke.
+ */
+function defaultProfile(): string {
+  return process.env.NODE_TEST_CONTEXT ? SMOKE_PROFILE : "quick";
+}
+
+/** The settings of a profile: explicit name, else $EXPERIMENT_PROFILE, else quick (smoke under the test runner). */
 export function profileSettings(name?: string): ProfileSettings {
-  const chosen = (name ?? process.env[PROFILE_ENV] ?? "quick").trim() || "quick";
+  const chosen = (name ?? process.env[PROFILE_ENV] ?? defaultProfile()).trim() || defaultProfile();
+  if (chosen === SMOKE_PROFILE) return { ...SMOKE };
   if (chosen !== "quick" && chosen !== "full") {
-    throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: about a minute on the sample) or full (the report's protocol).`);
+    throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: about a minute on the sample), full (the report's protocol) or smoke (the test suite's).`);
   }
+  // A smoke run's config.json says "quick": within a smoke session (resume, reuse) it stays smoke.
+  if (chosen === "quick" && (process.env[PROFILE_ENV] ?? defaultProfile()).trim() === SMOKE_PROFILE) return { ...SMOKE };
   return { ...PROFILES[chosen] };
 }
 
@@ -52,13 +85,14 @@ export function profileSettings(name?: string): ProfileSettings {
  */
 export function modelProfileSettings(model: string, name?: string): ProfileSettings {
   const settings = profileSettings(name);
-  return { ...settings, ...(modelSpec(model).profiles?.[settings.profile] ?? {}) };
+  return { ...settings, ...(modelSpec(model).profiles?.[settings.profile] ?? {}), ...(settings.smoke ? SMOKE_TRIMS[model] : {}) };
 }
 
 /**
  * A model's trims of a profile (size, epochs, image cap), e.g. for a notebook that loads its
  * faces at the size the run will use; empty when the model keeps the profile's settings.
  */
-export function quickOverrides(model: string, profile: ExperimentProfile = profileSettings().profile): { size?: number; epochs?: number; maxImages?: number } {
-  return { ...(modelSpec(model).profiles?.[profile] ?? {}) };
+export function quickOverrides(model: string, profile?: ExperimentProfile): { size?: number; epochs?: number; maxImages?: number } {
+  const settings = profileSettings(profile);
+  return { ...(modelSpec(model).profiles?.[settings.profile] ?? {}), ...(settings.smoke ? SMOKE_TRIMS[model] : {}) };
 }
