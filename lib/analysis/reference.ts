@@ -56,7 +56,9 @@ export function referenceLabel(config: RunConfig, foldsDone?: number): string {
   } else if (config.split) {
     parts.push(`${Math.round((1 - config.split.testFraction) * 100)}/${Math.round(config.split.testFraction * 100)} split`);
   }
-  parts.push(`${config.data.used.toLocaleString("en")} faces`);
+  const held = config.kfold?.heldOutTest;
+  if (held) parts.push(`${config.kfold!.carryWeights ? "weights carried, " : ""}${config.kfold!.validation.flat().length.toLocaleString("en")} faces in the folds, ${held.indices.length.toLocaleString("en")} test faces held out`);
+  else parts.push(`${config.data.used.toLocaleString("en")} faces`);
   parts.push(`reference run of ${config.createdAt.slice(0, 10)}`);
   return parts.join(", ");
 }
