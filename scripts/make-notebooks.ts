@@ -283,6 +283,10 @@ ut.showTable(kfoldRun.summary.folds.map((m, i) => ({ fold: i + 1, images: m.imag
 `),
     ...runFiguresCells("[kfoldRun]"),
     ...referenceCells(`const referenceFigures = ut.showReference(["cnn-age-sigmoid-kfold", "cnn-gender-kfold", "cnn-age-relu-kfold"], { only: ["fold-accuracy"] });`),
+    md(`### The report's own procedure: weights carried from fold to fold
+The report carried each fold's weights into the next, so from fold 2 on every validation face had already been trained on. The committed carried-weight runs (\`scripts/carried-runs.sh\`) repeat that procedure on the 80/20 split's training faces and keep its test faces out of every fold: per fold, the share of validation faces already trained on, the accuracy on them and on faces never seen, and the same fold's model on the held-out test faces.`),
+    code(`const procedureFigures = ut.showReportProcedure(["cnn-age-sigmoid-kfold", "cnn-gender-kfold"]);
+if (procedureFigures.length) console.log((await ut.exportFigures(procedureFigures)).map((f) => ut.portablePath(f)).join("\\n"));`),
     MEMORY,
   ],
 
@@ -376,6 +380,14 @@ ut.showTable(best.bestComparisonRows(report), { title: \`Held-out test split (\$
 ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" });
 ut.showTable(report.test.genderByBand, { title: "Gender accuracy by age band (test split)", digits: 3 });
 const samplePredictions = await best.showBestSamplePredictions(faces, report, { count: 10 });
+`),
+    md("## How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened on the validation faces by a model that never trained on them so that 80% of real ages fall inside) and P(female), temperature-calibrated on the same faces (`npm run cli -- best calibrate`). The test split is scored once: the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
+    code(`
+if (report.calibration) {
+  ut.showTable(best.calibrationRows(report.calibration), { title: \`80% age interval and gender calibration: fitted on \${report.calibration.age.fittedOn.faces} validation faces, scored on \${report.calibration.test.faces} test faces\` });
+  ut.showTable(report.calibration.test.byDecade.map((b) => ({ decade: b.band, faces: b.faces, inside: b.coverage, "mean width (years)": b.meanWidth })), { title: "Age interval coverage by decade (test split)", digits: 3 });
+  ut.showTable(report.calibration.test.reliabilityCalibrated.filter((b) => b.faces > 0).map((b) => ({ "P(female) bin": \`\${b.lo.toFixed(1)}-\${b.hi.toFixed(1)}\`, faces: b.faces, "mean P(female)": b.meanPredicted, "share female": b.observed })), { title: "Gender reliability (test split, calibrated P(female))", digits: 3 });
+} else console.log("This model folder has no calibration.json: npm run cli -- best calibrate (see models/best/MODEL_CARD.md).");
 `),
     md("## Figures"),
     code(`

@@ -9,11 +9,13 @@ import { decodeImageFile, parseFileName, FaceRecord } from "../lib/data/dataset"
 import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { backboneSpec, loadBackbone } from "../lib/models/features";
 import { extractFeatureSet, featureCacheFile } from "../lib/models/feature-cache";
-import { AGE_BINS, ageDistributionTargets, expectedAges } from "../lib/models/heads";
-import { DEFAULT_HEAD_CONFIG, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
-import { isBestModelDir } from "../lib/inference/best-predict";
+import { AGE_BINS, ageDistributionTargets, ageQuantiles, expectedAges } from "../lib/models/heads";
+import { DEFAULT_HEAD_CONFIG, GENDER_BANDS, bandBalanceWeights, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
+import { BestModelFile, isBestModelDir } from "../lib/inference/best-predict";
+import { ageInterval, fitAgeInterval, intervalInputs } from "../lib/training/best-calibration";
+import { faceLabel } from "../lib/inference/annotate";
 import { predictFiles } from "../lib/inference/predict";
-import { predictPhotos } from "../lib/inference/photo";
+import { photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
 import { composePhoto } from "../lib/inference/composite";
 import { buildFineTuneModel, fineTuneHeads } from "../lib/training/finetune";
 import { float16Bits, loadModelFile, saveModel } from "../lib/models/files";
@@ -259,4 +261,98 @@ test("float16 bits: exact for representable values, rounded to nearest, overflow
   assert.ok(Math.abs(back(float16Bits(0.1)) - 0.1) < 1e-4);
   assert.equal(back(float16Bits(1e6)), Infinity);
   assert.ok(Number.isNaN(back(float16Bits(NaN))));
+});
+
+// Issue 19: how sure models/best is.
+const bestDir = path.join(REPO_ROOT, "models", "best");
+const bestCalibrated = isBestModelDir(bestDir) && !!(JSON.parse(fs.readFileSync(path.join(bestDir, "best.json"), "utf8")) as BestModelFile).calibration?.age;
+
+test("age quantiles of a distribution: the median of a DLDL target is its age, q10 < median < q90, an interval always holds its point estimate", () => {
+  const ages = [0, 7, 34, 81];
+  const probs = ageDistributionTargets(ages, 3);
+  const [q10, q50, q90] = [0.1, 0.5, 0.9].map((q) => ageQuantiles(probs, ages.length, q));
+  ages.forEach((a, i) => {
+    if (a > 5) assert.ok(Math.abs(q50[i] - a) < 0.05, `median ${q50[i]} of a Gaussian at ${a}`);
+    assert.ok(q10[i] < q50[i] && q50[i] < q90[i], `${q10[i]} < ${q50[i]} < ${q90[i]}`);
+    if (a > 10) assert.ok(Math.abs(q90[i] - a - 1.2816 * 3) < 0.6, `q90 ${q90[i]} of sd 3 at ${a}`);
+  });
+  const x = intervalInputs(probs, ages.length);
+  for (const s of [0, 0.5, 1, 2.5]) {
+    x.forEach((xi) => {
+      const { low, high } = ageInterval(xi, { lowerScale: s, upperScale: s });
+      assert.ok(low <= xi.predAge && xi.predAge <= high && low >= 0 && high <= AGE_BINS - 1, `scale ${s}: ${low} <= ${xi.predAge} <= ${high}`);
+    });
+  }
+  // A fitted interval holds (at least) its level of the faces it was fitted on.
+  const rows = Array.from({ length: 200 }, (_, i) => ({ predAge: 30, q10: 28, q90: 32, age: 30 + ((i % 100) - 49.5) / 5 }));
+  const cal = fitAgeInterval(rows, { split: "synthetic", model: "none" });
+  assert.ok(cal.coverage >= 0.8 && cal.coverage < 0.9, `coverage ${cal.coverage}`);
+  assert.ok(cal.rawCoverage < 0.3, `raw coverage ${cal.rawCoverage}`);
+});
+
+test("calibrated models/best: every held-out sample face gets an interval around its age and P(female); about 80% of real ages inside; the CSV and annotate label show them", { skip: !bestCalibrated && "models/best has no calibration yet (npm run cli -- best calibrate)" }, async () => {
+  const heldOut = new Set((JSON.parse(fs.readFileSync(path.join(bestDir, "predictions.json"), "utf8")) as { file: string }[]).map((p) => p.file));
+  const all = fs.readdirSync(SAMPLE_DATA_DIR).filter((f) => heldOut.has(f)).sort();
+  assert.ok(all.length >= 40, `${all.length} sample faces in the test split`);
+  const some = all.slice(0, 60).map((f) => path.join(SAMPLE_DATA_DIR, f));
+  const rows = await predictFiles(bestDir, some);
+  let inside = 0;
+  rows.forEach((r, i) => {
+    const real = parseFileName(some[i]) as FaceRecord;
+    assert.ok(r.ageLow !== undefined && r.ageHigh !== undefined, `${r.file} has an interval`);
+    assert.ok(r.ageLow! <= r.age! && r.age! <= r.ageHigh!, `${r.ageLow} <= ${r.age} <= ${r.ageHigh}`);
+    assert.ok(r.ageLow! >= 0 && r.ageHigh! <= 100 && r.ageHigh! - r.ageLow! < 60, `${r.ageLow}-${r.ageHigh}`);
+    assert.ok(r.pFemale! > 0 && r.pFemale! < 1);
+    if (real.age >= r.ageLow! && real.age <= r.ageHigh!) inside++;
+  });
+  // 80% on average; on 60 faces the share lies in 0.6-0.95 unless the interval is broken (raw percentiles hold far fewer).
+  const share = inside / rows.length;
+  assert.ok(share >= 0.6 && share <= 0.95, `${inside}/${rows.length} real ages inside the 80% interval`);
+  // Through the photo path: the CSV's age_low/age_high columns and the annotate label.
+  const [photo] = await predictPhotos(bestDir, [some[0]]);
+  const csv = photoPredictionsCsv([photo]).trim().split("\n");
+  const header = csv[0].split(",");
+  const cells = csv[1].split(",");
+  const lo = Number(cells[header.indexOf("age_low")]);
+  const hi = Number(cells[header.indexOf("age_high")]);
+  const age = Number(cells[header.indexOf("age")]);
+  assert.ok(Number.isFinite(lo) && Number.isFinite(hi) && lo <= age && age <= hi, `CSV ${csv[1]}`);
+  assert.match(faceLabel(photo.faces[0]), /^(Female|Male) \d+% · \d+ y, \d+-\d+$/);
+});
+
+test("an older best.json without calibration still loads and predicts: same ages and genders, no interval", { skip: !bestCalibrated && "models/best has no calibration yet" }, async () => {
+  const old = path.join(tmp, "best-v2");
+  fs.cpSync(bestDir, old, { recursive: true });
+  const json = JSON.parse(fs.readFileSync(path.join(old, "best.json"), "utf8")) as BestModelFile;
+  delete json.calibration;
+  fs.writeFileSync(path.join(old, "best.json"), JSON.stringify({ ...json, format: "utkface-best-v2" }));
+  const two = files.slice(0, 2);
+  const [before, now] = [await predictFiles(old, two), await predictFiles(bestDir, two)];
+  before.forEach((r, i) => {
+    assert.equal(r.ageLow, undefined);
+    assert.equal(r.ageHigh, undefined);
+    assert.ok(Math.abs(r.age! - now[i].age!) < 1e-4);
+    assert.equal(r.gender, now[i].gender, "the temperature never changes the predicted gender");
+  });
+  assert.equal(faceLabel({ gender: "Male", ageGroup: "30 - 34" }), "Male · 30-34");
+});
+
+test("gender balance by age band: on real sample labels both genders of each band weigh alike, every weight positive", () => {
+  const ages = records.map((r) => r.age);
+  const genders = records.map((r) => r.gender as number);
+  const w = bandBalanceWeights(ages, genders);
+  assert.equal(w.length, ages.length);
+  for (const b of GENDER_BANDS.filter((x) => x.label !== "13+")) {
+    const sum = [0, 0];
+    const n = [0, 0];
+    ages.forEach((a, i) => {
+      if (a >= b.lo && a <= b.hi) {
+        sum[genders[i]] += w[i];
+        n[genders[i]]++;
+      }
+    });
+    if (n[0] && n[1]) assert.ok(Math.abs(sum[0] - sum[1]) < 1e-3, `band ${b.label}: ${sum[0]} vs ${sum[1]}`);
+    if (n[0] && n[1]) assert.ok(Math.abs(sum[0] + sum[1] - n[0] - n[1]) < 1e-3, `band ${b.label} keeps its total weight`);
+  }
+  assert.ok(w.every((v) => v > 0));
 });

@@ -31,13 +31,19 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
                     cached stage64 maps: 1.3 GB of cache, about twice the time)
   --gender-weight W also try the fine-tuning step with the gender loss weighted W times
   --validation-only run the ablation and write its ablation.json only: no final model, the
-                    test split untouched (for trying steps before the one final run)`;
+                    test split untouched (for trying steps before the one final run); also
+                    validation-predictions.json, the chosen step's predictions of the
+                    validation faces (what best calibrate fits on)
+  --gender-smoothing E
+                    also try the model's fine-tuning step with gender label smoothing E
+  --gender-balance  also try it with the gender loss balanced within each age band
+  --steps a,b       only the ablation steps of these names (e.g. "facenet fine-tune deeper")`;
 
 /** Runs the command. */
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" }, "fine-tune-epochs": { type: "string" }, "fine-tune-lr": { type: "string" }, "validation-only": { type: "boolean" }, "gender-weight": { type: "string" }, deeper: { type: "boolean" } },
+    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" }, "fine-tune-epochs": { type: "string" }, "fine-tune-lr": { type: "string" }, "validation-only": { type: "boolean" }, "gender-weight": { type: "string" }, deeper: { type: "boolean" }, steps: { type: "string" }, "gender-smoothing": { type: "string" }, "gender-balance": { type: "boolean" } },
     strict: true,
   });
   if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
@@ -52,6 +58,14 @@ export async function run(argv: string[]): Promise<number> {
       ? BEST_RECIPE.subset
       : undefined;
   const fineTune = { epochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0) ?? DEFAULT_FINE_TUNE.epochs, learningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]) ?? DEFAULT_FINE_TUNE.learningRate, batchSize: DEFAULT_FINE_TUNE.batchSize };
-  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps: defaultAblation(backbones, epochs, { short: !!subset, fineTune, genderWeight: numberOption("gender-weight", values["gender-weight"]), deeper: values.deeper }), subset, validationOnly: values["validation-only"], args: argv });
+  let steps = defaultAblation(backbones, epochs, { short: !!subset, fineTune, genderWeight: numberOption("gender-weight", values["gender-weight"]), deeper: values.deeper, genderSmoothing: numberOption("gender-smoothing", values["gender-smoothing"]), genderBalance: values["gender-balance"] });
+  if (values.steps !== undefined) {
+    const wanted = values.steps.split(",").map((n) => n.trim());
+    const names = steps.map((s) => (s.kind === "heads" ? s.config.name : s.name));
+    const unknown = wanted.filter((n) => !names.includes(n));
+    if (unknown.length) throw new Error(`--steps: no ablation step named ${unknown.map((n) => `"${n}"`).join(", ")}; the steps are ${names.map((n) => `"${n}"`).join(", ")}.`);
+    steps = steps.filter((_, i) => wanted.includes(names[i]));
+  }
+  await runBest({ dir: values.dir, outDir: values.out ?? "models/best", steps, subset, validationOnly: values["validation-only"], args: argv });
   return 0;
 }

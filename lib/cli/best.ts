@@ -13,12 +13,17 @@ import { FINETUNE_BACKBONE } from "../training/finetune";
 import { writeJsonAtomic } from "../core/files";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best <features|prep|train|card> [options]
+export const help = `Usage: npm run cli -- best <features|prep|train|calibrate|card> [options]
 
   features   extract and cache frozen backbone features (plain + mirrored) of every face;
              resumable: rerun after an interruption and it continues at the first missing chunk
   prep       compare faceres preprocessings on the first --first-train N training faces (default
              400; never test faces): own outputs and heads; writes <--out>/preprocessing.json
+  calibrate  --from RUN [--out models/best]: fit the age interval (10th-90th percentiles widened
+             to hold 80% of real ages) and the gender temperature on RUN's validation-
+             predictions.json (best train --validation-only --out RUN: a model that never
+             trained on those faces), store them in <--out>/best.json, then score the test split
+             once (calibration.json, predictions.json, MODEL_CARD.md)
   card       rewrite <--out>/MODEL_CARD.md from its run.json and the tables beside it
   train      choose heads on the validation split, train the final heads on all training faces,
              score the held-out split once and write the model folder (see train --help below)
@@ -103,6 +108,16 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`${path.join(values.out ?? "models/best", "MODEL_CARD.md")} rewritten`);
     return 0;
   }
+  if (sub === "calibrate") {
+    const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, out: { type: "string" }, dir: { type: "string" } }, strict: true });
+    if (!values.from) throw new Error("best calibrate needs --from <folder of a best train --validation-only run>.");
+    const { calibrateBest } = await import("../training/best-calibrate");
+    const out = values.out ?? "models/best";
+    await calibrateBest({ modelDir: out, from: values.from, dir: values.dir });
+    rewriteModelCard(out);
+    console.log(`${path.join(out, "best.json")}, calibration.json and MODEL_CARD.md written`);
+    return 0;
+  }
   if (sub === "train") return (await import("./best-train")).run(rest);
-  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features" or "train" (see --help).`);
+  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features", "prep", "train", "calibrate" or "card" (see --help).`);
 }

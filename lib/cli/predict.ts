@@ -12,7 +12,9 @@ export const help = `Usage: npm run cli -- predict --model <run-dir, model-dir o
 Finds every face in each image (face-api's SSD MobileNet v1), cuts each one from the original
 pixels framed like UTKFace's training crops (levelled by the eyes) and predicts it with a
 trained model. Prints CSV, one row per face: file, face, x, y, width, height (the detector's
-box), score, check, age, age_group, gender, p_female, note. score is the detector's
+box), score, check, age, age_low, age_high, age_group, gender, p_female, note. age_low and
+age_high: a calibrated models/best's 80% age interval (10th-90th percentiles of its age
+distribution, widened on validation faces to hold 80% of real ages). score is the detector's
 confidence (empty where it did not run), check the landmark check's verdict ("face" or
 "not a face: <why>"): a detection is kept only when the check says face. An image without a
 face gets one row with note "no face found"; an image taken whole as a face crop has note

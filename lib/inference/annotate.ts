@@ -11,9 +11,19 @@ import { PhotoFace, PhotoOptions, PhotoPrediction, predictPhotos } from "./photo
 import { writeFileAtomic } from "../core/files";
 import { readRgb } from "./detect";
 
-/** The label of a face: gender and age group, e.g. "Female · 60-64"; "?" when the model predicts neither. */
-export function faceLabel(face: Pick<PhotoFace, "gender" | "ageGroup">): string {
-  const parts = [face.gender, face.ageGroup?.replace(/ - /g, "-")].filter((p): p is string => Boolean(p));
+/**
+ * The label of a face: gender and age group, e.g. "Female · 60-64"; with a calibrated best
+ * model's age interval, the predicted gender's probability and the age with its interval, e.g.
+ * "Female 93% · 34 y, 29-40";
+ * "?" when the model predicts neither.
+ */
+export function faceLabel(face: Pick<PhotoFace, "gender" | "ageGroup"> & Partial<Pick<PhotoFace, "age" | "ageLow" | "ageHigh" | "pFemale">>): string {
+  const withInterval = face.age !== undefined && face.ageLow !== undefined && face.ageHigh !== undefined;
+  // The predicted gender's own probability (P(female), or 1 - P(female) for "Male").
+  const sure = face.pFemale === undefined ? undefined : face.gender === "Female" ? face.pFemale : 1 - face.pFemale;
+  const gender = withInterval && face.gender && sure !== undefined ? `${face.gender} ${Math.round(sure * 100)}%` : face.gender;
+  const age = withInterval ? `${Math.round(face.age!)} y, ${Math.round(face.ageLow!)}-${Math.round(face.ageHigh!)}` : face.ageGroup?.replace(/ - /g, "-");
+  const parts = [gender, age].filter((p): p is string => Boolean(p));
   return parts.length ? parts.join(" · ") : "?";
 }
 

@@ -15,6 +15,7 @@ import { loadModelFile } from "../models/files";
 import { readJsonFile } from "../core/file-errors";
 import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
 import { modelInputs } from "../training/finetune";
+import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "../training/best-calibration";
 import type * as tf from "@tensorflow/tfjs";
 
 /**
@@ -30,6 +31,13 @@ export interface BestFilePrediction {
   /** "Male" or "Female". */
   gender?: string;
   pFemale?: number;
+  /**
+   * The age interval (years) of a calibrated best model: its distribution's 10th-90th
+   * percentiles widened on validation faces to hold 80% of real ages (best.json's
+   * calibration.age); absent for other models and older best.json files.
+   */
+  ageLow?: number;
+  ageHigh?: number;
   /** Why the file was not predicted (unreadable, not an image, cut short); absent when it was. */
   skipped?: string;
 }
@@ -37,9 +45,12 @@ export interface BestFilePrediction {
 /** The file that marks a best-model folder. */
 export const BEST_MODEL_FILE = "best.json";
 /** Format tag of best.json, bumped when its meaning changes. */
-export const BEST_MODEL_FORMAT = "utkface-best-v2";
-/** Formats this library reads: v1 (frozen features only) and v2 (optionally fine-tuned, standardizer may be null). */
-const READABLE_FORMATS = ["utkface-best-v1", BEST_MODEL_FORMAT];
+export const BEST_MODEL_FORMAT = "utkface-best-v3";
+/**
+ * Formats this library reads: v1 (frozen features only), v2 (optionally fine-tuned, standardizer
+ * may be null) and v3 (v2 plus an optional `calibration`: age interval, gender temperature).
+ */
+const READABLE_FORMATS = ["utkface-best-v1", "utkface-best-v2", BEST_MODEL_FORMAT];
 
 /** Contents of best.json. */
 export interface BestModelFile {
@@ -51,6 +62,8 @@ export interface BestModelFile {
   backbones?: { backbone: string; columns?: string; package: string; licence: string; preprocessing: string }[];
   /** Per backbone: whether its mirrored features were used (false: plain features stand in). */
   mirrored?: Record<string, boolean>;
+  /** How sure it is (issue 19): fitted on validation faces; absent in older files (no interval, raw P(female)). */
+  calibration?: BestCalibration;
   /** Anything else worth keeping beside the model (metrics summary, data, dates). */
   [key: string]: unknown;
 }
@@ -115,7 +128,13 @@ export async function predictBestFiles(modelOrDir: string | BestModel, files: re
       const rows = chunk.map((_, i) => i);
       const pred = predictHeads({ model: m.heads, standardizer: m.file.standardizer, config: m.file.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
       const ages = expectedAges(pred.ageProbabilities, pred.n);
-      return chunk.map((file, i) => ({ file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pred.pFemale[i]), pFemale: pred.pFemale[i] }));
+      const cal = m.file.calibration;
+      const interval = cal?.age && intervalInputs(pred.ageProbabilities, pred.n, cal.age);
+      return chunk.map((file, i) => {
+        const pFemale = cal?.gender ? calibratedPFemale(pred.pFemale[i], cal.gender.temperature) : pred.pFemale[i];
+        const range = interval && ageInterval(interval[i], cal!.age!);
+        return { file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pFemale), pFemale, ...(range && { ageLow: range.low, ageHigh: range.high }) };
+      });
     };
     for (let s = 0; s < files.length; s += batchSize) {
       const chunk = files.slice(s, s + batchSize);

@@ -324,7 +324,7 @@ function csvField(v: string | number | undefined): string {
 }
 
 /** Header of the per-face CSV. */
-export const PHOTO_CSV_COLUMNS = ["file", "face", "x", "y", "width", "height", "score", "check", "age", "age_group", "gender", "p_female", "note"] as const;
+export const PHOTO_CSV_COLUMNS = ["file", "face", "x", "y", "width", "height", "score", "check", "age", "age_low", "age_high", "age_group", "gender", "p_female", "note"] as const;
 
 /**
  * CSV with one row per face: file, face index, box (x, y, width, height in original pixels,
@@ -346,7 +346,7 @@ export function photoPredictionsCsv(rows: readonly PhotoPrediction[]): string {
       const age = f.age === undefined ? undefined : f.age.toFixed(1);
       const note = f.note ?? (p.source === "whole-image" ? "whole image" : undefined);
       const check = f.check === undefined ? undefined : f.check.ok ? "face" : `not a face: ${f.check.failed}`;
-      lines.push([p.file, f.index, ...b, f.score?.toFixed(3), check, age, f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
+      lines.push([p.file, f.index, ...b, f.score?.toFixed(3), check, age, f.ageLow?.toFixed(1), f.ageHigh?.toFixed(1), f.ageGroup, f.gender, f.pFemale, note].map(csvField).join(","));
     }
   }
   return lines.join("\n") + "\n";

@@ -83,6 +83,33 @@ export function expectedAges(probabilities: Float32Array, n: number): Float32Arr
 }
 
 /**
+ * The `q`-quantile (0..1) of each row's age distribution, in years, treating each one-year bin k
+ * as spread evenly over [k - 0.5, k + 0.5] (so quantiles are continuous, not whole bins), at
+ * least 0.
+ */
+export function ageQuantiles(probabilities: Float32Array, n: number, q: number): Float32Array {
+  if (!(q >= 0 && q <= 1)) throw new Error(`A quantile must lie in 0..1, got ${q}.`);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let total = 0;
+    for (let k = 0; k < AGE_BINS; k++) total += probabilities[i * AGE_BINS + k];
+    const target = q * total;
+    let cum = 0;
+    let value = AGE_BINS - 0.5;
+    for (let k = 0; k < AGE_BINS; k++) {
+      const p = probabilities[i * AGE_BINS + k];
+      if (p > 0 && cum + p >= target) {
+        value = k - 0.5 + (target - cum) / p;
+        break;
+      }
+      cum += p;
+    }
+    out[i] = Math.max(0, value);
+  }
+  return out;
+}
+
+/**
  * The age loss: DLDL's cross-entropy with the label distribution, plus (for "dldl-l1") the
  * absolute error of the expected age in decades (DLDL-v2), which pulls the readout itself
  * towards the truth.

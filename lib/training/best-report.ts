@@ -15,6 +15,7 @@ import type { PredictionRow } from "./runs";
 import { FACE_API_FIGURES } from "./best-card";
 import type { AblationRow, PreprocessingRow } from "./best-types";
 import type { BestMetrics } from "./heads";
+import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./best-calibration";
 
 /** Everything a best-model folder records about itself. */
 export interface BestReport {
@@ -28,6 +29,8 @@ export interface BestReport {
   fusionAblation?: AblationRow[];
   /** Held-out test predictions of the final model. */
   predictions: PredictionRow[];
+  /** The age interval and gender calibration with its validation and test figures (calibration.json), when calibrated. */
+  calibration?: CalibrationRecord;
 }
 
 function readJson<T>(file: string): T {
@@ -48,7 +51,53 @@ export function loadBestReport(dir: string): BestReport {
     preprocessing: fs.existsSync(prep) ? readJson<PreprocessingRow[]>(prep) : undefined,
     fusionAblation: fs.existsSync(path.join(dir, "ablation-fusion.json")) ? readJson<AblationRow[]>(path.join(dir, "ablation-fusion.json")) : undefined,
     predictions: saved.map((p) => ({ ...p, trueGroup: ageGroupOf(p.age), predGroup: ageGroupOf(p.predAge) })),
+    calibration: fs.existsSync(path.join(dir, CALIBRATION_FILE)) ? readJson<CalibrationRecord>(path.join(dir, CALIBRATION_FILE)) : undefined,
   };
+}
+
+/** Reliability diagram: mean predicted P(female) per bin against the share of females in it, raw and calibrated. */
+export function reliabilityFigure(raw: readonly ReliabilityBin[], calibrated: readonly ReliabilityBin[] | undefined, ctx?: FigureContext): PlotlyFigure {
+  const trace = (bins: readonly ReliabilityBin[], name: string) => {
+    const used = bins.filter((b) => b.faces > 0);
+    return { type: "scatter", mode: "lines+markers", name, x: used.map((b) => b.meanPredicted), y: used.map((b) => b.observed), text: used.map((b) => `n=${b.faces}`), marker: { size: used.map((b) => 6 + Math.sqrt(b.faces) / 2) } };
+  };
+  return {
+    data: [
+      { type: "scatter", mode: "lines", name: "perfectly calibrated", x: [0, 1], y: [0, 1], line: { dash: "dash", color: "#888" } },
+      trace(raw, "P(female), raw"),
+      ...(calibrated ? [trace(calibrated, "P(female), temperature-calibrated")] : []),
+    ],
+    layout: {
+      title: { text: `Gender reliability: predicted P(female) vs share female${ctx?.split ? ` (${ctx.split}${ctx.images ? `, ${ctx.images} faces` : ""}, 10 bins)` : ""}` },
+      xaxis: { title: { text: "mean predicted P(female) in the bin" }, range: [0, 1] },
+      yaxis: { title: { text: "observed share female" }, range: [0, 1] },
+    },
+  };
+}
+
+/** Share of real ages inside the 80% interval per decade, with the target line. */
+export function intervalCoverageFigure(c: CalibrationRecord, ctx?: FigureContext): PlotlyFigure {
+  const bands = c.test.byDecade;
+  return {
+    data: [
+      { type: "bar", name: "real age inside the interval", x: bands.map((b) => b.band), y: bands.map((b) => b.coverage), text: bands.map((b) => `n=${b.faces}, width ${b.meanWidth.toFixed(1)} y`), textposition: "outside" },
+      { type: "scatter", mode: "lines", name: `target ${Math.round(c.age.level * 100)}%`, x: bands.map((b) => b.band), y: bands.map(() => c.age.level), line: { dash: "dash" } },
+    ],
+    layout: {
+      title: { text: `Age interval coverage by decade (${ctx?.split ?? "test"}${ctx?.images ? `, ${ctx.images} faces` : ""}; overall ${(c.test.coverage.coverage * 100).toFixed(1)}%)` },
+      xaxis: { title: { text: "real age (years)" }, type: "category" },
+      yaxis: { title: { text: "share inside" }, range: [0, 1.1], tickformat: ".0%" },
+    },
+  };
+}
+
+/** The calibration's summary rows (validation, where it was fitted, and the test split). */
+export function calibrationRows(c: CalibrationRecord): { faces: string; inside: string; below: string; above: string; "mean width (years)": string; "gender ECE raw": string; "gender ECE calibrated": string }[] {
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  return [
+    { faces: `validation, ${c.validation.coverage.faces} (fitted on)`, inside: pct(c.validation.coverage.coverage), below: pct(c.validation.coverage.below), above: pct(c.validation.coverage.above), "mean width (years)": c.validation.coverage.meanWidth.toFixed(1), "gender ECE raw": pct(c.gender.eceBefore), "gender ECE calibrated": pct(c.gender.eceAfter) },
+    { faces: `test, ${c.test.faces}`, inside: pct(c.test.coverage.coverage), below: pct(c.test.coverage.below), above: pct(c.test.coverage.above), "mean width (years)": c.test.coverage.meanWidth.toFixed(1), "gender ECE raw": pct(c.test.eceBefore), "gender ECE calibrated": pct(c.test.eceAfter) },
+  ];
 }
 
 /** Gender accuracy per real-age band, this model next to face-api.js's figures. */
@@ -71,10 +120,17 @@ export function genderByBandFigure(m: BestMetrics, ctx?: FigureContext): PlotlyF
 /** The model card's figures: predicted vs real age, MAE by decade, gender by age band. */
 export function bestFigures(r: BestReport): NamedFigure[] {
   const ctx: FigureContext = { split: "test", images: r.test.images, profile: "full" };
+  const c = r.calibration;
   return [
     { name: "07-best-predicted-vs-real", figure: predictedVsRealFigure(r.predictions, ctx) },
     { name: "07-best-mae-by-decade", figure: maeByBandFigure(r.test.maeByBand ?? [], ctx) },
     { name: "07-best-gender-by-band", figure: genderByBandFigure(r.test, ctx) },
+    ...(c
+      ? [
+          { name: "07-best-interval-coverage", figure: intervalCoverageFigure(c, { ...ctx, images: c.test.faces }) },
+          { name: "07-best-gender-reliability", figure: reliabilityFigure(c.test.reliability, c.test.reliabilityCalibrated, { ...ctx, images: c.test.faces }) },
+        ]
+      : []),
   ];
 }
 
@@ -107,7 +163,7 @@ export function bestComparisonRows(r: BestReport): { model: string; "20-group": 
  * the model itself (decode + backbones + heads), and shows them with their photos. Faces the
  * model trained on are left out, so what is shown is honest. Returns the predictions.
  */
-export async function showBestSamplePredictions(faces: FaceDataset, r: BestReport, options: { count?: number; columns?: number } = {}): Promise<{ file: string; age: number; predAge: number; gender: string; predGender: string }[]> {
+export async function showBestSamplePredictions(faces: FaceDataset, r: BestReport, options: { count?: number; columns?: number } = {}): Promise<{ file: string; age: number; predAge: number; ageLow?: number; ageHigh?: number; gender: string; predGender: string; pFemale: number }[]> {
   const heldOut = new Set(r.predictions.map((p) => p.file));
   const indices = faces.records.map((rec, i) => (heldOut.has(rec.file) ? i : -1)).filter((i) => i >= 0).slice(0, options.count ?? 10);
   if (indices.length === 0) throw new Error(`None of the ${faces.records.length} faces of ${faces.dir} is in the model's held-out test split.`);
@@ -115,9 +171,14 @@ export async function showBestSamplePredictions(faces: FaceDataset, r: BestRepor
   const preds = await predictBestFiles(r.dir, files);
   const rows = preds.map((p, k) => {
     const rec = faces.records[indices[k]];
-    return { file: rec.file, age: rec.age, predAge: Number(p.age!.toFixed(1)), gender: GENDER_LABELS[rec.gender], predGender: p.gender! };
+    const round = (v?: number) => (v === undefined ? undefined : Number(v.toFixed(1)));
+    return { file: rec.file, age: rec.age, predAge: Number(p.age!.toFixed(1)), ageLow: round(p.ageLow), ageHigh: round(p.ageHigh), gender: GENDER_LABELS[rec.gender], predGender: p.gender!, pFemale: Number(p.pFemale!.toFixed(3)) };
   });
-  const captions = rows.map((x) => `${predictionCaption({ gender: x.predGender, age: x.predAge })} (${decodeAgeGroup(ageGroupOf(x.predAge), REPORT_AGE_GROUPS)})\nReal: ${x.gender}, ${x.age}`);
+  const captions = rows.map((x) =>
+    x.ageLow === undefined
+      ? `${predictionCaption({ gender: x.predGender, age: x.predAge })} (${decodeAgeGroup(ageGroupOf(x.predAge), REPORT_AGE_GROUPS)})\nReal: ${x.gender}, ${x.age}`
+      : `${x.predGender} (P(female) ${x.pFemale.toFixed(2)}), ${ageWithInterval(x.predAge, x.ageLow, x.ageHigh)}\nReal: ${x.gender}, ${x.age}`,
+  );
   await showFaces(faces, indices, { captions, columns: options.columns ?? 5, width: 150, title: "Held-out sample faces predicted by models/best" });
   return rows;
 }

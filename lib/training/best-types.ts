@@ -4,6 +4,7 @@
  */
 import type { BackboneName } from "../models/features";
 import type { BestMetrics, HeadConfig } from "./heads";
+import type { CalibrationRecord } from "./best-calibration";
 
 /** One row of the ablation table (validation split). */
 export interface AblationRow {
@@ -20,6 +21,8 @@ export interface AblationRow {
   genderAccuracy13: number;
   ageGroupAccuracy: number;
   seconds: number;
+  /** Gender accuracy per real-age band on the validation faces, where recorded. */
+  genderByBand?: Record<string, number>;
 }
 
 /** How a slow backbone is extracted for a subset of the faces (see `featureRows`). */
@@ -48,11 +51,15 @@ export interface BestRunRecord {
   data: { dir: string; faces: number; test: number; seed: number; testFraction: number };
   /** Training faces the final heads were fitted on. */
   trainedOn: number;
+  /** Gender levers tried on validation (issue 19; ablation-gender.json), when the folder holds them. */
+  genderAblation?: AblationRow[];
   /** Validation faces every ablation step was scored on. */
   validationFaces: number;
   subset?: FeatureSubset;
   /** The ablation of the fusion run (`best train --recipe fusion`), when the folder holds one (ablation-fusion.json). */
   fusionAblation?: AblationRow[];
+  /** The age interval and gender calibration (`best calibrate`), when the folder holds calibration.json. */
+  calibration?: CalibrationRecord;
   /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
   preprocessing?: PreprocessingRow[];
 }

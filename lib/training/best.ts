@@ -23,6 +23,7 @@ import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from
 export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./heads";
 import { fineTuneHeads, modelInputs } from "./finetune";
+import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./best-calibration";
 
 
 /** A named ablation step: a head config or a backbone's own outputs (no training). */
@@ -43,7 +44,7 @@ const DLDL_HEAD_EPOCHS = 15;
 export function defaultAblation(
   backbones: readonly BackboneName[],
   epochs = DEFAULT_HEAD_CONFIG.epochs,
-  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean } = {},
+  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean; genderSmoothing?: number; genderBalance?: boolean } = {},
 ): AblationStep[] {
   const fineTune = options.fineTune ?? DEFAULT_FINE_TUNE;
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
@@ -79,6 +80,23 @@ export function defaultAblation(
         const genderWeight = options.genderWeight;
         steps.push({ kind: "heads", description: `the same with the gender loss weighted ${genderWeight}x (heads and fine-tuning)`, config: cfg(`facenet fine-tune gender x${genderWeight}`, { ...dldl, fineTune, genderWeight }) });
       }
+    }
+  }
+  if (backbones.includes("facenet") && !options.short && (options.genderSmoothing || options.genderBalance)) {
+    // Gender levers (issue 19), on the model's own recipe (fine-tuned, one stage deeper with
+    // --deeper), or with --fine-tune-epochs 0 on the frozen DLDL-v2 heads (seconds per step).
+    const tuned = fineTune.epochs > 0;
+    const recipe: Partial<HeadConfig> = tuned
+      ? { features: [{ backbone: "facenet" }], ageLoss: "dldl-l1", epochs: Math.min(epochs, DLDL_HEAD_EPOCHS), fineTune: options.deeper ? { ...fineTune, maps: "facenet-maps64" } : fineTune }
+      : { features: [{ backbone: "facenet" }], ageLoss: "dldl-l1" };
+    const base = tuned ? (options.deeper ? "facenet fine-tune deeper" : "facenet fine-tune") : "facenet dldl-l1";
+    const where = tuned ? "heads and fine-tuning" : "frozen descriptor heads";
+    if (options.genderSmoothing) {
+      const eps = options.genderSmoothing;
+      steps.push({ kind: "heads", description: `${base} with gender label smoothing ${eps} (targets ${eps / 2} and ${1 - eps / 2}; ${where})`, config: cfg(`${base} gender-smooth ${eps}`, { ...recipe, genderSmoothing: eps }) });
+    }
+    if (options.genderBalance) {
+      steps.push({ kind: "heads", description: `${base} with the gender loss balanced within each age band (0-3, 4-12, 13-19, 20-59, 60+: both genders weigh alike; ${where})`, config: cfg(`${base} gender-balance`, { ...recipe, genderBalance: "age-band" }) });
     }
   }
   if (faceres) {
@@ -240,7 +258,7 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const training = (c: Context, idx: number[]) => idx.map((i) => c.split.records[i]);
 
   const ablation: AblationRow[] = [];
-  let chosen: { config: HeadConfig; row: AblationRow; ctx: Context } | undefined;
+  let chosen: { config: HeadConfig; row: AblationRow; ctx: Context; validation: ValidationPrediction[] } | undefined;
   for (const step of options.steps) {
     const t = Date.now();
     if (step.kind === "own") {
@@ -260,9 +278,10 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
       const out = predictHeads(heads, val.plain, val.flipped);
       const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
       heads.model.dispose();
+      const validation = validationPredictions(c.split, c.validation, out);
       const row: AblationRow = { name: cfg.name, description: step.description, faces: c.fit.length, dim: fusedDim(modelInputs(cfg)), bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
       ablation.push(row);
-      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row, ctx: c };
+      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row, ctx: c, validation };
     }
     const r = ablation[ablation.length - 1];
     log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, fit on ${r.faces} faces, ${r.seconds.toFixed(0)} s`);
@@ -271,7 +290,10 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   if (options.validationOnly) {
     fs.mkdirSync(options.outDir, { recursive: true });
     writeJsonAtomic(path.join(options.outDir, "ablation.json"), ablation);
-    log(`[ablation] validation only: ${chosen.row.name} would be chosen (validation MAE ${chosen.row.mae.toFixed(2)}); ${path.join(options.outDir, "ablation.json")} written, the test split untouched`);
+    // The chosen step's predictions of the validation faces it never trained on: what
+    // `best calibrate` fits the age interval and the gender temperature on.
+    writeJsonAtomic(path.join(options.outDir, VALIDATION_PREDICTIONS_FILE), { model: chosen.row.name, fitFaces: chosen.row.faces, predictions: chosen.validation });
+    log(`[ablation] validation only: ${chosen.row.name} would be chosen (validation MAE ${chosen.row.mae.toFixed(2)}); ${path.join(options.outDir, "ablation.json")} and ${VALIDATION_PREDICTIONS_FILE} written, the test split untouched`);
     return undefined;
   }
 
@@ -340,6 +362,12 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   writeFileAtomic(path.join(out, "MODEL_CARD.md"), bestModelCard(result));
   log(`[test] ${split.test.length} held-out faces: MAE ${test.mae?.toFixed(2)}, gender ${((test.genderAccuracy ?? 0) * 100).toFixed(1)}%, 20-group ${((test.ageAccuracy ?? 0) * 100).toFixed(1)}% (within one ${((test.ageAccuracyWithin1 ?? 0) * 100).toFixed(1)}%), ${secondsPerImage.toFixed(3)} s/image`);
   return result;
+}
+
+function validationPredictions(split: BestSplit, idx: readonly number[], out: HeadOutputs): ValidationPrediction[] {
+  const x = intervalInputs(out.ageProbabilities, out.n);
+  const r4 = (v: number) => Number(v.toFixed(4));
+  return idx.map((i, k) => ({ file: split.records[i].file, age: split.records[i].age, gender: split.records[i].gender as number, predAge: r4(x[k].predAge), q10: r4(x[k].q10), q90: r4(x[k].q90), pFemale: r4(out.pFemale[k]) }));
 }
 
 /** The rows a model of `cfg` reads for some faces (plain and mirrored) and their labels. */
@@ -414,7 +442,7 @@ export function rewriteModelCard(dir: string): string {
   for (const key of ["chosen", "test", "data"] as const) {
     if (typeof run[key] !== "object" || run[key] === null) throw new Error(`${path.join(dir, "run.json")} is damaged: it has no "${key}". ${fix}`);
   }
-  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json") });
+  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json"), calibration: read<CalibrationRecord>(CALIBRATION_FILE), genderAblation: read<AblationRow[]>("ablation-gender.json") });
   writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
   return card;
 }

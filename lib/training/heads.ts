@@ -43,6 +43,10 @@ export interface HeadConfig {
   seed: number;
   /** Weight of the gender loss against the age loss (default 1). */
   genderWeight?: number;
+  /** Gender label smoothing: targets eps/2 and 1 - eps/2 instead of 0 and 1 (default 0). */
+  genderSmoothing?: number;
+  /** "age-band": each face's gender loss weighted so that, within each age band of GENDER_BANDS, both genders weigh the same. */
+  genderBalance?: "age-band";
   /**
    * Fine-tuning after the heads: the heads are folded onto face-api's last stages, which then
    * train together with them on cached trunk maps (lib/training/finetune.ts); the model then
@@ -204,6 +208,10 @@ export interface FitRowsOptions {
   seed: number;
   /** Weight of the gender loss against the age loss (default 1). */
   genderWeight?: number;
+  /** Gender label smoothing (see HeadConfig). */
+  genderSmoothing?: number;
+  /** Gender class balance within age bands (see HeadConfig). */
+  genderBalance?: "age-band";
   /** Called after each epoch (validation checks). */
   onEpoch?: (epoch: number, loss: number) => void;
 }
@@ -220,7 +228,17 @@ export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: numbe
   if (x.length !== rows * dim) throw new Error(`Training rows hold ${x.length / dim} rows of ${dim} values, labels ${rows}.`);
   const optimizer = tf.train.adam(o.learningRate);
   const genderWeight = o.genderWeight ?? 1;
-  model.compile({ optimizer, loss: [ageLossFn(o.ageLoss), (yt: tf.Tensor, yp: tf.Tensor) => tf.mul(tf.mean(tf.metrics.binaryCrossentropy(yt, yp)), genderWeight)] });
+  // Each row's gender loss weight (balance by age band), set per batch before its step (tfjs
+  // layers take no per-sample weights in trainOnBatch; the loss runs eagerly inside the step).
+  let batchWeight: tf.Tensor | undefined;
+  const genderLoss = (yt: tf.Tensor, yp: tf.Tensor) =>
+    tf.tidy(() => {
+      const bce = tf.metrics.binaryCrossentropy(yt, yp);
+      return tf.mul(tf.mean(batchWeight ? tf.mul(bce, batchWeight) : bce), genderWeight);
+    });
+  model.compile({ optimizer, loss: [ageLossFn(o.ageLoss), genderLoss] });
+  const eps = o.genderSmoothing ?? 0;
+  const rowWeight = o.genderBalance === "age-band" ? bandBalanceWeights(ages, genders) : undefined;
   const inputShape = (model.inputs[0].shape as number[]).slice(1);
   const rng = mulberry32(o.seed);
   try {
@@ -243,11 +261,13 @@ export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: numbe
         idx.forEach((r, k) => bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim));
         const xs = tf.tensor(bx, [idx.length, ...inputShape]);
         const ya = tf.tensor2d(ageDistributionTargets(Array.from(idx, (r) => ages[r]), o.sigma), [idx.length, AGE_BINS]);
-        const yg = tf.tensor2d(Float32Array.from(idx, (r) => genders[r]), [idx.length, 1]);
+        const yg = tf.tensor2d(Float32Array.from(idx, (r) => genders[r] * (1 - eps) + eps / 2), [idx.length, 1]);
+        batchWeight = rowWeight && tf.tensor1d(Float32Array.from(idx, (r) => rowWeight[r]));
         const loss = (await model.trainOnBatch(xs, [ya, yg])) as number[];
         lossSum += loss[0];
         batches++;
         tf.dispose([xs, ya, yg]);
+        if (batchWeight) batchWeight.dispose();
       }
       o.onEpoch?.(epoch, lossSum / batches);
     }
@@ -255,6 +275,21 @@ export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: numbe
     // Adam's moment estimates are not freed by model.dispose().
     optimizer.dispose();
   }
+}
+
+/**
+ * Per-row gender loss weights that balance the genders within each age band (0-3, 4-12, 13-19,
+ * 20-59, 60+): a row weighs n_band / (2 n_band,gender), so both genders of a band weigh alike.
+ */
+export function bandBalanceWeights(ages: readonly number[], genders: readonly number[]): Float32Array {
+  const bands = GENDER_BANDS.filter((b) => b.label !== "13+");
+  const bandOf = (a: number) => bands.findIndex((b) => a >= b.lo && a <= b.hi);
+  const count = bands.map(() => [0, 0]);
+  ages.forEach((a, i) => count[bandOf(a)][genders[i]]++);
+  return Float32Array.from(ages, (a, i) => {
+    const c = count[bandOf(a)];
+    return c[0] && c[1] ? (c[0] + c[1]) / (2 * c[genders[i]]) : 1;
+  });
 }
 
 /** Training rows with the mirrored copies appended when `flipTrain` (and they exist). */

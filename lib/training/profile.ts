@@ -73,8 +73,9 @@ export function profileSettings(name?: string): ProfileSettings {
   if (chosen !== "quick" && chosen !== "full") {
     throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: about a minute on the sample), full (the report's protocol) or smoke (the test suite's).`);
   }
-  // A smoke run's config.json says "quick": within a smoke session (resume, reuse) it stays smoke.
-  if (chosen === "quick" && (process.env[PROFILE_ENV] ?? defaultProfile()).trim() === SMOKE_PROFILE) return { ...SMOKE };
+  // A smoke run's config.json says "quick": with EXPERIMENT_PROFILE=smoke (resume, reuse) it stays smoke.
+  // Without it a named quick is quick, under the test runner too (the notebook generator's headers).
+  if (chosen === "quick" && (process.env[PROFILE_ENV] ?? "").trim() === SMOKE_PROFILE) return { ...SMOKE };
   return { ...PROFILES[chosen] };
 }
 

@@ -1,0 +1,120 @@
+/**
+ * `best calibrate`: fits the age interval and the gender temperature of a best-model folder on
+ * the validation predictions of a validation-only run (`best train --validation-only`, whose
+ * model never trained on those faces), stores them in the folder's best.json, then looks at
+ * the held-out test split once: interval coverage (overall, per decade) and the reliability of
+ * P(female), written to calibration.json and the model card.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { initBackend } from "../engine/backend";
+import { readJsonFile } from "../core/file-errors";
+import { writeJsonAtomic } from "../core/files";
+import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "../inference/best-predict";
+import { loadBestSplit } from "./best-data";
+import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./best-calibration";
+
+/** Options of `calibrateBest`. */
+export interface CalibrateOptions {
+  /** The model folder to calibrate (models/best). */
+  modelDir: string;
+  /** The validation-only run folder holding validation-predictions.json. */
+  from: string;
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+/** Fits the calibration on validation, stores it in best.json, scores the test split once. */
+export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRecord> {
+  const log = o.log ?? console.log;
+  await initBackend();
+  const source = readJsonFile<{ model: string; fitFaces: number; predictions: ValidationPrediction[] }>(path.join(o.from, VALIDATION_PREDICTIONS_FILE), "Write it with npm run cli -- best train --validation-only --out <that folder>.");
+  const split = await loadBestSplit({ dir: o.dir });
+  // The calibration must come from the validation faces, never a test face.
+  const validationFiles = new Set(split.validation.map((i) => split.records[i].file));
+  const testFiles = split.test.map((i) => split.records[i].file);
+  const stray = source.predictions.filter((p) => !validationFiles.has(p.file));
+  if (stray.length || source.predictions.length !== validationFiles.size) {
+    throw new Error(`${o.from}/${VALIDATION_PREDICTIONS_FILE} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${validationFiles.size} validation faces of this split: rerun best train --validation-only on the same data.`);
+  }
+  const rows = source.predictions;
+  const fittedOn = { split: "validation", model: `${source.model} (validation-only run, fitted on ${source.fitFaces} faces)` };
+  const age = fitAgeInterval(rows, fittedOn);
+  const gender = fitGenderTemperature(rows.map((r) => r.pFemale), rows.map((r) => r.gender), fittedOn);
+  log(`[calibrate] ${rows.length} validation faces: 10-90th percentiles held ${(age.rawCoverage * 100).toFixed(1)}% of real ages; scales ${age.lowerScale.toFixed(3)} (below) and ${age.upperScale.toFixed(3)} (above) hold ${(age.coverage * 100).toFixed(1)}%; gender temperature ${gender.temperature} (ECE ${(gender.eceBefore * 100).toFixed(1)}% -> ${(gender.eceAfter * 100).toFixed(1)}%)`);
+
+  const bestFile = path.join(o.modelDir, BEST_MODEL_FILE);
+  const file = readJsonFile<BestModelFile>(bestFile, "Is it a best-model folder (npm run cli -- best train)?");
+  writeJsonAtomic(bestFile, { ...file, format: BEST_MODEL_FORMAT, calibration: { age, gender } });
+
+  // The one look at the test split, through the whole predictor as a user runs it.
+  const model = await loadBestModel(o.modelDir);
+  let preds: Awaited<ReturnType<typeof predictBestFiles>>;
+  try {
+    preds = await predictBestFiles(model, split.test.map((i) => split.files[i]), 32, (done, total) => {
+      if (done % 320 === 0 || done === total) log(`[calibrate] test split: ${done}/${total} faces predicted`);
+    });
+  } finally {
+    disposeBestModel(model);
+  }
+  const missing = preds.filter((p) => p.skipped || p.ageLow === undefined);
+  if (missing.length) throw new Error(`${missing.length} test faces got no interval (first: ${missing[0].file}: ${missing[0].skipped ?? "no calibration"}).`);
+  const test = split.test.map((i, k) => ({ file: testFiles[k], age: split.records[i].age, gender: split.records[i].gender as number, predAge: preds[k].age!, low: preds[k].ageLow!, high: preds[k].ageHigh!, pFemale: preds[k].pFemale! }));
+  // Coverage straight from the bounds a user gets.
+  const inside = (r: { age: number; low: number; high: number }) => r.age >= r.low && r.age <= r.high;
+  const cov = (xs: typeof test): Coverage => ({
+    faces: xs.length,
+    coverage: xs.filter(inside).length / xs.length,
+    below: xs.filter((r) => r.age < r.low).length / xs.length,
+    above: xs.filter((r) => r.age > r.high).length / xs.length,
+    meanWidth: xs.reduce((s, r) => s + r.high - r.low, 0) / xs.length,
+  });
+  const byDecade = intervalCoverageByBand([], age).map((b, d) => {
+    const lo = d * 10;
+    const xs = test.filter((r) => (d === 8 ? r.age >= 80 : r.age >= lo && r.age <= lo + 9));
+    return { ...cov(xs), band: b.band };
+  });
+  const rawP = test.map((r) => uncalibrate(r.pFemale, gender.temperature));
+  const genders = test.map((r) => r.gender);
+  const record: CalibrationRecord = {
+    age,
+    gender,
+    source: { run: path.relative(process.cwd(), path.resolve(o.from)).split(path.sep).join("/"), model: source.model, fitFaces: source.fitFaces },
+    validation: {
+      coverage: intervalCoverage(rows, age),
+      byDecade: intervalCoverageByBand(rows, age),
+      reliability: reliabilityBins(rows.map((r) => r.pFemale), rows.map((r) => r.gender)),
+      reliabilityCalibrated: reliabilityBins(rows.map((r) => calibratedPFemale(r.pFemale, gender.temperature)), rows.map((r) => r.gender)),
+    },
+    test: {
+      faces: test.length,
+      mae: test.reduce((s, r) => s + Math.abs(r.predAge - r.age), 0) / test.length,
+      coverage: cov(test),
+      byDecade,
+      reliability: reliabilityBins(rawP, genders),
+      reliabilityCalibrated: reliabilityBins(test.map((r) => r.pFemale), genders),
+      eceBefore: 0,
+      eceAfter: 0,
+    },
+  };
+  record.test.eceBefore = expectedCalibrationError(record.test.reliability);
+  record.test.eceAfter = expectedCalibrationError(record.test.reliabilityCalibrated);
+  writeJsonAtomic(path.join(o.modelDir, CALIBRATION_FILE), record);
+  // predictions.json gains each test face's interval and calibrated P(female).
+  const predFile = path.join(o.modelDir, "predictions.json");
+  if (fs.existsSync(predFile)) {
+    const byFile = new Map(test.map((r) => [r.file, r]));
+    const saved = readJsonFile<{ file: string; [k: string]: unknown }[]>(predFile, "Retrain the folder with npm run cli -- best train.");
+    writeJsonAtomic(predFile, saved.map((p) => {
+      const r = byFile.get(p.file);
+      return r ? { ...p, ageLow: Number(r.low.toFixed(2)), ageHigh: Number(r.high.toFixed(2)), pFemaleCalibrated: Number(r.pFemale.toFixed(4)) } : p;
+    }));
+  }
+  log(`[calibrate] test split, ${test.length} faces (looked at once): ${(record.test.coverage.coverage * 100).toFixed(1)}% of real ages inside the 80% interval, mean width ${record.test.coverage.meanWidth.toFixed(1)} years; gender ECE ${(record.test.eceBefore * 100).toFixed(1)}% -> ${(record.test.eceAfter * 100).toFixed(1)}%; MAE ${record.test.mae.toFixed(2)}`);
+  return record;
+}
+
+/** The raw P(female) back from a calibrated one. */
+function uncalibrate(p: number, temperature: number): number {
+  return calibratedPFemale(p, 1 / temperature);
+}
