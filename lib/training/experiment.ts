@@ -12,7 +12,7 @@ import { ColorMode, FaceDataset, Normalization, loadFaces } from "../data/datase
 import { AgeDivision, ageDivision, ageGroupOf, groupCount } from "../data/labels";
 import { computeMetrics } from "../analysis/metrics";
 import { ModelOptions, ModelSpec, buildModel, modelSpec, specLosses } from "../models/registry";
-import { hasAgeGroups } from "../models/tasks";
+import { balancedClassWeights, hasAgeGroups } from "../models/tasks";
 import { writeJsonAtomic } from "../core/files";
 import { RESULTS_DIR } from "../core/paths";
 import { errnoOf, readJsonFile } from "../core/file-errors";
@@ -50,6 +50,10 @@ export interface ExperimentConfig {
   validationFraction?: number;
   /** Early stopping patience in epochs (default 0 = off). */
   patience?: number;
+  /** Weight each classification output's training loss by balanced class weights from the training faces' counts (default off). */
+  classWeights?: boolean;
+  /** Keep the epoch with the lowest validation loss instead of the last (needs validation faces; default off). */
+  keepBest?: boolean;
   /** Cap on images used (the quick profile caps; the full profile uses all). */
   maxImages?: number;
   dropout?: number;
@@ -141,6 +145,8 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
     ageDivision: division.name,
     validationFraction: config.validationFraction ?? DEFAULT_VALIDATION_FRACTION,
     patience: config.patience ?? 0,
+    ...(config.classWeights ? { classWeights: "balanced" as const } : {}),
+    ...(config.keepBest ? { keepBest: true } : {}),
   };
   const factory = modelOptions({ size, color, division, seed, dropout: config.dropout, pretrainedWeights: config.pretrainedWeights });
   return { spec, settings, division, data, used, droppedByDivision, hyper, size, color, normalize: spec.normalize, seed, backend, modelOptions: factory };
@@ -229,6 +235,14 @@ export async function evaluateHeldOut(o: {
   return { metrics, predictions };
 }
 
+/** The loop options that follow from a run's hyper-parameters: class weights from its training faces, keeping the best epoch. */
+export function trainingExtras(p: Pick<PreparedExperiment, "hyper" | "spec" | "data" | "division">, fit: readonly number[]): Pick<TrainOptions, "classWeights" | "keepBest"> {
+  return {
+    ...(p.hyper.classWeights ? { classWeights: balancedClassWeights(p.spec.task, p.data.records, fit, p.division) } : {}),
+    ...(p.hyper.keepBest ? { keepBest: true } : {}),
+  };
+}
+
 /** Metadata stored in model.json so a bare model folder can still be used by `predictFiles`. */
 export function modelMetadata(p: PreparedExperiment) {
   return { model: p.spec.name, task: p.spec.task, size: p.size, color: p.color, normalize: p.normalize, ageDivision: p.division.name };
@@ -261,6 +275,7 @@ export async function trainAndRecord(o: TrainAndRecordOptions): Promise<{ traine
   writeJsonAtomic(path.join(o.dir, RUN_FILES.history), trained.history);
   await saveModel(o.train.model, path.join(o.dir, RUN_FILES.model), modelMetadata(o.p));
   const { metrics, predictions } = await evaluateHeldOut({ model: o.train.model, p: o.p, indices: o.heldOut, trainIndices: o.trainIndices, split: o.split, trainSeconds: trained.seconds, imagesPerSecond: trained.imagesPerSecond });
+  if (trained.bestEpoch !== undefined) metrics.keptEpoch = trained.bestEpoch;
   writeJsonAtomic(path.join(o.dir, RUN_FILES.predictions), predictions);
   writeJsonAtomic(path.join(o.dir, RUN_FILES.metrics), metrics);
   return { trained, metrics, predictions };
@@ -444,6 +459,7 @@ export async function runExperiment(config: ExperimentConfig): Promise<RunResult
       seed: p.seed,
       callbacks: [...runCallbacks(config, p.hyper), resumeRecorder(runDir, continued && config.progress !== false ? { label: `run ${portablePath(runDir)}`, continued: true } : undefined)],
       checkpointDir,
+      ...trainingExtras(p, fit),
     };
     const { trained, metrics, predictions } = await trainAndRecord({ p, dir: runDir, train: trainOptions, fineTune, heldOut: test, trainIndices: train, split: "test" });
     // Adam's moments are tensors of their own: free them, or every run leaks one per weight.
