@@ -154,7 +154,13 @@ export function bestModelCard(r: BestRunRecord): string {
       ? [
           "### Gender levers (issue 19, validation split only)",
           "",
-          `Tried with \`best train --validation-only --fine-tune-epochs 0 --gender-smoothing E --gender-balance\` on the frozen DLDL-v2 heads of face-api's descriptor (a minute per step on this machine; a fine-tuned run takes about 25 minutes per step here), fitted on the same ${r.genderAblation[0]?.faces} faces and scored on the same ${r.validationFaces} validation faces as the ablation above; copied here as ablation-gender.json. Age is untouched (the gender head has its own branch). Label smoothing helps gender on the frozen heads, children most; balancing the genders within age bands does not. models/best is not retrained with it: the fine-tuned step with smoothing (\`best train --validation-only --deeper --gender-smoothing 0.2 --steps "facenet fine-tune deeper gender-smooth 0.2"\`) is still to be measured.`,
+          `Tried with \`best train --validation-only --fine-tune-epochs 0 --gender-smoothing E --gender-balance\` on the frozen DLDL-v2 heads of face-api's descriptor (a minute per step on this machine; a fine-tuned run takes about 25 minutes per step here), fitted on the same ${r.genderAblation[0]?.faces} faces and scored on the same ${r.validationFaces} validation faces as the ablation above; copied here as ablation-gender.json. Age is untouched (the gender head has its own branch). Label smoothing helps gender on the frozen heads, children most; balancing the genders within age bands does not.${(() => {
+            const tuned = r.genderAblation!.filter((x) => x.name.startsWith("facenet fine-tune"));
+            const [plain, smooth] = [tuned.find((x) => !x.name.includes("gender-")), tuned.find((x) => x.name.includes("gender-smooth"))];
+            return plain && smooth
+              ? ` On the fine-tuned model itself (\`best train --validation-only --deeper --gender-smoothing 0.2 --steps "${smooth.name}"\`, last rows) the gain is gone: gender ${pct(smooth.genderAccuracy)} against ${pct(plain.genderAccuracy)}, 13+ ${pct(smooth.genderAccuracy13)} against ${pct(plain.genderAccuracy13)}, within a few of the ${r.validationFaces} faces; so it is not kept and models/best is not retrained.`
+              : " models/best is not retrained with it: the fine-tuned step with smoothing is still to be measured.";
+          })()}`,
           "",
           "| step | what | MAE | gender | 0-3 | 4-12 | 13+ |",
           "|---|---|---|---|---|---|---|",
