@@ -381,7 +381,7 @@ ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" 
 ut.showTable(report.test.genderByBand, { title: "Gender accuracy by age band (test split)", digits: 3 });
 const samplePredictions = await best.showBestSamplePredictions(faces, report, { count: 10 });
 `),
-    md("## How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened on the validation faces by a model that never trained on them so that 80% of real ages fall inside) and P(female), temperature-calibrated on the same faces (`npm run cli -- best calibrate`). The test split is scored once: the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
+    md("### How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened on the validation faces by a model that never trained on them so that 80% of real ages fall inside) and P(female), temperature-calibrated on the same faces (`npm run cli -- best calibrate`). The test split is scored once: the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
     code(`
 if (report.calibration) {
   ut.showTable(best.calibrationRows(report.calibration), { title: \`80% age interval and gender calibration: fitted on \${report.calibration.age.fittedOn.faces} validation faces, scored on \${report.calibration.test.faces} test faces\` });
