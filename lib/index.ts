@@ -48,8 +48,8 @@ export { runKFold, mergeKFold, foldSchedule } from "./training/kfold";
 export type { KFoldConfig } from "./training/kfold";
 export { progressCallback, earlyStopping, historyCallback } from "./training/callbacks";
 export type { TrainingCallback } from "./training/callbacks";
-export { loadRun, listRuns, latestRun, portablePath, RUN_FILES } from "./training/runs";
-export type { RunConfig, RunMetrics, RunResult, LoadedRun, KFoldResult, PredictionRow, EpochRecord } from "./training/runs";
+export { loadRun, listRuns, latestRun, portablePath, RUN_FILES } from "./records/runs";
+export type { RunConfig, RunMetrics, RunResult, LoadedRun, KFoldResult, PredictionRow, EpochRecord } from "./records/runs";
 
 // Evaluate and predict.
 export { computeMetrics, majorityBaseline, headlineFigures, accuracy, accuracyWithin, confusionMatrix, meanAbsoluteError, maeByBand, predictedVsReal } from "./analysis/metrics";

@@ -7,7 +7,7 @@ import { parseArgs } from "util";
 import { setBackendQuiet } from "../lib/engine/backend";
 import { PathScores, compareDetectWithCrops, detectVsCropRows } from "../lib/inference/compare";
 import { writeJsonAtomic } from "../lib/core/paths";
-import { portablePath, resolveRunDir } from "../lib/training/runs";
+import { portablePath, resolveRunDir } from "../lib/records/runs";
 
 function line(name: string, s: PathScores): string {
   const pct = (v?: number) => (v === undefined ? "-" : `${(v * 100).toFixed(1)}%`);

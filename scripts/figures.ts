@@ -14,7 +14,7 @@ import { exportFigures, exportRunFigures, launchChromium, RUN_FIGURES_SUBDIR, ty
 import { ageHistogramFigure, comparisonFigure, groupGenderCountsFigure, PUBLISHED_CLAIMS, sharesFigure, type NamedFigure } from "../lib/analysis/figures";
 import { comparisonRow, runFigures } from "../lib/analysis/run-figures";
 import { FIGURES_DIR, IMAGE_SIZE, resolveDataDir } from "../lib/core/paths";
-import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/training/runs";
+import { latestRun, listRuns, portablePath, type LoadedRun } from "../lib/records/runs";
 
 /**
  * The figures of each experiment's latest finished run. A damaged run (a corrupt metrics.json,

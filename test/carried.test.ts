@@ -18,7 +18,7 @@ import { buildModel } from "../lib/models/registry";
 import { evaluateLoss, lossAndMetrics, lossesFor, targetTensors, trainModel } from "../lib/training/train";
 import { measureLeak, leakSentence } from "../lib/analysis/leak";
 import { initBackend } from "../lib/engine/backend";
-import type { KFoldSummary, RunConfig, RunMetrics } from "../lib/training/runs";
+import type { KFoldSummary, RunConfig, RunMetrics } from "../lib/records/runs";
 
 const CLI = path.join(REPO_ROOT, "lib", "cli", "main.ts");
 const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");

@@ -15,7 +15,7 @@ import { ageGroupOf } from "../lib/data/labels";
 import { degenerateWarnings } from "../lib/analysis/metrics";
 import { showMetrics } from "../lib/notebook/display";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
-import type { PredictionRow } from "../lib/training/runs";
+import type { PredictionRow } from "../lib/records/runs";
 
 setBackendQuiet(true);
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "degenerate-"));

@@ -15,7 +15,7 @@ import { Box, detectFaces, detectorSharesEngine, framingOf, iou, readRgb, traini
 import { PHOTO_CSV_COLUMNS, cutFace, photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
 import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
 import { REPO_ROOT, resolveDataDir } from "../lib/core/paths";
-import { loadRun } from "../lib/training/runs";
+import { loadRun } from "../lib/records/runs";
 
 setBackendQuiet(true);
 

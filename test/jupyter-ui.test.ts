@@ -21,7 +21,7 @@ import { chromiumPath, launchChromium } from "../lib/notebook/export";
 import { runFigures } from "../lib/analysis/run-figures";
 import { referenceFigures, referenceRun } from "../lib/analysis/reference";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/core/paths";
-import { listRuns, loadRun } from "../lib/training/runs";
+import { listRuns, loadRun } from "../lib/records/runs";
 import { findJupyter, installKernelSpec, jupyterEnv, jupyterPython } from "../scripts/jupyter";
 import { jupyterServerCommand } from "../scripts/notebook";
 import { executeCopy } from "../scripts/run-notebooks";

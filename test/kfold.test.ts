@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { foldSchedule } from "../lib/training/kfold";
 import { REPO_ROOT } from "../lib/core/paths";
-import type { EpochRecord, KFoldSummary } from "../lib/training/runs";
+import type { EpochRecord, KFoldSummary } from "../lib/records/runs";
 
 test("the fold schedule keeps the report's ends and falls by at least one epoch a fold", () => {
   assert.deepEqual(foldSchedule(10, 15, 2), [15, 14, 12, 11, 9, 8, 6, 5, 3, 2]);

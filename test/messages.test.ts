@@ -17,7 +17,7 @@ import { REPO_ROOT, RESULTS_DIR, SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { FaceDataset, loadFaces } from "../lib/data/dataset";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { predictFiles, writePredictionsCsv } from "../lib/inference/predict";
-import { RunResult } from "../lib/training/runs";
+import { RunResult } from "../lib/records/runs";
 import { runExperiment } from "../lib/training/experiment";
 import { latestRunFigures } from "../scripts/figures";
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { accuracy, accuracyWithin, computeMetrics, confusionMatrix, maeByBand, majorityBaseline, meanAbsoluteError, predictedVsReal } from "../lib/analysis/metrics";
-import type { PredictionRow } from "../lib/training/runs";
+import type { PredictionRow } from "../lib/records/runs";
 
 test("accuracy, within-one accuracy and confusion matrix match hand counts", () => {
   const truth = [0, 1, 2, 2, 3];

@@ -17,7 +17,7 @@ import { FaceDataset, loadFaces } from "../lib/data/dataset";
 import { ExperimentConfig, evaluateRun, runExperiment } from "../lib/training/experiment";
 import { runKFold } from "../lib/training/kfold";
 import { REPO_ROOT, RESULTS_DIR, SAMPLE_DATA_DIR } from "../lib/core/paths";
-import { loadRun } from "../lib/training/runs";
+import { loadRun } from "../lib/records/runs";
 
 setBackendQuiet(true);
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "resume-"));

@@ -10,7 +10,7 @@ import { loadFaces } from "../lib/data/dataset";
 import { runExperiment } from "../lib/training/experiment";
 import { buildModel } from "../lib/models/registry";
 import { resolveDataDir } from "../lib/core/paths";
-import { loadRun } from "../lib/training/runs";
+import { loadRun } from "../lib/records/runs";
 import { trainModel } from "../lib/training/train";
 
 setBackendQuiet(true);

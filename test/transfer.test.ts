@@ -11,7 +11,7 @@ import { FACENET_MIN_SIZE, FACENET_NATIVE_SIZE, FACENET_STAGES, buildFaceNetDesc
 import { buildModel } from "../lib/models/registry";
 import { resolveDataDir } from "../lib/core/paths";
 import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
-import { loadRun } from "../lib/training/runs";
+import { loadRun } from "../lib/records/runs";
 import { saveModel } from "../lib/models/files";
 import { predictOutputs, trainModel } from "../lib/training/train";
 import { TransferEpochRecord, layersToUnfreeze, unfreeze } from "../lib/models/transfer";

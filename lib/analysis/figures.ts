@@ -8,7 +8,7 @@
  */
 import type { FaceRecord, GroupCount } from "../data/dataset";
 import { GENDER_LABELS } from "../data/labels";
-import type { Baseline, BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../training/runs";
+import type { Baseline, BandError, ConfusionMatrix, EpochRecord, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, PredictionRow, RunMetrics, RunResult } from "../records/runs";
 
 /** A Plotly figure: traces and layout, as `Plotly.newPlot(div, data, layout)` takes them. */
 export interface PlotlyFigure {

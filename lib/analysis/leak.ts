@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { GENDER_THRESHOLD } from "../data/labels";
 import { LeakFigureRow } from "./figures";
-import { KFoldPlan, PredictionRow, RUN_FILES, RunConfig, RunMetrics, foldDirName, portablePath } from "../training/runs";
+import { KFoldPlan, PredictionRow, RUN_FILES, RunConfig, RunMetrics, foldDirName, portablePath } from "../records/runs";
 
 /** One fold (of one pass) of a K-fold run, as the leak sees it. */
 export interface FoldLeak extends LeakFigureRow {

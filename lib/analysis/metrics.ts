@@ -7,7 +7,7 @@ import { AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, REPORT_AGE_GROUPS } from 
 import { meanAndVariance, mostFrequent } from "./scores";
 import type { ModelTask } from "../core/kinds";
 import { taskSpecs } from "../models/tasks";
-import type { Baseline, PredictionRow, RunMetrics } from "../training/runs";
+import type { Baseline, PredictionRow, RunMetrics } from "../records/runs";
 
 export { AGE_BANDS, accuracy, accuracyWithin, confusionMatrix, maeByBand, meanAbsoluteError, meanAndVariance, predictedVsReal } from "./scores";
 

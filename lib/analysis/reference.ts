@@ -3,7 +3,7 @@
  * 8,818 real faces), committed under results/reference/<experiment>/<run-id>/ so a fresh clone
  * can show what the protocol gives next to its own quick run.
  *
- * A reference run folder is a run folder (lib/training/runs.ts) without weights: config.json,
+ * A reference run folder is a run folder (lib/records/runs.ts) without weights: config.json,
  * history.json, metrics.json, predictions.json; a K-fold run keeps its fold-NN/ folders (their
  * records are the source of truth, so a run with only some folds finished is read as such) and
  * drops the merged copies at the top, which the loader recomputes. results/reference/README.md
@@ -14,11 +14,11 @@ import * as path from "path";
 import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
 import { readKFold } from "../training/kfold";
-import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../training/runs";
+import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../records/runs";
 import { ComparisonRow, NamedFigure, PUBLISHED_CLAIMS, confusionMatrixFigure } from "./figures";
 import { measureLeak } from "./leak";
 import { comparisonRow, runFigures } from "./run-figures";
-import type { ConfusionMatrix, PredictionRow } from "../training/runs";
+import type { ConfusionMatrix, PredictionRow } from "../records/runs";
 import { GENDER_THRESHOLD } from "../data/labels";
 import { accuracy, accuracyWithin, meanAbsoluteError } from "./metrics";
 

@@ -17,7 +17,7 @@ import {
   predictedVsRealFigure,
   trainingCurvesFigure,
 } from "./figures";
-import type { Baseline, BandError, ConfusionMatrix, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, RunMetrics, RunResult } from "../training/runs";
+import type { Baseline, BandError, ConfusionMatrix, KFoldResult, KFoldSummary, LoadedRun, MeanVariance, RunMetrics, RunResult } from "../records/runs";
 
 /** A run as returned by `runExperiment` / `runKFold` or read back by `loadRun` / `latestRun`. */
 export type AnyRun = LoadedRun | RunResult | KFoldResult;

@@ -5,7 +5,7 @@
  * specs (lib/models/tasks.ts) and computeMetrics build on them.
  */
 import { AgeDivision, divisionFromEdges } from "../data/labels";
-import type { BandError, ConfusionMatrix, MeanVariance } from "../training/runs";
+import type { BandError, ConfusionMatrix, MeanVariance } from "../records/runs";
 
 function sameLength(a: ArrayLike<unknown>, b: ArrayLike<unknown>, what: string): void {
   if (a.length !== b.length) throw new Error(`${what}: ${a.length} true values but ${b.length} predictions.`);

@@ -1,7 +1,7 @@
 /** `npm run cli -- evaluate`: evaluate a saved run's model on held-out images. */
 import { parseArgs } from "util";
 import { evaluateRun } from "../training/experiment";
-import { portablePath } from "../training/runs";
+import { portablePath } from "../records/runs";
 import { printMetrics } from "./options";
 
 export const help = `Usage: npm run cli -- evaluate --run <run-dir> [--dir D]

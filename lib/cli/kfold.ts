@@ -2,7 +2,7 @@
 import { parseArgs } from "util";
 import { mergeKFold, runKFold } from "../training/kfold";
 import { MODELS } from "../models/registry";
-import { portablePath } from "../training/runs";
+import { portablePath } from "../records/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption } from "./options";
 
 export const help = `Usage: npm run cli -- kfold --model <name> [options]

@@ -2,7 +2,7 @@
 import type { ColorMode } from "../data/dataset";
 import type { ExperimentConfig } from "../training/experiment";
 import { MODELS } from "../models/registry";
-import type { RunMetrics } from "../training/runs";
+import type { RunMetrics } from "../records/runs";
 
 /** An integer option (undefined when absent); a clear error names the flag and the value. */
 export function intOption(flag: string, value: string | undefined, min = 1): number | undefined {

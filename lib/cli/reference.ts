@@ -5,7 +5,7 @@ import * as path from "path";
 import { addReferenceRun, procedureTable, referenceRuns, referenceTable, updateReadmeTable } from "../analysis/reference";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
-import { portablePath } from "../training/runs";
+import { portablePath } from "../records/runs";
 import { numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- reference add <run-dir> [--command "..."] [--wall-seconds S]

@@ -2,7 +2,7 @@
 import { parseArgs } from "util";
 import { runExperiment } from "../training/experiment";
 import { MODELS } from "../models/registry";
-import { portablePath } from "../training/runs";
+import { portablePath } from "../records/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption, numberOption, printMetrics } from "./options";
 
 export const help = `Usage: npm run cli -- train --model <name> [options]

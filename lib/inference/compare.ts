@@ -7,7 +7,7 @@ import * as path from "path";
 import { decodeImageBytes, decodeImageFile } from "../data/dataset";
 import { ageDivision, ageGroupOf, decodeAgeGroup, decodeGender } from "../data/labels";
 import { FilePrediction, loadTrainedModel, predictPixels } from "./predict";
-import { loadRun, resolveStoredPath } from "../training/runs";
+import { loadRun, resolveStoredPath } from "../records/runs";
 import { readRgb } from "./detect";
 import { PhotoOptions, cutFace, frameFaces } from "./photo";
 

@@ -13,7 +13,7 @@ import type { ModelTask } from "../core/kinds";
 import { DecodedPrediction, taskSpecs } from "../models/tasks";
 import { writeFileAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
-import { PredictionRow, RUN_FILES, RunConfig } from "../training/runs";
+import { PredictionRow, RUN_FILES, RunConfig } from "../records/runs";
 import { loadModelFile } from "../models/files";
 import { BestFilePrediction, isBestModelDir, predictBestFiles } from "./best-predict";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.

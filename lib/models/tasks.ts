@@ -10,7 +10,7 @@ import type { ModelTask } from "../core/kinds";
 import type { FaceRecord } from "../data/dataset";
 import { AGE_SCALE, AgeDivision, GENDER_LABELS, GENDER_THRESHOLD, ageGroupOf, argmax, groupCount, groupMidAge, oneHot } from "../data/labels";
 import { accuracy, accuracyWithin, confusionMatrix, maeByBand, meanAbsoluteError, median, mostFrequent, predictedVsReal } from "../analysis/scores";
-import type { Baseline, PredictionRow, RunMetrics } from "../training/runs";
+import type { Baseline, PredictionRow, RunMetrics } from "../records/runs";
 
 /** One kind of model output. */
 export type OutputKind = "age-groups" | "age-years" | "gender";

@@ -13,7 +13,7 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import type { ModelSpec } from "./registry";
 import type { ExperimentProfile } from "../core/kinds";
-import type { EpochRecord } from "../training/runs";
+import type { EpochRecord } from "../records/runs";
 import { TrainOptions, TrainResult, trainModel } from "../training/train";
 
 /** Fine-tuning learning rate: ten times below Adam's default, so the pretrained weights move gently. */

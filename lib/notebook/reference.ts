@@ -7,7 +7,7 @@ import { PUBLISHED_CLAIMS, NamedFigure, comparisonFigure, leakFigure } from "../
 import { leakSentence, measureLeak } from "../analysis/leak";
 import { ReferenceRun, procedureRows, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns } from "../analysis/reference";
 import { buildModel } from "../models/registry";
-import { portablePath } from "../training/runs";
+import { portablePath } from "../records/runs";
 import { showFigures, showMarkdown, showMetrics, showTable } from "./display";
 
 /** Trainable parameters of the model a run trained, at the run's input size and colour (built and freed). */

@@ -11,7 +11,7 @@ import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsR
 import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../data/labels";
 import { showFaces } from "../notebook/display";
 import { predictBestFiles, BestModelFile } from "../inference/best-predict";
-import type { PredictionRow } from "./runs";
+import type { PredictionRow } from "../records/runs";
 import { FACE_API_FIGURES } from "./best-card";
 import type { AblationRow, PreprocessingRow } from "./best-types";
 import type { BestMetrics } from "./heads";

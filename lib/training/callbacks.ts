@@ -3,7 +3,7 @@
  * progress display, checkpoints, early stopping and history plug in here, so notebooks and
  * the CLI share the loop and differ only in the callbacks they pass.
  */
-import type { EpochRecord } from "./runs";
+import type { EpochRecord } from "../records/runs";
 
 /** What the loop tells callbacks when training starts. */
 export interface TrainBeginInfo {

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic, writeJsonAtomic } from "../core/files";
-import type { EpochRecord } from "./runs";
+import type { EpochRecord } from "../records/runs";
 
 /** Writes tensors as a tfjs weights manifest (JSON) and one binary file. */
 async function writeTensors(dir: string, base: string, named: { name: string; tensor: tf.Tensor }[]): Promise<void> {

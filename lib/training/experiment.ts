@@ -1,6 +1,6 @@
 /**
  * Train/test experiments: train one model on the train split, evaluate it on the held-out test
- * split (never on training images) and write results/<experiment>/<run-id>/ (lib/training/runs.ts).
+ * split (never on training images) and write results/<experiment>/<run-id>/ (lib/records/runs.ts).
  * The data preparation here is shared with K-fold runs (lib/training/kfold.ts).
  */
 import * as fs from "fs";
@@ -19,7 +19,7 @@ import { errnoOf, readJsonFile } from "../core/file-errors";
 import { loadTrainedModel, predictionRows } from "../inference/predict";
 import { ProfileSettings, modelProfileSettings, profileSettings } from "./profile";
 import type { AnyRun } from "../analysis/run-figures";
-import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveRunDir, resolveStoredPath } from "./runs";
+import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveRunDir, resolveStoredPath } from "../records/runs";
 import { permutation, trainTestSplit, validationHoldout } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
 import { saveModel } from "../models/files";

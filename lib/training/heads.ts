@@ -12,7 +12,7 @@ import { computeMetrics } from "../analysis/metrics";
 import type { FeatureSet } from "../models/feature-cache";
 import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "../models/features";
 import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "../models/heads";
-import type { PredictionRow, RunMetrics } from "./runs";
+import type { PredictionRow, RunMetrics } from "../records/runs";
 import { mulberry32 } from "../data/splits";
 
 /** Which columns of a backbone's features a head reads. */

@@ -17,7 +17,7 @@ import { buildModel, modelSpec } from "../models/registry";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fillFromStored, fillKFoldFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { RESULTS_DIR } from "../core/paths";
 import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
-import { EpochRecord, FoldStat, KFoldPlan, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "./runs";
+import { EpochRecord, FoldStat, KFoldPlan, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "../records/runs";
 import { epochSchedule, kFold, trainTestSplit } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
 import { readResumes, resumeRecorder } from "./resume-log";

@@ -12,7 +12,7 @@ import * as path from "path";
 import { writeJsonAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
 import type { TrainingCallback } from "./callbacks";
-import type { ResumeEvent } from "./runs";
+import type { ResumeEvent } from "../records/runs";
 
 /** File name of the resume records inside a fold or run folder. */
 export const RESUMES_FILE = "resumes.json";

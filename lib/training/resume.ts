@@ -8,7 +8,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { RUN_FILES, RunConfig, portablePath, resolveStoredPath } from "./runs";
+import { RUN_FILES, RunConfig, portablePath, resolveStoredPath } from "../records/runs";
 
 /** One setting that differs between a run's config.json and the options of the call continuing it. */
 export interface SettingChange {

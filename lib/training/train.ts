@@ -13,7 +13,7 @@ import { AgeDivision, REPORT_AGE_GROUPS } from "../data/labels";
 import type { ModelTask } from "../core/kinds";
 import { taskLosses, taskSpecs } from "../models/tasks";
 import { BestWeights, loadCheckpoint, readBestWeights, restoreBestWeights, saveBestWeights, saveCheckpoint } from "./checkpoints";
-import type { EpochRecord } from "./runs";
+import type { EpochRecord } from "../records/runs";
 import { permutation } from "../data/splits";
 
 /** Activation of a model's output layer (undefined when it has none by that name). */

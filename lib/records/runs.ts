@@ -311,7 +311,7 @@ export function resolveStoredPath(p: string): string {
 }
 
 function readJson<T>(file: string): T {
-  if (!fs.existsSync(file)) throw new Error(`${file} does not exist: is this a finished run folder? (see lib/training/runs.ts for the layout)`);
+  if (!fs.existsSync(file)) throw new Error(`${file} does not exist: is this a finished run folder? (see lib/records/runs.ts for the layout)`);
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as T;
   } catch (e) {
