@@ -4,6 +4,7 @@
  * every face is found where it was put and predicted as its crop is.
  */
 import type { Box } from "./detect";
+import { mulberry32 } from "../data/splits";
 
 /** One crop to paste: the crop file, where its square goes (before rotation) and its angle. */
 export interface Placement {
@@ -77,19 +78,7 @@ export function placedBox(p: Placement): Box {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Faceless pictures: what a detector must not call a face
-
-/** A small seeded generator (mulberry32), so the faceless pictures are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Faceless pictures: what a detector must not call a face (seeded by mulberry32: the same on every run)
 
 /** Names of the 20 faceless pictures `facelessImage` draws. */
 export const FACELESS_KINDS = [
@@ -107,7 +96,7 @@ export type FacelessKind = (typeof FACELESS_KINDS)[number];
 export async function facelessImage(kind: FacelessKind, seed = 1, width = 800, height = 600): Promise<Buffer> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sharp = require("sharp");
-  const rnd = seeded(seed * 7919 + FACELESS_KINDS.indexOf(kind));
+  const rnd = mulberry32(seed * 7919 + FACELESS_KINDS.indexOf(kind));
   const svg = (body: string, defs = "") => Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><defs>${defs}</defs>${body}</svg>`);
   const lin = (a: string, b: string, x2 = 1, y2 = 0) => `<linearGradient id="g" x1="0" y1="0" x2="${x2}" y2="${y2}"><stop offset="0" stop-color="${a}"/><stop offset="1" stop-color="${b}"/></linearGradient>`;
   const rad = (a: string, b: string) => `<radialGradient id="g" cx="0.5" cy="0.45" r="0.6"><stop offset="0" stop-color="${a}"/><stop offset="1" stop-color="${b}"/></radialGradient>`;
