@@ -13,9 +13,9 @@ shortcut 2x2 average pool, channels padded with zeros; the conv branch padded wi
 and column where the pool's side is larger. Adam and cross-entropy on random data (speed only).
 Prints one JSON line: {"model", "batch", "threads", "train_img_s", "infer_img_s"}.
 """
-import argparse, json, time
 import torch
 import torch.nn as nn
+from torch_harness import run
 import torch.nn.functional as F
 
 
@@ -67,43 +67,5 @@ class Tail(nn.Module):
         return self.head(self.blocks(x).mean((2, 3)) @ self.fc)
 
 
-def rate(step, batch, seconds):
-    step()  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n * batch / (time.perf_counter() - t0)
-
-
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument('--model', choices=('finetune',), default='finetune')
-    p.add_argument('--batch', type=int, default=25)
-    p.add_argument('--seconds', type=float, default=20)
-    p.add_argument('--threads', type=int, default=torch.get_num_threads())
-    a = p.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(a.threads)
-    net = Tail()
-    opt = torch.optim.Adam(net.parameters())
-    loss = nn.CrossEntropyLoss()
-    x = torch.randn(a.batch, 64, 17, 17)
-    y = torch.randint(0, 20, (a.batch,))
-
-    def train_step():
-        opt.zero_grad()
-        loss(net(x), y).backward()
-        opt.step()
-
-    net.train()
-    train = rate(train_step, a.batch, a.seconds)
-    net.eval()
-    with torch.no_grad():
-        infer = rate(lambda: net(x), a.batch, a.seconds / 2)
-    print(json.dumps({'model': 'finetune', 'batch': a.batch, 'threads': a.threads,
-                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
-
-
 if __name__ == '__main__':
-    main()
+    run('finetune', Tail, (64, 17, 17))

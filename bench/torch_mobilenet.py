@@ -10,9 +10,9 @@ Network: input 3x224x224; conv 3x3/2 (32) + BN + ReLU6; 13 depthwise-separable b
 global average pooling; linear 20. Adam and cross-entropy on random data (speed only).
 Prints one JSON line: {"model", "batch", "threads", "train_img_s", "infer_img_s"}.
 """
-import argparse, json, time
 import torch
 import torch.nn as nn
+from torch_harness import run
 
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
@@ -27,41 +27,6 @@ def mobilenet_v1(classes=20):
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
     return nn.Sequential(*layers)
 
-def rate(step, batch, seconds):
-    step()  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n * batch / (time.perf_counter() - t0)
-
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument('--model', choices=('mobilenet',), default='mobilenet')
-    p.add_argument('--batch', type=int, default=25)
-    p.add_argument('--seconds', type=float, default=20)
-    p.add_argument('--threads', type=int, default=torch.get_num_threads())
-    a = p.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(a.threads)
-    net = mobilenet_v1()
-    opt = torch.optim.Adam(net.parameters())
-    loss = nn.CrossEntropyLoss()
-    x = torch.randn(a.batch, 3, 224, 224)
-    y = torch.randint(0, 20, (a.batch,))
-
-    def train_step():
-        opt.zero_grad()
-        loss(net(x), y).backward()
-        opt.step()
-
-    net.train()
-    train = rate(train_step, a.batch, a.seconds)
-    net.eval()
-    with torch.no_grad():
-        infer = rate(lambda: net(x), a.batch, a.seconds / 2)
-    print(json.dumps({'model': 'mobilenet', 'batch': a.batch, 'threads': a.threads,
-                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
 
 if __name__ == '__main__':
-    main()
+    run('mobilenet', mobilenet_v1, (3, 224, 224))

@@ -1,0 +1,46 @@
+"""The timing harness the PyTorch twins in bench/ share: the same flags, Adam and cross-entropy
+on random data (speed only), training then inference rounds, one JSON line
+{"model", "batch", "threads", "train_img_s", "infer_img_s"}."""
+import argparse, json, time
+import torch
+import torch.nn as nn
+
+
+def rate(step, batch, seconds):
+    """Images per second of `step` over `seconds`, after one warm-up call."""
+    step()  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def run(name, build, input_shape, classes=20):
+    """Parses --batch/--seconds/--threads, times `build()` on inputs of `input_shape` (C, H, W), prints the JSON line."""
+    p = argparse.ArgumentParser()
+    p.add_argument('--model', choices=(name,), default=name)
+    p.add_argument('--batch', type=int, default=25)
+    p.add_argument('--seconds', type=float, default=20)
+    p.add_argument('--threads', type=int, default=torch.get_num_threads())
+    a = p.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(a.threads)
+    net = build()
+    opt = torch.optim.Adam(net.parameters())
+    loss = nn.CrossEntropyLoss()
+    x = torch.randn(a.batch, *input_shape)
+    y = torch.randint(0, classes, (a.batch,))
+
+    def train_step():
+        opt.zero_grad()
+        loss(net(x), y).backward()
+        opt.step()
+
+    net.train()
+    train = rate(train_step, a.batch, a.seconds)
+    net.eval()
+    with torch.no_grad():
+        infer = rate(lambda: net(x), a.batch, a.seconds / 2)
+    print(json.dumps({'model': name, 'batch': a.batch, 'threads': a.threads,
+                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
