@@ -93,7 +93,7 @@ export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
 
 // Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
 export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
-export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_HOWTO, CARRIED_HOWTO } from "./notebook/reference";
+export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_HOWTO, CARRIED_HOWTO } from "./notebook/show-reference";
 export { measureLeak, leakSentence } from "./analysis/leak";
 export type { LeakReport, FoldLeak } from "./analysis/leak";
 export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";

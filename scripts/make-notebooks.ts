@@ -51,7 +51,7 @@ console.log(\`copied to \${ut.portablePath(ut.FIGURES_DIR)}/\`);
   ];
 }
 
-/** The full-profile reference of the same analysis, beside the quick run (lib/notebook/reference.ts). */
+/** The full-profile reference of the same analysis, beside the quick run (lib/notebook/show-reference.ts). */
 function referenceCells(call: string): Cell[] {
   return [
     md("### Beside this run: the full-profile reference\nThe same analysis from the committed reference run of the report's protocol (`results/reference/`), titled as such; a line says so when none is committed yet."),

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { initBackend, setBackendQuiet, tf } from "../lib/engine/backend";
-import { trainingKernelsInstalled } from "../lib/engine/wasm";
+import { trainingKernelsInstalled } from "../lib/engine/wasm/training-kernels";
 import { requestedWasmThreads, WASM_THREADS_ENV } from "../lib/engine/wasm/threads";
 
 /** A conv-gradient checksum: exercises Conv2D, Conv2DBackpropFilter and Sum on the active backend. */

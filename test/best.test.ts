@@ -10,7 +10,7 @@ import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { backboneSpec, loadBackbone } from "../lib/models/features";
 import { extractFeatureSet, featureCacheFile } from "../lib/models/feature-cache";
 import { AGE_BINS, ageDistributionTargets, ageQuantiles, expectedAges } from "../lib/models/heads";
-import { DEFAULT_HEAD_CONFIG, GENDER_BANDS, bandBalanceWeights, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/heads";
+import { DEFAULT_HEAD_CONFIG, GENDER_BANDS, bandBalanceWeights, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/training/head-training";
 import { BestModelFile, isBestModelDir } from "../lib/inference/best-predict";
 import { ageInterval, fitAgeInterval, intervalInputs } from "../lib/training/best-calibration";
 import { faceLabel } from "../lib/inference/annotate";
@@ -18,7 +18,7 @@ import { predictFiles } from "../lib/inference/predict";
 import { photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
 import { composePhoto } from "../lib/inference/composite";
 import { buildFineTuneModel, fineTuneHeads } from "../lib/training/finetune";
-import { float16Bits, loadModelFile, saveModel } from "../lib/models/files";
+import { float16Bits, loadModelFile, saveModel } from "../lib/models/model-files";
 
 setBackendQuiet(true);
 

@@ -7,7 +7,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerTrainingKernels, trainingKernelsInstalled } from "../lib/engine/wasm";
+import { registerTrainingKernels, trainingKernelsInstalled } from "../lib/engine/wasm/training-kernels";
 import { mulberry32 } from "../lib/data/splits";
 
 before(async () => {

@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { EIGHT_AGE_RANGES, groupCount } from "../lib/data/labels";
 import { MODELS, buildModel, specLosses } from "../lib/models/registry";
-import { saveModel } from "../lib/models/files";
+import { saveModel } from "../lib/models/model-files";
 import { lossesFor } from "../lib/training/train";
 import { loadFaces } from "../lib/data/dataset";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";

@@ -12,7 +12,7 @@ import { buildModel } from "../lib/models/registry";
 import { resolveDataDir } from "../lib/core/paths";
 import { loadTrainedModel, predictFiles } from "../lib/inference/predict";
 import { loadRun } from "../lib/records/runs";
-import { saveModel } from "../lib/models/files";
+import { saveModel } from "../lib/models/model-files";
 import { predictOutputs, trainModel } from "../lib/training/train";
 import { TransferEpochRecord, layersToUnfreeze, unfreeze } from "../lib/models/transfer";
 

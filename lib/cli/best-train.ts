@@ -2,7 +2,7 @@
 import { parseArgs } from "util";
 import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
 import { BEST_RECIPE, DEFAULT_FINE_TUNE, defaultAblation, runBest } from "../training/best";
-import { DEFAULT_HEAD_CONFIG } from "../training/heads";
+import { DEFAULT_HEAD_CONFIG } from "../training/head-training";
 import { intOption, numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- best train [--dir D] [--out models/best] [--backbones a,b ...]

@@ -103,10 +103,10 @@ async function choose(): Promise<BackendInfo> {
         "Install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu where its libtensorflow download is reachable, or unset TFJS_BACKEND.",
     );
   } else if (forced !== "cpu" && (await tryWasm(wasmThreads))) {
-    const { registerTrainingKernels } = await import("./wasm");
+    const { registerTrainingKernels } = await import("./wasm/training-kernels");
     const wasmThreadCount = registerTrainingKernels();
     // oneDNN under the hot kernels when its addon is built (lib/engine/onednn), else wasm's own.
-    const { registerOneDnnKernels, describeOneDnn } = await import("./onednn");
+    const { registerOneDnnKernels, describeOneDnn } = await import("./onednn/engine");
     const threadsEnv = clampThreadsEnv(process.env);
     if (threadsEnv.warning) process.stderr.write(`warning: ${threadsEnv.warning}\n`);
     const onednn = registerOneDnnKernels(threadsEnv.env);

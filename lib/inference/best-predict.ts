@@ -11,9 +11,9 @@ import { decodeAgeGroup, decodeGender, REPORT_AGE_GROUPS, ageGroupOf } from "../
 import { Backbone, loadBackbone } from "../models/features";
 import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
 import { Standardizer, expectedAges } from "../models/heads";
-import { loadModelFile } from "../models/files";
+import { loadModelFile } from "../models/model-files";
 import { readJsonFile } from "../core/file-errors";
-import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/heads";
+import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/head-training";
 import { modelInputs } from "../training/finetune";
 import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "../training/best-calibration";
 import type * as tf from "@tensorflow/tfjs";

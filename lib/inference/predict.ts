@@ -14,7 +14,7 @@ import { DecodedPrediction, taskSpecs } from "../models/tasks";
 import { writeFileAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
 import { PredictionRow, RUN_FILES, RunConfig } from "../records/runs";
-import { loadModelFile } from "../models/files";
+import { loadModelFile } from "../models/model-files";
 import { BestFilePrediction, isBestModelDir, predictBestFiles } from "./best-predict";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";

@@ -5,7 +5,7 @@
 import { BACKBONES } from "../models/features";
 import { fineTuneMaps } from "./finetune";
 import type { BestRunRecord } from "./best-types";
-import type { BestMetrics } from "./heads";
+import type { BestMetrics } from "./head-training";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
 export const BEST_TARGETS = { mae: 4.0, gender: 0.93, gender13: 0.97, group20: 0.48 };

@@ -14,7 +14,7 @@ import { predictBestFiles, BestModelFile } from "../inference/best-predict";
 import type { PredictionRow } from "../records/runs";
 import { FACE_API_FIGURES } from "./best-card";
 import type { AblationRow, PreprocessingRow } from "./best-types";
-import type { BestMetrics } from "./heads";
+import type { BestMetrics } from "./head-training";
 import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./best-calibration";
 
 /** Everything a best-model folder records about itself. */

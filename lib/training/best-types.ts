@@ -3,7 +3,7 @@
  * module so the run, its model card and the notebook report share them without import cycles.
  */
 import type { BackboneName } from "../models/features";
-import type { BestMetrics, HeadConfig } from "./heads";
+import type { BestMetrics, HeadConfig } from "./head-training";
 import type { CalibrationRecord } from "./best-calibration";
 
 /** One row of the ablation table (validation split). */

@@ -15,13 +15,13 @@ import { expectedAges } from "../models/heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic, writeJsonAtomic } from "../core/files";
-import { saveModel } from "../models/files";
+import { saveModel } from "../models/model-files";
 import { BestSplit, featureRows, loadBestSplit } from "./best-data";
 import { bestModelCard } from "./best-card";
 import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
 
 export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
-import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./heads";
+import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
 import { fineTuneHeads, modelInputs } from "./finetune";
 import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./best-calibration";
 

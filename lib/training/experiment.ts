@@ -22,7 +22,7 @@ import type { AnyRun } from "../analysis/run-figures";
 import { EpochRecord, ExperimentProfile, HyperParameters, PredictionRow, RUN_FILES, RunConfig, RunMetrics, RunResult, createRunDir, listRuns, loadRun, portablePath, resolveRunDir, resolveStoredPath } from "../records/runs";
 import { permutation, trainTestSplit, validationHoldout } from "../data/splits";
 import { TrainOptions, TrainResult, lossAndMetrics, lossesFor, predictOutputs, targetTensors, trainModel } from "./train";
-import { saveModel } from "../models/files";
+import { saveModel } from "../models/model-files";
 import { resumeRecorder } from "./resume-log";
 import { claimDir } from "../core/lock";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fileListHash, fillFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";

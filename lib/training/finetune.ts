@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs";
 import { FACENET_MAPS_STAGES, FaceNetMapsName, backboneSpec } from "../models/features";
 import { faceNetStageShape, faceNetTail, loadFaceNetWeights } from "../models/facenet";
 import { headOutputs } from "../models/heads";
-import { FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./heads";
+import { FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./head-training";
 
 /** The cached trunk output fine-tuning trains on by default. */
 export const FINETUNE_BACKBONE: FaceNetMapsName = "facenet-maps";

@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { baseRunConfig, checkFractions, trainingExtras, evaluateHeldOut, ExperimentConfig, PreparedExperiment, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
-import { loadModelFile } from "../models/files";
+import { loadModelFile } from "../models/model-files";
 import { headlineFigures } from "../analysis/metrics";
 import { buildModel, modelSpec } from "../models/registry";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fillFromStored, fillKFoldFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";

@@ -4,7 +4,7 @@
  * early stopping and history plug in as callbacks. With a checkpoint folder the loop saves
  * weights, Adam's moments and the epoch after every epoch, and resumes from them, with batch
  * order drawn from a seed per (fold, epoch) so a resumed run repeats an uninterrupted one.
- * Checkpoint files live in ./checkpoints, saved models in lib/models/files.ts.
+ * Checkpoint files live in ./checkpoints, saved models in lib/models/model-files.ts.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { BatchEndInfo, TrainBeginInfo, TrainingCallback } from "./callbacks";
