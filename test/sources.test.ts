@@ -83,3 +83,15 @@ test("every committed notebook equals scripts/make-notebooks.ts output", () => {
     assert.ok(onDisk === notebookJson(cells), `notebooks/${name}.ipynb differs from its generator: run npx tsx scripts/make-notebooks.ts and commit the result`);
   }
 });
+
+test("no two files of lib/ share a name outside cli/ and bench/ (a name says which file, without its folder)", () => {
+  const lib = path.join(REPO_ROOT, "lib");
+  const byName = new Map<string, string[]>();
+  for (const file of tsFiles(lib)) {
+    const rel = path.relative(lib, file).split(path.sep).join("/");
+    if (rel.startsWith("cli/") || rel.startsWith("bench/")) continue;
+    byName.set(path.basename(rel), [...(byName.get(path.basename(rel)) ?? []), rel]);
+  }
+  const twice = [...byName.values()].filter((files) => files.length > 1);
+  assert.deepEqual(twice, [], `files sharing a name: ${twice.map((f) => f.join(" and ")).join("; ")}`);
+});
