@@ -14,6 +14,7 @@ import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "../
 import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "../models/heads";
 import type { PredictionRow, RunMetrics } from "../records/runs";
 import { mulberry32 } from "../data/splits";
+import { newOptimizer } from "./train";
 
 /** Which columns of a backbone's features a head reads. */
 export interface FeaturePart {
@@ -226,7 +227,7 @@ export interface FitRowsOptions {
 export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: number, ages: readonly number[], genders: readonly number[], o: FitRowsOptions): Promise<void> {
   const rows = ages.length;
   if (x.length !== rows * dim) throw new Error(`Training rows hold ${x.length / dim} rows of ${dim} values, labels ${rows}.`);
-  const optimizer = tf.train.adam(o.learningRate);
+  const optimizer = newOptimizer(o.learningRate);
   const genderWeight = o.genderWeight ?? 1;
   // Each row's gender loss weight (balance by age band), set per batch before its step (tfjs
   // layers take no per-sample weights in trainOnBatch; the loss runs eagerly inside the step).

@@ -20,6 +20,7 @@ import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
 import { EpochRecord, FoldStat, KFoldPlan, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "../records/runs";
 import { epochSchedule, kFold, trainTestSplit } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
+import { newOptimizer } from "./train";
 import { readResumes, resumeRecorder } from "./resume-log";
 import { profileSettings } from "./profile";
 import { claimDir } from "../core/lock";
@@ -217,7 +218,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
       ({ model, optimizer } = carried);
     } else {
       model = buildModel(p.spec.name, p.modelOptions);
-      optimizer = tf.train.adam(p.hyper.learningRate);
+      optimizer = newOptimizer(p.hyper.learningRate);
       if (carry && previous && !fs.existsSync(path.join(checkpointDir, "state.json"))) {
         // Carrying weights across processes or a resume: start from the previous fold's final state.
         const prevCheckpoint = path.join(runDir, previous.dir, RUN_FILES.checkpoint);

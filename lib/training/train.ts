@@ -79,6 +79,11 @@ function sampleWeights(y: tf.Tensor, weights: number[]): tf.Tensor1D {
   return tf.matMul(y as tf.Tensor2D, tf.tensor2d(weights, [units, 1])).reshape([-1]) as tf.Tensor1D;
 }
 
+/** The optimizer every training of the project uses (HyperParameters.optimizer "adam"): tfjs's Adam with its defaults. */
+export function newOptimizer(learningRate: number): tf.Optimizer {
+  return tf.train.adam(learningRate);
+}
+
 /** Options of `trainModel`. */
 export interface TrainOptions {
   model: tf.LayersModel;
@@ -149,7 +154,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const n = o.trainIndices.length;
   if (n === 0) throw new Error(`No training images for ${o.modelName}: the split left the training set empty.`);
   if (!(o.batchSize >= 1)) throw new Error(`Batch size must be at least 1, got ${o.batchSize}.`);
-  const optimizer = o.optimizer ?? tf.train.adam(o.learningRate);
+  const optimizer = o.optimizer ?? newOptimizer(o.learningRate);
   const batches = Math.ceil(n / o.batchSize);
   const vars = o.model.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read());
 
