@@ -247,23 +247,19 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     if (existing) tf.unregisterKernel(name, "wasm");
     tf.registerKernel(config);
   }
-  if (addon.clipGrad && addon.batchNormGrad) {
-    for (const [name, make] of Object.entries(GRAD_KERNELS)) {
+  // Gradient kernels wasm lacks (no existing kernel to fall back to), each set when the addon has it.
+  const registerNew = (kernels: Record<string, (a: OneDnnAddon) => tf.KernelFunc>) => {
+    for (const [name, make] of Object.entries(kernels)) {
       if (isOurs(tf.getKernel(name, "wasm"))) continue;
       const config: tf.KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: make(addon) };
       (config as unknown as Record<symbol, unknown>)[OURS] = true;
       replaced.set(name, undefined);
       tf.registerKernel(config);
     }
-    if (addon.meanGrad && addon.squareGrad) {
-      for (const [name, make] of Object.entries(MOMENT_GRAD_KERNELS)) {
-        if (isOurs(tf.getKernel(name, "wasm"))) continue;
-        const config: tf.KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: make(addon) };
-        (config as unknown as Record<symbol, unknown>)[OURS] = true;
-        replaced.set(name, undefined);
-        tf.registerKernel(config);
-      }
-    }
+  };
+  if (addon.clipGrad && addon.batchNormGrad) {
+    registerNew(GRAD_KERNELS);
+    if (addon.meanGrad && addon.squareGrad) registerNew(MOMENT_GRAD_KERNELS);
     overrideGradients();
   }
   const info = addon.info();
