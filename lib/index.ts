@@ -91,6 +91,10 @@ export type { Placement } from "./inference/composite";
 export { compareDetectWithCrops, detectVsCropRows } from "./inference/compare";
 export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
 
+// The best model (notebook 07, models/best/MODEL_CARD.md): backbones, feature cache, heads, the run,
+// calibration, a models/best folder and what the notebook shows, as one namespace.
+export * as best from "./best/best-model";
+
 // Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
 export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
 export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_HOWTO, CARRIED_HOWTO } from "./notebook/show-reference";

@@ -351,8 +351,6 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
     SETUP,
     code(`
 import * as path from "path";
-import * as best from "../dist/lib/training/best-report";
-import * as bestRun from "../dist/lib/training/best";
 `),
     md("## Data\nThe faces shown below come from the data folder; only faces in the model's held-out test split are predicted, so nothing shown was trained on. In the full profile the model is retrained on the folder's faces with the same seeded 80/20 split as `train`."),
     code(`
@@ -366,8 +364,8 @@ const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best
     md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last step fine-tunes), then the chosen step on every training face, then one look at the test split (`npm run cli -- best train` does the same; about 30 minutes on 2 cores)."),
     code(`
 // The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
-if (profile.profile === "full") await bestRun.runBest({ dir: dataDir, outDir: modelDir, steps: bestRun.defaultAblation(["facenet"]) });
-const report = best.loadBestReport(modelDir);
+if (profile.profile === "full") await ut.best.runBest({ dir: dataDir, outDir: modelDir, steps: ut.best.defaultAblation(["facenet"]) });
+const report = ut.best.loadBestReport(modelDir);
 ut.showTable(report.model.backbones, { title: "Backbones (frozen) and their licences" });
 ut.showTable([{ ...report.model.config, features: report.model.config.features.map((f) => f.backbone + (f.columns === "pooled" ? " (pooled)" : "")).join(" + ") }], { title: "Chosen heads" });
 `),
@@ -376,22 +374,22 @@ ut.showTable([{ ...report.model.config, features: report.model.config.features.m
 ut.showTable(report.ablation, { title: "Ablation (validation split)", digits: 3 });
 if (report.fusionAblation) ut.showTable(report.fusionAblation, { title: "Fusion with faceres on the first 1,000 training faces (validation faces among them)", digits: 3 });
 if (report.preprocessing) ut.showTable(report.preprocessing, { title: "faceres preprocessings on training faces only", digits: 3 });
-ut.showTable(best.bestComparisonRows(report), { title: \`Held-out test split (\${report.test.images} faces): this model, the report's models, face-api.js\` });
+ut.showTable(ut.best.bestComparisonRows(report), { title: \`Held-out test split (\${report.test.images} faces): this model, the report's models, face-api.js\` });
 ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" });
 ut.showTable(report.test.genderByBand, { title: "Gender accuracy by age band (test split)", digits: 3 });
-const samplePredictions = await best.showBestSamplePredictions(faces, report, { count: 10 });
+const samplePredictions = await ut.best.showBestSamplePredictions(faces, report, { count: 10 });
 `),
     md("### How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened on the validation faces by a model that never trained on them so that 80% of real ages fall inside) and P(female), temperature-calibrated on the same faces (`npm run cli -- best calibrate`). The test split is scored once: the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
     code(`
 if (report.calibration) {
-  ut.showTable(best.calibrationRows(report.calibration), { title: \`80% age interval and gender calibration: fitted on \${report.calibration.age.fittedOn.faces} validation faces, scored on \${report.calibration.test.faces} test faces\` });
+  ut.showTable(ut.best.calibrationRows(report.calibration), { title: \`80% age interval and gender calibration: fitted on \${report.calibration.age.fittedOn.faces} validation faces, scored on \${report.calibration.test.faces} test faces\` });
   ut.showTable(report.calibration.test.byDecade.map((b) => ({ decade: b.band, faces: b.faces, inside: b.coverage, "mean width (years)": b.meanWidth })), { title: "Age interval coverage by decade (test split)", digits: 3 });
   ut.showTable(report.calibration.test.reliabilityCalibrated.filter((b) => b.faces > 0).map((b) => ({ "P(female) bin": \`\${b.lo.toFixed(1)}-\${b.hi.toFixed(1)}\`, faces: b.faces, "mean P(female)": b.meanPredicted, "share female": b.observed })), { title: "Gender reliability (test split, calibrated P(female))", digits: 3 });
 } else console.log("This model folder has no calibration.json: npm run cli -- best calibrate (see models/best/MODEL_CARD.md).");
 `),
     md("## Figures"),
     code(`
-const bestFigures = best.bestFigures(report);
+const bestFigures = ut.best.bestFigures(report);
 ut.showFigures(bestFigures);
 const written = await ut.exportFigures(bestFigures);
 console.log(written.map((f) => ut.portablePath(f)).join("\\n"));

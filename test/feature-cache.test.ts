@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
-import { extractFeatureSet, featureCacheFile } from "../lib/models/feature-cache";
+import { extractFeatureSet, featureCacheFile } from "../lib/best/feature-cache";
 
 setBackendQuiet(true);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "feature-parts-"));

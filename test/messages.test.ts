@@ -121,8 +121,8 @@ const BEST_DIR = path.join(REPO_ROOT, "models", "best");
 const hasBest = fs.existsSync(path.join(BEST_DIR, "best.json"));
 
 test("a damaged best.json or run.json is named, with what to do (not a bare JSON or property error)", { skip: !hasBest && "models/best is not trained yet" }, async () => {
-  const { loadBestModel } = await import("../lib/inference/best-predict");
-  const { rewriteModelCard } = await import("../lib/training/best");
+  const { loadBestModel } = await import("../lib/best/model-folder");
+  const { rewriteModelCard } = await import("../lib/best/run");
   const dir = path.join(tmp, "best-copy");
   fs.cpSync(BEST_DIR, dir, { recursive: true });
   const bestFile = path.join(dir, "best.json");

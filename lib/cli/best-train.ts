@@ -1,8 +1,8 @@
 /** `npm run cli -- best train`: the ablation on validation, the final heads, the model folder. */
 import { parseArgs } from "util";
-import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
-import { BEST_RECIPE, DEFAULT_FINE_TUNE, defaultAblation, runBest } from "../training/best";
-import { DEFAULT_HEAD_CONFIG } from "../training/head-training";
+import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../best/backbones";
+import { BEST_RECIPE, DEFAULT_FINE_TUNE, defaultAblation, runBest } from "../best/run";
+import { DEFAULT_HEAD_CONFIG } from "../best/head-training";
 import { intOption, numberOption } from "./options";
 
 export const help = `Usage: npm run cli -- best train [--dir D] [--out models/best] [--backbones a,b ...]

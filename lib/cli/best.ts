@@ -5,11 +5,11 @@
 import * as path from "path";
 import { parseArgs } from "util";
 import { initBackend } from "../engine/backend";
-import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../models/features";
-import { ExtractionProgress, extractFeatureSet } from "../models/feature-cache";
-import { featureRows, loadBestSplit } from "../training/best-data";
-import { BEST_RECIPE, comparePreprocessings, rewriteModelCard } from "../training/best";
-import { FINETUNE_BACKBONE } from "../training/finetune";
+import { BACKBONE_NAMES, BackboneName, backboneSpec } from "../best/backbones";
+import { ExtractionProgress, extractFeatureSet } from "../best/feature-cache";
+import { featureRows, loadBestSplit } from "../best/faces";
+import { BEST_RECIPE, comparePreprocessings, rewriteModelCard } from "../best/run";
+import { FINETUNE_BACKBONE } from "../best/fine-tuning";
 import { writeJsonAtomic } from "../core/files";
 import { intOption } from "./options";
 
@@ -111,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === "calibrate") {
     const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, out: { type: "string" }, dir: { type: "string" } }, strict: true });
     if (!values.from) throw new Error("best calibrate needs --from <folder of a best train --validation-only run>.");
-    const { calibrateBest } = await import("../training/best-calibrate");
+    const { calibrateBest } = await import("../best/calibrate");
     const out = values.out ?? "models/best";
     await calibrateBest({ modelDir: out, from: values.from, dir: values.dir });
     rewriteModelCard(out);

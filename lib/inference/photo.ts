@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { disposeBestModel, isBestModelDir, loadBestModel, predictBestFiles } from "./best-predict";
+import { disposeBestModel, isBestModelDir, loadBestModel, predictBestFiles } from "../best/model-folder";
 import { decodeImageBytes, decodeImageFile } from "../data/dataset";
 import { FilePrediction, TrainedModel, loadTrainedModel, predictPixels } from "./predict";
 import { writeFileAtomic } from "../core/files";

@@ -15,7 +15,7 @@ import { writeFileAtomic } from "../core/files";
 import { readJsonFile } from "../core/file-errors";
 import { PredictionRow, RUN_FILES, RunConfig } from "../records/runs";
 import { loadModelFile } from "../models/model-files";
-import { BestFilePrediction, isBestModelDir, predictBestFiles } from "./best-predict";
+import { BestFilePrediction, isBestModelDir, predictBestFiles } from "../best/model-folder";
 // Registers the FaceNetStage layer class, so saved facenet-transfer models deserialise.
 import "../models/facenet";
 

@@ -6,7 +6,7 @@
  */
 import * as path from "path";
 import { FaceRecord, loadFaces } from "../data/dataset";
-import { DEFAULT_VALIDATION_FRACTION } from "./experiment";
+import { DEFAULT_VALIDATION_FRACTION } from "../training/experiment";
 import { SEED } from "../core/paths";
 import { permutation, trainTestSplit } from "../data/splits";
 

@@ -10,9 +10,9 @@ import * as path from "path";
 import { initBackend } from "../engine/backend";
 import { readJsonFile } from "../core/file-errors";
 import { writeJsonAtomic } from "../core/files";
-import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "../inference/best-predict";
-import { loadBestSplit } from "./best-data";
-import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./best-calibration";
+import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
+import { loadBestSplit } from "./faces";
+import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./calibration";
 
 /** Options of `calibrateBest`. */
 export interface CalibrateOptions {

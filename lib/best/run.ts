@@ -9,21 +9,21 @@ import * as path from "path";
 import { readJsonFile } from "../core/file-errors";
 import { initBackend } from "../engine/backend";
 import { GENDER_THRESHOLD } from "../data/labels";
-import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, hasOwnOutputs } from "../models/features";
-import { ExtractionProgress, FeatureSet, extractFeatureSet } from "../models/feature-cache";
-import { expectedAges } from "../models/heads";
-import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "../inference/best-predict";
+import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, hasOwnOutputs } from "./backbones";
+import { ExtractionProgress, FeatureSet, extractFeatureSet } from "./feature-cache";
+import { expectedAges } from "./heads";
+import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "./model-folder";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic, writeJsonAtomic } from "../core/files";
 import { saveModel } from "../models/model-files";
-import { BestSplit, featureRows, loadBestSplit } from "./best-data";
-import { bestModelCard } from "./best-card";
-import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
+import { BestSplit, featureRows, loadBestSplit } from "./faces";
+import { bestModelCard } from "./card";
+import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
 
-export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./best-types";
+export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
-import { fineTuneHeads, modelInputs } from "./finetune";
-import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./best-calibration";
+import { fineTuneHeads, modelInputs } from "./fine-tuning";
+import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./calibration";
 
 
 /** A named ablation step: a head config or a backbone's own outputs (no training). */

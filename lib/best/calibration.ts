@@ -18,7 +18,7 @@
  * Both are fitted on predictions of a model that never trained on those validation faces (the
  * validation-only run of the chosen step), then stored in best.json and applied to the final model.
  */
-import { AGE_BINS, ageQuantiles, expectedAges } from "../models/heads";
+import { AGE_BINS, ageQuantiles, expectedAges } from "./heads";
 
 /** The percentiles the interval starts from and the share of real ages it is calibrated to hold. */
 export const AGE_INTERVAL = { lowQuantile: 0.1, highQuantile: 0.9, level: 0.8 } as const;

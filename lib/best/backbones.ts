@@ -17,7 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { readManifestWeights } from "../core/weights";
-import { FACENET_NATIVE_SIZE, FaceNetStageName, buildFaceNetDescriptor, buildFaceNetTrunk, faceNetStageShape } from "./facenet";
+import { FACENET_NATIVE_SIZE, FaceNetStageName, buildFaceNetDescriptor, buildFaceNetTrunk, faceNetStageShape } from "../models/facenet";
 
 /** Names of the backbones (one per preprocessing). */
 export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64"] as const;

@@ -2,9 +2,9 @@
  * MODEL_CARD.md of a best-model run, written from the run's own figures so the card and the
  * model can never disagree.
  */
-import { BACKBONES } from "../models/features";
-import { fineTuneMaps } from "./finetune";
-import type { BestRunRecord } from "./best-types";
+import { BACKBONES } from "./backbones";
+import { fineTuneMaps } from "./fine-tuning";
+import type { BestRunRecord } from "./types";
 import type { BestMetrics } from "./head-training";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */

@@ -8,14 +8,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { initBackend } from "../engine/backend";
 import { decodeAgeGroup, decodeGender, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
-import { Backbone, loadBackbone } from "../models/features";
-import { extractFeatureSet, FeatureSet } from "../models/feature-cache";
-import { Standardizer, expectedAges } from "../models/heads";
+import { Backbone, loadBackbone } from "./backbones";
+import { extractFeatureSet, FeatureSet } from "./feature-cache";
+import { Standardizer, expectedAges } from "./heads";
 import { loadModelFile } from "../models/model-files";
 import { readJsonFile } from "../core/file-errors";
-import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "../training/head-training";
-import { modelInputs } from "../training/finetune";
-import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "../training/best-calibration";
+import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "./head-training";
+import { modelInputs } from "./fine-tuning";
+import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "./calibration";
 import type * as tf from "@tensorflow/tfjs";
 
 /**

@@ -13,7 +13,7 @@ import * as path from "path";
 import { decodeImageFile } from "../data/dataset";
 import { CACHE_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
-import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./features";
+import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./backbones";
 
 /** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */
 export const FEATURE_CACHE_FORMAT = "utkface-features-v1";

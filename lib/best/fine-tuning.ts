@@ -17,9 +17,9 @@
  * scoring, saving and `predict` treat it like any other heads.
  */
 import * as tf from "@tensorflow/tfjs";
-import { FACENET_MAPS_STAGES, FaceNetMapsName, backboneSpec } from "../models/features";
+import { FACENET_MAPS_STAGES, FaceNetMapsName, backboneSpec } from "./backbones";
 import { faceNetStageShape, faceNetTail, loadFaceNetWeights } from "../models/facenet";
-import { headOutputs } from "../models/heads";
+import { headOutputs } from "./heads";
 import { FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./head-training";
 
 /** The cached trunk output fine-tuning trains on by default. */

@@ -9,12 +9,12 @@ import * as tf from "@tensorflow/tfjs";
 import type { FaceRecord } from "../data/dataset";
 import { GENDER_THRESHOLD, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
 import { computeMetrics } from "../analysis/metrics";
-import type { FeatureSet } from "../models/feature-cache";
-import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "../models/features";
-import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "../models/heads";
+import type { FeatureSet } from "./feature-cache";
+import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "./backbones";
+import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "./heads";
 import type { PredictionRow, RunMetrics } from "../records/runs";
 import { mulberry32 } from "../data/splits";
-import { newOptimizer } from "./train";
+import { newOptimizer } from "../training/train";
 
 /** Which columns of a backbone's features a head reads. */
 export interface FeaturePart {

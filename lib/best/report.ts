@@ -10,12 +10,12 @@ import type { FaceDataset } from "../data/dataset";
 import { FigureContext, NamedFigure, PlotlyFigure, maeByBandFigure, predictedVsRealFigure } from "../analysis/figures";
 import { GENDER_LABELS, REPORT_AGE_GROUPS, ageGroupOf, predictionCaption, decodeAgeGroup } from "../data/labels";
 import { showFaces } from "../notebook/display";
-import { predictBestFiles, BestModelFile } from "../inference/best-predict";
+import { predictBestFiles, BestModelFile } from "./model-folder";
 import type { PredictionRow } from "../records/runs";
-import { FACE_API_FIGURES } from "./best-card";
-import type { AblationRow, PreprocessingRow } from "./best-types";
+import { FACE_API_FIGURES } from "./card";
+import type { AblationRow, PreprocessingRow } from "./types";
 import type { BestMetrics } from "./head-training";
-import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./best-calibration";
+import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./calibration";
 
 /** Everything a best-model folder records about itself. */
 export interface BestReport {

@@ -2,9 +2,9 @@
  * The records of a best-model run (run.json, ablation.json, preprocessing.json), in their own
  * module so the run, its model card and the notebook report share them without import cycles.
  */
-import type { BackboneName } from "../models/features";
+import type { BackboneName } from "./backbones";
 import type { BestMetrics, HeadConfig } from "./head-training";
-import type { CalibrationRecord } from "./best-calibration";
+import type { CalibrationRecord } from "./calibration";
 
 /** One row of the ablation table (validation split). */
 export interface AblationRow {
