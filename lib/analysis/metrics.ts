@@ -8,6 +8,8 @@ import { meanAndVariance, mostFrequent } from "./scores";
 import type { ModelTask } from "../core/kinds";
 import { taskSpecs } from "../models/tasks";
 import type { Baseline, PredictionRow, RunMetrics } from "../records/runs";
+// Re-exported: the figures a record is compared by are part of a run's metrics.
+export { HELD_OUT_FIGURES, headlineFigures } from "../records/runs";
 
 export { AGE_BANDS, accuracy, accuracyWithin, confusionMatrix, maeByBand, meanAbsoluteError, meanAndVariance, predictedVsReal } from "./scores";
 
@@ -64,8 +66,6 @@ export function computeMetrics(rows: readonly PredictionRow[], o: MetricsOptions
   return m;
 }
 
-/** The held-out figures a run is compared by (tables, K-fold means, the comparison figure), in display order. */
-export const HELD_OUT_FIGURES = ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy"] as const;
 
 /** Share of held-out faces given the same answer above which a model counts as collapsed. */
 export const DEGENERATE_SHARE = 0.95;
@@ -119,12 +119,3 @@ export function degenerateWarnings(rows: readonly PredictionRow[], task: ModelTa
   return out;
 }
 
-/** Numeric headline figures of a metrics object (for K-fold means and tables). */
-export function headlineFigures(m: RunMetrics): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const key of ["loss", ...HELD_OUT_FIGURES, "trainSeconds", "imagesPerSecond"] as const) {
-    const v = m[key];
-    if (typeof v === "number" && Number.isFinite(v)) out[key] = v;
-  }
-  return out;
-}

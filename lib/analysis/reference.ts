@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 import { writeFileAtomic } from "../core/files";
-import { readKFold } from "../training/kfold";
+import { readKFold } from "../records/kfold-folders";
 import { LoadedRun, RUN_FILES, RunConfig, RunMetrics, loadRun, portablePath } from "../records/runs";
 import { ComparisonRow, NamedFigure, PUBLISHED_CLAIMS, confusionMatrixFigure } from "./figures";
 import { measureLeak } from "./leak";

@@ -17,7 +17,7 @@ import * as path from "path";
 import type { BackendInfo } from "../engine/backend";
 import type { ColorMode, Normalization } from "../data/dataset";
 import type { ExperimentProfile, ModelTask } from "../core/kinds";
-import { describeErrno, pathInTheWay } from "../core/file-errors";
+import { describeErrno, pathInTheWay, readJsonFile } from "../core/file-errors";
 import { REPO_ROOT, RESULTS_DIR } from "../core/paths";
 
 export type { ExperimentProfile } from "../core/kinds";
@@ -417,4 +417,26 @@ export function createRunDir(experiment: string, root: string = RESULTS_DIR): { 
     }
   }
   throw new Error(`Could not create a new run folder under ${portablePath(path.join(root, experiment))}.`);
+}
+
+/** The held-out figures a run is compared by (tables, K-fold means, the comparison figure), in display order. */
+export const HELD_OUT_FIGURES = ["ageAccuracy", "ageAccuracyWithin1", "mae", "genderAccuracy"] as const;
+
+/** Numeric headline figures of a metrics object (for K-fold means and tables). */
+export function headlineFigures(m: RunMetrics): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key of ["loss", ...HELD_OUT_FIGURES, "trainSeconds", "imagesPerSecond"] as const) {
+    const v = m[key];
+    if (typeof v === "number" && Number.isFinite(v)) out[key] = v;
+  }
+  return out;
+}
+
+/** File name of the resume records inside a fold or run folder (training/resume-log.ts writes them). */
+export const RESUMES_FILE = "resumes.json";
+
+/** The resume records of a fold or run folder (empty when it never resumed). */
+export function readResumes(dir: string): ResumeEvent[] {
+  const file = path.join(dir, RESUMES_FILE);
+  return fs.existsSync(file) ? readJsonFile<ResumeEvent[]>(file, "It only records when the run was continued: restore it from a copy, or delete it to go on without those records.") : [];
 }

@@ -12,19 +12,18 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { baseRunConfig, checkFractions, trainingExtras, evaluateHeldOut, ExperimentConfig, PreparedExperiment, prepareExperiment, runCallbacks, trainAndRecord } from "./experiment";
 import { loadModelFile } from "../models/model-files";
-import { headlineFigures } from "../analysis/metrics";
 import { buildModel, modelSpec } from "../models/registry";
 import { RecordedChange, changedSettingsError, checkpointEpoch, compareSettings, fillFromStored, fillKFoldFromStored, newestUnfinishedRun, readRunConfig, withRecordedChanges } from "./resume";
 import { RESULTS_DIR } from "../core/paths";
 import { writeJsonAtomic, writeJsonExclusive } from "../core/files";
-import { EpochRecord, FoldStat, KFoldPlan, KFoldResult, KFoldSummary, PredictionRow, RUN_FILES, RunConfig, RunMetrics, createRunDir, foldDirName, portablePath } from "../records/runs";
+import { KFoldPlan, KFoldResult, RUN_FILES, RunConfig, createRunDir, portablePath } from "../records/runs";
 import { epochSchedule, kFold, trainTestSplit } from "../data/splits";
 import { loadCheckpoint } from "./checkpoints";
+import { FoldStep, foldSteps, readKFold } from "../records/kfold-folders";
 import { newOptimizer } from "./train";
-import { readResumes, resumeRecorder } from "./resume-log";
+import { resumeRecorder } from "./resume-log";
 import { profileSettings } from "./profile";
 import { claimDir } from "../core/lock";
-import { readJsonFile } from "../core/file-errors";
 
 /** Options of `runKFold` (on top of ExperimentConfig's; testFraction does not apply). */
 export interface KFoldConfig extends ExperimentConfig {
@@ -59,21 +58,6 @@ export interface KFoldConfig extends ExperimentConfig {
  */
 export function foldSchedule(folds: number, firstEpochs = 15, lastEpochs = 2): number[] {
   return epochSchedule(folds, firstEpochs, lastEpochs);
-}
-
-/** One training step of the plan: a fold of a pass. */
-interface Step {
-  pass: number;
-  fold: number;
-  dir: string;
-}
-
-function stepsOf(k: number, secondPass: boolean): Step[] {
-  const steps: Step[] = [];
-  for (let pass = 1; pass <= (secondPass ? 2 : 1); pass++) {
-    for (let f = 0; f < k; f++) steps.push({ pass, fold: f, dir: (pass === 2 ? "pass2-" : "") + foldDirName(f) });
-  }
-  return steps;
 }
 
 /**
@@ -111,7 +95,7 @@ function resolveKFoldDir(config: KFoldConfig, experiment: string, continued: { r
 }
 
 /** Whether a fold folder holds finished results. */
-function foldDone(runDir: string, step: Step): boolean {
+function foldDone(runDir: string, step: FoldStep): boolean {
   return fs.existsSync(path.join(runDir, step.dir, RUN_FILES.metrics));
 }
 
@@ -149,7 +133,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   const plan: KFoldPlan = { k, seed: p.seed, schedule, carryWeights: carry, secondPass, validation: folds.map((f) => f.validation), ...(heldOutTest ? { heldOutTest } : {}) };
   const runConfig: RunConfig = { ...baseRunConfig(p, config, experiment, runId, "kfold"), kfold: plan };
   const cfgFile = path.join(runDir, RUN_FILES.config);
-  const steps = stepsOf(k, secondPass);
+  const steps = foldSteps(k, secondPass);
   let accepted: RecordedChange[] | undefined;
   if (!writeJsonExclusive(cfgFile, runConfig)) {
     // Another process (or an earlier call) created the run: continue it only with the same
@@ -200,7 +184,7 @@ export async function runKFold(config: KFoldConfig): Promise<KFoldResult> {
   return readKFold(runDir);
 
   /** Trains one fold of the plan (claimed by this process); returns the carried model and optimizer, if carrying. */
-  async function trainStep(step: Step): Promise<typeof carried> {
+  async function trainStep(step: FoldStep): Promise<typeof carried> {
     const stepIndex = steps.indexOf(step);
     const previous = stepIndex > 0 ? steps[stepIndex - 1] : undefined;
     const foldDir = path.join(runDir, step.dir);
@@ -269,58 +253,6 @@ async function scoreHeldOutTest(p: PreparedExperiment, model: tf.LayersModel, fo
   writeJsonAtomic(path.join(foldDir, RUN_FILES.testMetrics), metrics);
 }
 
-/** Mean and (population) standard deviation. */
-function stat(values: number[]): FoldStat {
-  const mean = values.reduce((a, b) => a + b, 0) / Math.max(values.length, 1);
-  const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(values.length, 1));
-  return { mean, std, values };
-}
-
-/** Reads the fold folders of a K-fold run into a result (without writing anything). */
-export function readKFold(runDir: string): KFoldResult {
-  const config = readJsonFile<RunConfig>(path.join(runDir, RUN_FILES.config), `${portablePath(runDir)} cannot be read as a K-fold run without it: restore it from a copy (the fold folders' own config.json hold the same plan).`);
-  if (config.kind !== "kfold" || !config.kfold) throw new Error(`${portablePath(runDir)} is not a K-fold run folder (config.json kind "${config.kind}").`);
-  const steps = stepsOf(config.kfold.k, config.kfold.secondPass);
-  // The last pass's results are the ones reported for each fold.
-  const lastPass = config.kfold.secondPass ? 2 : 1;
-  const history: EpochRecord[] = [];
-  const foldMetrics: RunMetrics[] = [];
-  const completed: number[] = [];
-  const predictions: (PredictionRow & { fold: number })[] = [];
-  const heldOutTest: NonNullable<KFoldSummary["heldOutTest"]> = [];
-  for (const s of steps) {
-    const dir = path.join(runDir, s.dir);
-    if (!fs.existsSync(path.join(dir, RUN_FILES.metrics))) continue;
-    const fix = `Restore it from a copy, or delete ${portablePath(dir)} and run that fold again (npm run cli -- kfold --run ${portablePath(runDir)} --fold ${s.fold}).`;
-    const read = <T>(file: string): T => readJsonFile<T>(path.join(dir, file), fix);
-    const testFile = path.join(dir, RUN_FILES.testMetrics);
-    if (fs.existsSync(testFile)) heldOutTest.push({ fold: s.fold, pass: s.pass, metrics: read(RUN_FILES.testMetrics) });
-    const h = read<EpochRecord[]>(RUN_FILES.history);
-    history.push(...h.map((r) => ({ ...r, fold: s.fold, ...(config.kfold!.secondPass ? { pass: s.pass } : {}) })));
-    if (s.pass !== lastPass) continue;
-    completed.push(s.fold);
-    foldMetrics.push(read<RunMetrics>(RUN_FILES.metrics));
-    const rows = read<PredictionRow[]>(RUN_FILES.predictions);
-    predictions.push(...rows.map((r) => ({ ...r, fold: s.fold })));
-  }
-  const figures = foldMetrics.map(headlineFigures);
-  const keys = [...new Set(figures.flatMap((f) => Object.keys(f)))];
-  const summary: KFoldSummary = {
-    split: "kfold",
-    k: config.kfold.k,
-    completed,
-    profile: config.profile,
-    task: config.task,
-    model: config.model,
-    folds: foldMetrics,
-    summary: Object.fromEntries(keys.map((key) => [key, stat(figures.map((f) => f[key]).filter((v) => v !== undefined))])),
-    trainSeconds: history.reduce((a, r) => a + r.seconds, 0),
-    resumed: steps.flatMap((s) => readResumes(path.join(runDir, s.dir))),
-    ...(config.kfold.heldOutTest ? { heldOutTest } : {}),
-  };
-  return { runDir, config, history, summary, predictions };
-}
-
 /**
  * Gathers the fold folders into the run's top-level history.json, predictions.json and
  * metrics.json (KFoldSummary). Safe to call again; call it once the folds run separately are done.
@@ -328,7 +260,7 @@ export function readKFold(runDir: string): KFoldResult {
 export function mergeKFold(runDir: string): KFoldResult {
   const abs = path.resolve(runDir);
   const result = readKFold(abs);
-  const missing = stepsOf(result.config.kfold!.k, result.config.kfold!.secondPass).filter((s) => !foldDone(abs, s));
+  const missing = foldSteps(result.config.kfold!.k, result.config.kfold!.secondPass).filter((s) => !foldDone(abs, s));
   if (missing.length > 0) throw new Error(`Cannot merge ${portablePath(abs)}: ${missing.map((s) => s.dir).join(", ")} not finished yet. Run them (kfold --run <dir> --fold k) first.`);
   writeJsonAtomic(path.join(abs, RUN_FILES.history), result.history);
   writeJsonAtomic(path.join(abs, RUN_FILES.predictions), result.predictions);

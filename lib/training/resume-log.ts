@@ -6,22 +6,12 @@
  * Each fold (or train/test run) folder gets `resumes.json`, a list of ResumeEvent. Only the
  * process training that folder writes it, so folds running in parallel never share a file.
  */
-import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { writeJsonAtomic } from "../core/files";
-import { readJsonFile } from "../core/file-errors";
 import type { TrainingCallback } from "./callbacks";
-import type { ResumeEvent } from "../records/runs";
-
-/** File name of the resume records inside a fold or run folder. */
-export const RESUMES_FILE = "resumes.json";
-
-/** The resume records of a fold or run folder (empty when it never resumed). */
-export function readResumes(dir: string): ResumeEvent[] {
-  const file = path.join(dir, RESUMES_FILE);
-  return fs.existsSync(file) ? readJsonFile<ResumeEvent[]>(file, "It only records when the run was continued: restore it from a copy, or delete it to go on without those records.") : [];
-}
+import { RESUMES_FILE, ResumeEvent, readResumes } from "../records/runs";
+export { RESUMES_FILE, readResumes };
 
 /** Appends one resume record (atomically: a kill while writing leaves the old list). */
 export function recordResume(dir: string, event: ResumeEvent): void {
