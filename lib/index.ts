@@ -1,9 +1,10 @@
 /**
  * utkface-ts: age and gender estimation from UTKFace faces with tfjs.
  * The notebook API: `import * as ut from "../dist/lib";` gives what a notebook author needs,
- * listed by purpose (docs/notebooks.md describes each group). Everything else (the training
- * loop's parts, checkpoints, wasm kernels, the facenet backbone, file writers) stays
- * importable by path, e.g. `import { trainModel } from "../dist/lib/training/train"`.
+ * listed by purpose (docs/notebooks.md describes each group). A notebook cell imports nothing
+ * else from lib/; the library's inner parts (the training loop's parts, checkpoints, wasm
+ * kernels, the facenet backbone) stay importable by path for scripts and tests, e.g.
+ * `import { trainModel } from "../dist/lib/training/train"`.
  */
 
 // Setup: backend, profile, paths.
@@ -12,6 +13,8 @@ export type { BackendInfo, BackendName } from "./engine/backend";
 export { profileSettings, modelProfileSettings, quickOverrides, PROFILE_ENV } from "./training/profile";
 export type { ProfileSettings } from "./training/profile";
 export type { ExperimentProfile, ModelTask } from "./core/kinds";
+// The one atomic writer, for files a cell saves (a composed photo, an annotated figure).
+export { writeFileAtomic } from "./core/files";
 export { REPO_ROOT, RESULTS_DIR, FIGURES_DIR, SAMPLE_DATA_DIR, DATA_DIR_ENV, IMAGE_SIZE, AGE_GROUP_COUNT, AGE_GROUP_WIDTH, MAX_AGE, BATCH_SIZE, SEED, resolveDataDir } from "./core/paths";
 
 // Data: faces, labels, splits.
@@ -33,7 +36,7 @@ export {
 } from "./data/labels";
 export type { AgeDivision, Gender } from "./data/labels";
 export { permutation, mulberry32, trainTestSplit, kFold } from "./data/splits";
-export { recordsFrame } from "./analysis/tables";
+export { recordsFrame, recordsSummary } from "./analysis/tables";
 
 // Models: the registry and the task each output follows.
 export { MODELS, modelSpec, buildModel } from "./models/registry";
@@ -101,4 +104,4 @@ export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_
 export { measureLeak, leakSentence } from "./analysis/leak";
 export type { LeakReport, FoldLeak } from "./analysis/leak";
 export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";
-export { readResumes, RESUMES_FILE } from "./training/resume-log";
+export { readResumes, RESUMES_FILE } from "./records/runs";

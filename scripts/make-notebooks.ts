@@ -86,15 +86,13 @@ export const NOTEBOOKS: Record<string, Cell[]> = {
     SETUP,
     md("## Data\nLoad every usable face at the report's input: 70x70 grayscale. Malformed file names are skipped and listed, not fatal."),
     code(`
-import * as dfd from "danfojs-node";
 const faces = await ut.loadFaces({ dir: dataDir, size: ut.IMAGE_SIZE, color: "gray" });
 const report = faces.report;
 ut.showTable([{ directory: report.dir, files: report.files, usable: report.usable, skipped: report.skipped.length, seconds: report.seconds, cacheUsed: report.cacheUsed }], { title: "Load report" });
 if (report.skipped.length > 0) ut.showTable(report.skipped, { title: "Skipped files and why" });
 `),
     code(`
-const frame = new dfd.DataFrame(faces.records.map((r) => ({ age: r.age, gender: r.gender, race: r.race })));
-ut.showTable(frame.describe(), { title: "danfo.js: age, gender (1 = female) and race summary" });
+ut.showTable(ut.recordsSummary(faces.records), { title: "danfo.js: age, gender (1 = female) and race summary" });
 ut.showTable(report.countsByGroupGender, { title: "Faces per age group and gender (the report's Figure 7, as a table)" });
 `),
     md("## Model\nNone: this notebook looks at the data only. The models come in 02–04."),
@@ -410,7 +408,6 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
     md("## Data\nThe model's held-out test faces (never trained on) are pasted onto a larger background at different places and sizes, one turned 15°: a group photo whose answers are known. A second photo has no face."),
     code(`
 import * as path from "path";
-import { writeFileAtomic } from "../dist/lib/core/files";
 const faces = await ut.loadFaces({ dir: dataDir, size: profile.size, color: "gray" });
 `),
     md("## Model\nThe detector ships with its weights in the npm package @vladmandic/face-api (MIT) and runs on this project's tfjs backend. The age and gender model is the report-style multi-output CNN."),
@@ -431,8 +428,8 @@ const placements = [
 const photoDir = path.join(ut.RESULTS_DIR, "08-photos");
 const groupPhoto = path.join(photoDir, "group.jpg");
 const emptyPhoto = path.join(photoDir, "no-face.jpg");
-writeFileAtomic(groupPhoto, await ut.composePhoto(placements, { width: 1000, height: 480 }));
-writeFileAtomic(emptyPhoto, await ut.composePhoto([], { width: 640, height: 400, background: "dark" }));
+ut.writeFileAtomic(groupPhoto, await ut.composePhoto(placements, { width: 1000, height: 480 }));
+ut.writeFileAtomic(emptyPhoto, await ut.composePhoto([], { width: 640, height: 400, background: "dark" }));
 `),
     md("## Evaluate\nThe group photo annotated: each face's box (the detector's) and the predicted gender and age group. The faces' true labels are in their file names; a pasted face without a box is one the detector missed (small, blurred and turned faces are the hardest)."),
     code(`
@@ -451,7 +448,7 @@ ut.showTable(ut.detectVsCropRows(comparison), { title: \`Held-out test faces: \$
     md("## Figures\nThe annotated group photo is saved next to the other figures."),
     code(`
 const figureFile = path.join(ut.FIGURES_DIR, "08-group-photo-annotated.png");
-writeFileAtomic(figureFile, annotated.png);
+ut.writeFileAtomic(figureFile, annotated.png);
 console.log(ut.portablePath(figureFile));
 `),
     MEMORY,

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import { isFaceRecord, parseFileName } from "../lib/data/dataset";
 import { GENDER_LABELS, ageGroupOf, decodeAgeGroup } from "../lib/data/labels";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
-import { recordsFrame } from "../lib/analysis/tables";
+import { recordsFrame, recordsSummary } from "../lib/analysis/tables";
 
 // Labels only: the frame needs no pixels, so the sample's names are enough.
 const records = fs.readdirSync(SAMPLE_DATA_DIR).sort().map(parseFileName).filter(isFaceRecord);
@@ -35,4 +35,14 @@ test("danfo groupby gender count and age mean agree with plain JS on the sample"
   }
   const ageGroups = new Set(records.map((r) => ageGroupOf(r.age)));
   assert.equal(df.groupby(["ageGroup"]).col(["age"]).count().shape[0], ageGroups.size);
+});
+
+test("recordsSummary: describe() of age, gender and race, the mean as in plain JS", () => {
+  const d = recordsSummary(records);
+  assert.deepEqual(d.columns, ["age", "gender", "race"]);
+  const row = (d.index as string[]).indexOf("mean");
+  assert.ok(row >= 0, `no mean row in ${d.index}`);
+  const jsMean = records.reduce((a, r) => a + r.age, 0) / records.length;
+  assert.ok(Math.abs((d["age"].values[row] as number) - jsMean) < 1e-9);
+  assert.throws(() => recordsSummary([]), /at least one record/);
 });

@@ -25,3 +25,13 @@ export function recordsFrame(records: readonly FaceRecord[]): DataFrame {
     datetime: records.map((r) => r.datetime),
   });
 }
+
+/**
+ * danfo.js `describe()` of the faces' numeric labels (age, gender with 1 = female, race code):
+ * count, mean, std, min, median, max per column, notebook 01's summary table.
+ */
+export function recordsSummary(records: readonly FaceRecord[]): DataFrame {
+  if (records.length === 0) throw new Error("recordsSummary needs at least one record; the loaded dataset is empty.");
+  const dfd = require("danfojs-node") as typeof import("danfojs-node");
+  return new dfd.DataFrame(records.map((r) => ({ age: r.age, gender: r.gender, race: r.race }))).describe() as DataFrame;
+}
