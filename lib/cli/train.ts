@@ -1,9 +1,16 @@
 /** `npm run cli -- train`: train one model on a train/test split and write its run folder. */
 import { parseArgs } from "util";
-import { runExperiment } from "../training/experiment";
+import { DEFAULT_LEARNING_RATE, runExperiment } from "../training/experiment";
 import { MODELS } from "../models/registry";
+import { DEFAULT_FINE_TUNE_LEARNING_RATE } from "../models/transfer";
 import { portablePath } from "../records/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption, numberOption, printMetrics } from "./options";
+
+// The learning rates in the help come from the registry (a model's own rate) and the trainer's
+// defaults, so the text cannot drift from what a run uses.
+const specs = Object.values(MODELS);
+const ownRates = specs.flatMap((s) => (s.learningRate === undefined ? [] : [`${s.name}: ${s.learningRate}`])).join("; ");
+const ownFineTuneRates = specs.flatMap((s) => (s.fineTune?.learningRate === undefined ? [] : [`${s.name} ${s.fineTune.learningRate.toExponential()}`])).join(", ");
 
 export const help = `Usage: npm run cli -- train --model <name> [options]
 
@@ -17,7 +24,7 @@ Options:
   --color gray|rgb        colour mode (default: the model's)
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
   --batch N               batch size (default 25)
-  --lr X                  Adam learning rate (default 0.001; vgg19: 0.0001)
+  --lr X                  Adam learning rate (default ${DEFAULT_LEARNING_RATE}; ${ownRates})
   --seed N                seed of splits, batches and weights (default 42)
   --test-fraction X       held-out share (default 0.2)
   --validation-fraction X share of training images watched each epoch (default 0.1)
@@ -29,7 +36,7 @@ Options:
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
   --fine-tune-epochs N    transfer models: epochs after the frozen stage with the last
                           pretrained layers unfrozen (facenet-transfer: quick 1, full 3; 0 = off)
-  --fine-tune-lr X        learning rate of the fine-tune stage (facenet-transfer 1e-5, else 1e-4)
+  --fine-tune-lr X        learning rate of the fine-tune stage (${ownFineTuneRates}, else ${DEFAULT_FINE_TUNE_LEARNING_RATE.toExponential()})
   --fine-tune-layers N|all  pretrained layers to unfreeze, from the end (facenet-transfer: 2 of 6)
   --profile quick|full    overrides $EXPERIMENT_PROFILE (default quick)
 

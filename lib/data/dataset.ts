@@ -89,7 +89,7 @@ export interface LoadReport {
 export interface LoadOptions {
   /** UTKFace directory; default `resolveDataDir()` (argument, $UTKFACE_DIR, data/UTKFace, data/sample). */
   dir?: string;
-  /** Side in pixels (default 70). */
+  /** Side in pixels (default IMAGE_SIZE, the report's 70). */
   size?: number;
   color?: ColorMode;
   /** Use and fill the on-disk pixel cache (default true). `false` times a first (uncached) load. */
