@@ -26,6 +26,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "layouts.h"
+
 using namespace dnnl;
 using tag = memory::format_tag;
 using dt = memory::data_type;
@@ -244,7 +246,6 @@ void set_post_op(primitive_attr& attr, int act, float alpha) {
 //    N H W C O kH kW oH oW sH sW dH dW padTop padLeft padBottom padRight groups hasBias act
 // offsets: forward (x, filter, bias, y); backward data (dy, filter, -, dx);
 //          backward weights (x, dy, -, dfilter).
-enum { P_OP, P_N, P_H, P_W, P_C, P_O, P_KH, P_KW, P_OH, P_OW, P_SH, P_SW, P_DH, P_DW, P_PT, P_PL, P_PB, P_PR, P_G, P_BIAS, P_ACT, P_COUNT };
 
 std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
   const memory::dim N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], O = p[P_O], kH = p[P_KH], kW = p[P_KW], oH = p[P_OH], oW = p[P_OW], G = p[P_G];
@@ -324,10 +325,42 @@ bool in_heap(napi_env env, size_t heap_bytes, double offset, double bytes) {
   return true;
 }
 
+// One heap op's checked arguments: `want` arguments, the wasm heap first and, for an op with
+// shape parameters (params > 0), an Int32Array of at least `params` of them second. Every op
+// on the heap starts here, so a missing argument, something else than a typed array or a short
+// parameter array is a JS error, never a read past an end.
+struct HeapCall {
+  Args a;
+  uint8_t* heap = nullptr;
+  size_t heap_bytes = 0;
+  const int32_t* p = nullptr;
+  // Argument i as a number (a byte offset, a count, epsilon, alpha).
+  double num(size_t i) const { return number(a.env, a.v[i]); }
+  // Whether [offset, offset + bytes) lies in the heap (a range error is thrown when not).
+  bool fits(double offset, double bytes) const { return in_heap(a.env, heap_bytes, offset, bytes); }
+  // The operand at a byte offset that fits() accepted.
+  template <typename T>
+  T* at(double offset) const { return reinterpret_cast<T*>(heap + size_t(offset)); }
+};
+
+bool heap_call(napi_env env, napi_callback_info info, size_t want, const char* op, size_t params, HeapCall& c) {
+  if (!get_args(env, info, want, c.a) || !typed(env, c.a.v[0], &c.heap, &c.heap_bytes)) return false;
+  if (params == 0) return true;
+  uint8_t* pbytes;
+  size_t pn;
+  if (!typed(env, c.a.v[1], &pbytes, &pn)) return false;
+  if (pn < params * 4) {
+    napi_throw_error(env, nullptr, (std::string("utkface_onednn: ") + op + " needs " + std::to_string(params) + " parameters").c_str());
+    return false;
+  }
+  c.p = reinterpret_cast<const int32_t*>(pbytes);
+  return true;
+}
+
 // conv(heap: Uint8Array, params: Int32Array, a, b, c, out: byte offsets, alpha, weightId?)
 napi_value Conv(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 7, a)) return nullptr;
+  HeapCall call;
+  if (!heap_call(env, info, 7, "conv", P_COUNT, call)) return nullptr;
   double weight_id = 0;
   {
     size_t argc = 8;
@@ -339,36 +372,28 @@ napi_value Conv(napi_env env, napi_callback_info info) {
       if (t == napi_number) weight_id = number(env, argv[7]);
     }
   }
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < P_COUNT * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: conv needs 21 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
-  const double o0 = number(env, a.v[2]), o1 = number(env, a.v[3]), o2 = number(env, a.v[4]), o3 = number(env, a.v[5]);
-  const float alpha = static_cast<float>(number(env, a.v[6]));
+  const int32_t* p = call.p;
+  const double o0 = call.num(2), o1 = call.num(3), o2 = call.num(4), o3 = call.num(5);
+  const float alpha = static_cast<float>(call.num(6));
   const double N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], O = p[P_O], oH = p[P_OH], oW = p[P_OW], kk = double(p[P_KH]) * p[P_KW];
   const double xb = N * H * W * C * 4, yb = N * oH * oW * O * 4, wb = kk * (p[P_G] == 1 ? C * O : O) * 4;
   const int op = p[P_OP];
-  bool ok = op <= 1   ? in_heap(env, heap_bytes, o0, xb) && in_heap(env, heap_bytes, o1, wb) && (!p[P_BIAS] || in_heap(env, heap_bytes, o2, O * 4)) && in_heap(env, heap_bytes, o3, yb)
-            : op == 2 ? in_heap(env, heap_bytes, o0, yb) && in_heap(env, heap_bytes, o1, wb) && in_heap(env, heap_bytes, o3, xb)
-                      : in_heap(env, heap_bytes, o0, xb) && in_heap(env, heap_bytes, o1, yb) && in_heap(env, heap_bytes, o3, wb);
+  bool ok = op <= 1   ? call.fits(o0, xb) && call.fits(o1, wb) && (!p[P_BIAS] || call.fits(o2, O * 4)) && call.fits(o3, yb)
+            : op == 2 ? call.fits(o0, yb) && call.fits(o1, wb) && call.fits(o3, xb)
+                      : call.fits(o0, xb) && call.fits(o1, yb) && call.fits(o3, wb);
   if (!ok) return nullptr;
   return guarded(env, [&]() {
     Entry& e = cached(key_of("conv", p, P_COUNT, alpha), [&]() { return make_conv(p, alpha); });
-    std::vector<void*> ins{heap + size_t(o0), heap + size_t(o1)};
-    if (op <= 1 && p[P_BIAS]) ins.push_back(heap + size_t(o2));
+    std::vector<void*> ins{call.at<uint8_t>(o0), call.at<uint8_t>(o1)};
+    if (op <= 1 && p[P_BIAS]) ins.push_back(call.at<uint8_t>(o2));
     // The filter is an input of forward and backward-data calls (not of backward-weights).
-    run(e, ins, heap + size_t(o3), op <= 2 ? weight_id : 0);
+    run(e, ins, call.at<uint8_t>(o3), op <= 2 ? weight_id : 0);
     return undefined(env);
   });
 }
 
 // ---- matmul --------------------------------------------------------------------------------
 // p: batchA batchB M K N transposeA transposeB hasBias act; offsets (a, b, bias, out).
-enum { M_BA, M_BB, M_M, M_K, M_N, M_TA, M_TB, M_BIAS, M_ACT, M_COUNT };
 
 std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
   const memory::dim bA = p[M_BA], bB = p[M_BB], M = p[M_M], K = p[M_K], Nn = p[M_N];
@@ -390,34 +415,26 @@ std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
 }
 
 napi_value MatMul(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 7, a)) return nullptr;
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < M_COUNT * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: matmul needs 9 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
-  const double o0 = number(env, a.v[2]), o1 = number(env, a.v[3]), o2 = number(env, a.v[4]), o3 = number(env, a.v[5]);
-  const float alpha = static_cast<float>(number(env, a.v[6]));
+  HeapCall call;
+  if (!heap_call(env, info, 7, "matmul", M_COUNT, call)) return nullptr;
+  const int32_t* p = call.p;
+  const double o0 = call.num(2), o1 = call.num(3), o2 = call.num(4), o3 = call.num(5);
+  const float alpha = static_cast<float>(call.num(6));
   const double M = p[M_M], K = p[M_K], Nn = p[M_N];
-  if (!in_heap(env, heap_bytes, o0, p[M_BA] * M * K * 4) || !in_heap(env, heap_bytes, o1, p[M_BB] * K * Nn * 4) ||
-      (p[M_BIAS] && !in_heap(env, heap_bytes, o2, Nn * 4)) || !in_heap(env, heap_bytes, o3, std::max(p[M_BA], p[M_BB]) * M * Nn * 4))
+  if (!call.fits(o0, p[M_BA] * M * K * 4) || !call.fits(o1, p[M_BB] * K * Nn * 4) ||
+      (p[M_BIAS] && !call.fits(o2, Nn * 4)) || !call.fits(o3, std::max(p[M_BA], p[M_BB]) * M * Nn * 4))
     return nullptr;
   return guarded(env, [&]() {
     Entry& e = cached(key_of("matmul", p, M_COUNT, alpha), [&]() { return make_matmul(p, alpha); });
-    std::vector<void*> ins{heap + size_t(o0), heap + size_t(o1)};
-    if (p[M_BIAS]) ins.push_back(heap + size_t(o2));
-    run(e, ins, heap + size_t(o3));
+    std::vector<void*> ins{call.at<uint8_t>(o0), call.at<uint8_t>(o1)};
+    if (p[M_BIAS]) ins.push_back(call.at<uint8_t>(o2));
+    run(e, ins, call.at<uint8_t>(o3));
     return undefined(env);
   });
 }
 
 // ---- max pooling ---------------------------------------------------------------------------
 // p: N H W C oH oW kH kW sH sW padTop padLeft padBottom padRight
-enum { Q_N, Q_H, Q_W, Q_C, Q_OH, Q_OW, Q_KH, Q_KW, Q_SH, Q_SW, Q_PT, Q_PL, Q_PB, Q_PR, Q_COUNT };
 
 std::unique_ptr<Entry> make_maxpool(const int32_t* p) {
   const memory::dim N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW];
@@ -444,14 +461,14 @@ struct PoolGrad {
 std::unordered_map<std::string, std::unique_ptr<PoolGrad>> g_pool_grads;
 
 PoolGrad& pool_grad(const int32_t* p) {
-  const std::string key = key_of("maxpoolgrad", p, 14, 0);
+  const std::string key = key_of("maxpoolgrad", p, Q_COUNT, 0);
   auto it = g_pool_grads.find(key);
   if (it != g_pool_grads.end()) return *it->second;
-  const memory::dim N = p[0], H = p[1], W = p[2], C = p[3], oH = p[4], oW = p[5];
+  const memory::dim N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW];
   auto g = std::make_unique<PoolGrad>();
   g->src = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
   g->dst = memory::desc({N, C, oH, oW}, dt::f32, tag::nhwc);
-  memory::dims strides{p[8], p[9]}, kernel{p[6], p[7]}, pl{p[10], p[11]}, pr{p[12], p[13]};
+  memory::dims strides{p[Q_SH], p[Q_SW]}, kernel{p[Q_KH], p[Q_KW]}, pl{p[Q_PT], p[Q_PL]}, pr{p[Q_PB], p[Q_PR]};
   pooling_forward::desc fd(prop_kind::forward_training, algorithm::pooling_max, g->src, g->dst, strides, kernel, pl, pr);
   pooling_forward::primitive_desc fpd(fd, cpu_engine());
   pooling_backward::desc bd(algorithm::pooling_max, g->src, g->dst, strides, kernel, pl, pr);
@@ -473,21 +490,14 @@ double pool_bytes(const int32_t* p, bool out) {
 
 // maxPool(heap, params, x, y)
 napi_value MaxPool(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 4, a)) return nullptr;
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < Q_COUNT * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: maxPool needs 14 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
-  const double ox = number(env, a.v[2]), oy = number(env, a.v[3]);
-  if (!in_heap(env, heap_bytes, ox, pool_bytes(p, false)) || !in_heap(env, heap_bytes, oy, pool_bytes(p, true))) return nullptr;
+  HeapCall call;
+  if (!heap_call(env, info, 4, "maxPool", Q_COUNT, call)) return nullptr;
+  const int32_t* p = call.p;
+  const double ox = call.num(2), oy = call.num(3);
+  if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(oy, pool_bytes(p, true))) return nullptr;
   return guarded(env, [&]() {
     Entry& e = cached(key_of("maxpool", p, Q_COUNT, 0), [&]() { return make_maxpool(p); });
-    run(e, {heap + size_t(ox)}, heap + size_t(oy));
+    run(e, {call.at<uint8_t>(ox)}, call.at<uint8_t>(oy));
     return undefined(env);
   });
 }
@@ -497,23 +507,16 @@ napi_value MaxPool(napi_env env, napi_callback_info info) {
 // layer of the project's models) run oneDNN's backward; overlapping or padded windows, where
 // tie order could differ, run a direct loop, parallel over images.
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 5, a)) return nullptr;
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < Q_COUNT * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: maxPoolGrad needs 14 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
-  const double ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
-  if (!in_heap(env, heap_bytes, ox, pool_bytes(p, false)) || !in_heap(env, heap_bytes, ody, pool_bytes(p, true)) || !in_heap(env, heap_bytes, odx, pool_bytes(p, false)))
+  HeapCall call;
+  if (!heap_call(env, info, 5, "maxPoolGrad", Q_COUNT, call)) return nullptr;
+  const int32_t* p = call.p;
+  const double ox = call.num(2), ody = call.num(3), odx = call.num(4);
+  if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(ody, pool_bytes(p, true)) || !call.fits(odx, pool_bytes(p, false)))
     return nullptr;
   const int N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW], kH = p[Q_KH], kW = p[Q_KW], sH = p[Q_SH], sW = p[Q_SW], pT = p[Q_PT], pL = p[Q_PL];
-  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
-  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
-  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  const float* x = call.at<const float>(ox);
+  const float* dy = call.at<const float>(ody);
+  float* dx = call.at<float>(odx);
   const bool tiles = kH == sH && kW == sW && pT == 0 && pL == 0 && p[Q_PB] == 0 && p[Q_PR] == 0 && oH * sH <= H && oW * sW <= W;
   if (tiles) {
     // oneDNN's jit backward is ~8x faster than the loop below (1.9 vs 16 ms for the report
@@ -521,7 +524,7 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
     try {
       PoolGrad& g = pool_grad(p);
       stream& s = cpu_stream();
-      memory xm(g.src, cpu_engine(), heap + size_t(ox)), dym(g.dst, cpu_engine(), heap + size_t(ody)), dxm(g.src, cpu_engine(), heap + size_t(odx));
+      memory xm(g.src, cpu_engine(), call.at<uint8_t>(ox)), dym(g.dst, cpu_engine(), call.at<uint8_t>(ody)), dxm(g.src, cpu_engine(), call.at<uint8_t>(odx));
       g.fwd.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, g.y}, {DNNL_ARG_WORKSPACE, g.ws}});
       g.bwd.execute(s, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WORKSPACE, g.ws}, {DNNL_ARG_DIFF_SRC, dxm}});
       s.wait();
@@ -622,16 +625,13 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
 // over batch, height and width). Each thread sums a block of rows into its own partial row,
 // in double, then the partials are added in thread order (deterministic for a thread count).
 napi_value SumRows(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 5, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const double rows = number(env, a.v[1]), cols = number(env, a.v[2]), ox = number(env, a.v[3]), oy = number(env, a.v[4]);
-  if (rows < 1 || cols < 1 || !in_heap(env, heap_bytes, ox, rows * cols * 4) || !in_heap(env, heap_bytes, oy, cols * 4)) return nullptr;
+  HeapCall call;
+  if (!heap_call(env, info, 5, nullptr, 0, call)) return nullptr;
+  const double rows = call.num(1), cols = call.num(2), ox = call.num(3), oy = call.num(4);
+  if (rows < 1 || cols < 1 || !call.fits(ox, rows * cols * 4) || !call.fits(oy, cols * 4)) return nullptr;
   const int64_t R = int64_t(rows), Cn = int64_t(cols);
-  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
-  float* y = reinterpret_cast<float*>(heap + size_t(oy));
+  const float* x = call.at<const float>(ox);
+  float* y = call.at<float>(oy);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, R * Cn / 32768)));
   std::vector<double> partial(size_t(threads) * Cn, 0.0);
 #pragma omp parallel num_threads(threads)
@@ -663,33 +663,26 @@ napi_value SumRows(napi_env env, napi_callback_info info) {
 // batchNorm(heap, params [N H W C hasScale hasShift], x, mean, variance, scale, shift, y, epsilon):
 // y = scale * (x - mean) / sqrt(variance + epsilon) + shift, per channel, NHWC.
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 9, a)) return nullptr;
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < 6 * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: batchNorm needs 6 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  HeapCall call;
+  if (!heap_call(env, info, 9, "batchNorm", B_COUNT, call)) return nullptr;
+  const int32_t* p = call.p;
   double off[6];
-  for (int i = 0; i < 6; i++) off[i] = number(env, a.v[2 + i]);
-  const float eps = static_cast<float>(number(env, a.v[8]));
-  const double n = double(p[0]) * p[1] * p[2] * p[3], c = p[3];
-  if (!in_heap(env, heap_bytes, off[0], n * 4) || !in_heap(env, heap_bytes, off[1], c * 4) || !in_heap(env, heap_bytes, off[2], c * 4) ||
-      (p[4] && !in_heap(env, heap_bytes, off[3], c * 4)) || (p[5] && !in_heap(env, heap_bytes, off[4], c * 4)) || !in_heap(env, heap_bytes, off[5], n * 4))
+  for (int i = 0; i < 6; i++) off[i] = call.num(2 + i);
+  const float eps = static_cast<float>(call.num(8));
+  const double n = double(p[B_N]) * p[B_H] * p[B_W] * p[B_C], c = p[B_C];
+  if (!call.fits(off[0], n * 4) || !call.fits(off[1], c * 4) || !call.fits(off[2], c * 4) ||
+      (p[B_SCALE] && !call.fits(off[3], c * 4)) || (p[B_SHIFT] && !call.fits(off[4], c * 4)) || !call.fits(off[5], n * 4))
     return nullptr;
   int32_t eps_bits;
   std::memcpy(&eps_bits, &eps, 4);
   return guarded(env, [&]() {
-    Entry& e = cached(key_of("bnorm", p, 6, eps_bits), [&]() {
-      const memory::dim N = p[0], H = p[1], W = p[2], C = p[3];
+    Entry& e = cached(key_of("bnorm", p, B_COUNT, eps_bits), [&]() {
+      const memory::dim N = p[B_N], H = p[B_H], W = p[B_W], C = p[B_C];
       memory::desc data({N, C, H, W}, dt::f32, tag::nhwc);
       memory::desc vec({C}, dt::f32, tag::a);
       auto flags = normalization_flags::use_global_stats;
-      if (p[4]) flags = flags | normalization_flags::use_scale;
-      if (p[5]) flags = flags | normalization_flags::use_shift;
+      if (p[B_SCALE]) flags = flags | normalization_flags::use_scale;
+      if (p[B_SHIFT]) flags = flags | normalization_flags::use_shift;
       batch_normalization_forward::desc d(prop_kind::forward_inference, data, eps, flags);
       batch_normalization_forward::primitive_desc pd(d, cpu_engine());
       auto entry = std::make_unique<Entry>();
@@ -697,15 +690,15 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
       entry->ins.push_back(input_slot(DNNL_ARG_SRC, data, pd.src_desc()));
       entry->ins.push_back(input_slot(DNNL_ARG_MEAN, vec, pd.mean_desc()));
       entry->ins.push_back(input_slot(DNNL_ARG_VARIANCE, vec, pd.variance_desc()));
-      if (p[4]) entry->ins.push_back(input_slot(DNNL_ARG_SCALE, vec, vec));
-      if (p[5]) entry->ins.push_back(input_slot(DNNL_ARG_SHIFT, vec, vec));
+      if (p[B_SCALE]) entry->ins.push_back(input_slot(DNNL_ARG_SCALE, vec, vec));
+      if (p[B_SHIFT]) entry->ins.push_back(input_slot(DNNL_ARG_SHIFT, vec, vec));
       entry->out = output_slot(DNNL_ARG_DST, data, pd.dst_desc());
       return entry;
     });
-    std::vector<void*> ins{heap + size_t(off[0]), heap + size_t(off[1]), heap + size_t(off[2])};
-    if (p[4]) ins.push_back(heap + size_t(off[3]));
-    if (p[5]) ins.push_back(heap + size_t(off[4]));
-    run(e, ins, heap + size_t(off[5]));
+    std::vector<void*> ins{call.at<uint8_t>(off[0]), call.at<uint8_t>(off[1]), call.at<uint8_t>(off[2])};
+    if (p[B_SCALE]) ins.push_back(call.at<uint8_t>(off[3]));
+    if (p[B_SHIFT]) ins.push_back(call.at<uint8_t>(off[4]));
+    run(e, ins, call.at<uint8_t>(off[5]));
     return undefined(env);
   });
 }
@@ -716,17 +709,14 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 // gradient, so ReLU6's: both ends inclusive, as tfjs writes it). One threaded pass instead of
 // GreaterEqual, LessEqual, LogicalAnd, ZerosLike and Select on wasm.
 napi_value ClipGrad(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 7, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const double n = number(env, a.v[1]), ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
-  const float lo = float(number(env, a.v[5])), hi = float(number(env, a.v[6]));
-  if (!in_heap(env, heap_bytes, ox, n * 4) || !in_heap(env, heap_bytes, ody, n * 4) || !in_heap(env, heap_bytes, odx, n * 4)) return nullptr;
-  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
-  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
-  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  HeapCall call;
+  if (!heap_call(env, info, 7, nullptr, 0, call)) return nullptr;
+  const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
+  const float lo = float(call.num(5)), hi = float(call.num(6));
+  if (!call.fits(ox, n * 4) || !call.fits(ody, n * 4) || !call.fits(odx, n * 4)) return nullptr;
+  const float* x = call.at<const float>(ox);
+  const float* dy = call.at<const float>(ody);
+  float* dx = call.at<float>(odx);
   const int64_t N = int64_t(n);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -742,29 +732,22 @@ napi_value ClipGrad(napi_env env, napi_callback_info info) {
 //   dvariance = -0.5 inv^3 scale sum dy (x - mean).
 // One pass for the two channel sums (per-thread partials in double) and one for dx.
 napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 13, a)) return nullptr;
-  uint8_t *heap, *pbytes;
-  size_t heap_bytes, pn;
-  if (!typed(env, a.v[0], &heap, &heap_bytes) || !typed(env, a.v[1], &pbytes, &pn)) return nullptr;
-  if (pn < 3 * 4) {
-    napi_throw_error(env, nullptr, "utkface_onednn: batchNormGrad needs 3 parameters");
-    return nullptr;
-  }
-  const int32_t* p = reinterpret_cast<const int32_t*>(pbytes);
+  HeapCall call;
+  if (!heap_call(env, info, 13, "batchNormGrad", G_COUNT, call)) return nullptr;
+  const int32_t* p = call.p;
   double off[10];
-  for (int i = 0; i < 10; i++) off[i] = number(env, a.v[2 + i]);
-  const float eps = float(number(env, a.v[12]));
-  const int64_t R = p[0], C = p[1];
-  const bool has_scale = p[2] != 0;
+  for (int i = 0; i < 10; i++) off[i] = call.num(2 + i);
+  const float eps = float(call.num(12));
+  const int64_t R = p[G_ROWS], C = p[G_C];
+  const bool has_scale = p[G_SCALE] != 0;
   const double n = double(R) * C;
   // x, dy, mean, variance, scale, dx, dmean, dvariance, dscale, doffset
   const double sizes[10] = {n, n, double(C), double(C), double(C), n, double(C), double(C), double(C), double(C)};
   for (int i = 0; i < 10; i++) {
     if (i == 4 && !has_scale) continue;
-    if (!in_heap(env, heap_bytes, off[i], sizes[i] * 4)) return nullptr;
+    if (!call.fits(off[i], sizes[i] * 4)) return nullptr;
   }
-  auto f = [&](int i) { return reinterpret_cast<float*>(heap + size_t(off[i])); };
+  auto f = [&](int i) { return call.at<float>(off[i]); };
   const float *x = f(0), *dy = f(1), *mean = f(2), *var = f(3), *scale = has_scale ? f(4) : nullptr;
   float *dx = f(5), *dmean = f(6), *dvar = f(7), *dscale = f(8), *doffset = f(9);
   std::vector<float> inv(C), mul(C);
@@ -822,17 +805,14 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
 // meanGrad(heap, rows, cols, dy, dx, scale): dx[r][c] = dy[c] * scale, the gradient of a Mean
 // over every axis but the last (BatchNorm's moments); tfjs builds it as Fill, Multiply, RealDiv.
 napi_value MeanGrad(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 6, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const double rows = number(env, a.v[1]), cols = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
-  const float scale = float(number(env, a.v[5]));
-  if (rows < 1 || cols < 1 || !in_heap(env, heap_bytes, ody, cols * 4) || !in_heap(env, heap_bytes, odx, rows * cols * 4)) return nullptr;
+  HeapCall call;
+  if (!heap_call(env, info, 6, nullptr, 0, call)) return nullptr;
+  const double rows = call.num(1), cols = call.num(2), ody = call.num(3), odx = call.num(4);
+  const float scale = float(call.num(5));
+  if (rows < 1 || cols < 1 || !call.fits(ody, cols * 4) || !call.fits(odx, rows * cols * 4)) return nullptr;
   const int64_t R = int64_t(rows), Cn = int64_t(cols);
-  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
-  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  const float* dy = call.at<const float>(ody);
+  float* dx = call.at<float>(odx);
   std::vector<float> row(Cn);
   for (int64_t c = 0; c < Cn; c++) row[c] = dy[c] * scale;
   const float* src = row.data();
@@ -844,16 +824,13 @@ napi_value MeanGrad(napi_env env, napi_callback_info info) {
 
 // squareGrad(heap, n, x, dy, dx): dx = dy * 2x (tfjs: Cast, Multiply, Multiply).
 napi_value SquareGrad(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 5, a)) return nullptr;
-  uint8_t* heap;
-  size_t heap_bytes;
-  if (!typed(env, a.v[0], &heap, &heap_bytes)) return nullptr;
-  const double n = number(env, a.v[1]), ox = number(env, a.v[2]), ody = number(env, a.v[3]), odx = number(env, a.v[4]);
-  if (!in_heap(env, heap_bytes, ox, n * 4) || !in_heap(env, heap_bytes, ody, n * 4) || !in_heap(env, heap_bytes, odx, n * 4)) return nullptr;
-  const float* x = reinterpret_cast<const float*>(heap + size_t(ox));
-  const float* dy = reinterpret_cast<const float*>(heap + size_t(ody));
-  float* dx = reinterpret_cast<float*>(heap + size_t(odx));
+  HeapCall call;
+  if (!heap_call(env, info, 5, nullptr, 0, call)) return nullptr;
+  const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
+  if (!call.fits(ox, n * 4) || !call.fits(ody, n * 4) || !call.fits(odx, n * 4)) return nullptr;
+  const float* x = call.at<const float>(ox);
+  const float* dy = call.at<const float>(ody);
+  float* dx = call.at<float>(odx);
   const int64_t N = int64_t(n);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
 #pragma omp parallel for num_threads(threads) schedule(static)

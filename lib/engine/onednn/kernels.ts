@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { WasmBackend } from "../wasm/util";
 import { runOnCpu } from "../wasm/util";
 import type { OneDnnAddon } from "./addon";
+import { BATCH_NORM_GRAD_PARAMS, BATCH_NORM_PARAMS, CONV_PARAMS, MATMUL_PARAMS, POOL_PARAMS, paramWriter } from "./layouts";
 
 /** The wasm backend's internals the kernels read: tensor offsets and the heap. */
 interface WasmInternals extends WasmBackend {
@@ -28,10 +29,10 @@ export type Fallback = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 /** Activation codes of the addon's post-ops (0 = none); absent names (prelu) fall back. */
 const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, elu: 3, leakyrelu: 4, sigmoid: 5 };
 
-// Parameter arrays reused across calls (the addon reads them synchronously).
-const convParams = new Int32Array(21);
-const matmulParams = new Int32Array(9);
-const poolParams = new Int32Array(14);
+// Parameter arrays reused across calls, written by name in the addon's layouts.
+const convParams = paramWriter(CONV_PARAMS);
+const matmulParams = paramWriter(MATMUL_PARAMS);
+const poolParams = paramWriter(POOL_PARAMS);
 
 const CONV = { forwardTraining: 0, forwardInference: 1, backwardData: 2, backwardWeights: 3 } as const;
 
@@ -72,14 +73,12 @@ const refused = new Set<string>();
  * depthwise, the input channels.
  */
 function convParamsFor(op: number, info: tf.backend_util.Conv2DInfo, groups: number, hasBias: boolean, act: number): Int32Array {
-  const p = convParams;
   const { padInfo } = info;
-  p.set([
-    op, info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outChannels, info.filterHeight, info.filterWidth,
-    info.outHeight, info.outWidth, info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth,
-    padInfo.top, padInfo.left, padInfo.bottom, padInfo.right, groups, hasBias ? 1 : 0, act,
-  ]);
-  return p;
+  return convParams({
+    op, n: info.batchSize, h: info.inHeight, w: info.inWidth, c: info.inChannels, o: info.outChannels, kh: info.filterHeight, kw: info.filterWidth,
+    oh: info.outHeight, ow: info.outWidth, sh: info.strideHeight, sw: info.strideWidth, dh: info.dilationHeight, dw: info.dilationWidth,
+    pt: padInfo.top, pl: padInfo.left, pb: padInfo.bottom, pr: padInfo.right, g: groups, bias: hasBias ? 1 : 0, act,
+  });
 }
 
 /** Runs one addon call for an output of `shape`; on a oneDNN refusal frees it and returns undefined. */
@@ -193,8 +192,7 @@ export function makeMatMul(addon: OneDnnAddon, fused: boolean, fallback: Fallbac
     const N = at.transposeB ? b.shape[r - 2] : b.shape[r - 1];
     if (K !== Kb || (bias && sizeOf(bias.shape) !== N)) return fallback(args);
     const outer = batchA >= batchB ? outerA : outerB;
-    const p = matmulParams;
-    p.set([batchA, batchB, M, K, N, at.transposeA ? 1 : 0, at.transposeB ? 1 : 0, bias ? 1 : 0, act]);
+    const p = matmulParams({ ba: batchA, bb: batchB, m: M, k: K, n: N, ta: at.transposeA ? 1 : 0, tb: at.transposeB ? 1 : 0, bias: bias ? 1 : 0, act });
     const out = withOutput(be, [...outer, M, N], `mm${p.join(",")}`, (heap, c) =>
       addon.matMul(heap, p, offsetOf(be, a), offsetOf(be, b), bias ? offsetOf(be, bias) : 0, c, at.leakyreluAlpha ?? 0.2),
     );
@@ -211,11 +209,10 @@ interface PoolAttrs {
 
 function poolParamsFor(info: tf.backend_util.Conv2DInfo): Int32Array {
   const { padInfo } = info;
-  poolParams.set([
-    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.filterHeight, info.filterWidth,
-    info.strideHeight, info.strideWidth, padInfo.top, padInfo.left, padInfo.bottom, padInfo.right,
-  ]);
-  return poolParams;
+  return poolParams({
+    n: info.batchSize, h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth, kh: info.filterHeight, kw: info.filterWidth,
+    sh: info.strideHeight, sw: info.strideWidth, pt: padInfo.top, pl: padInfo.left, pb: padInfo.bottom, pr: padInfo.right,
+  });
 }
 
 /** MaxPool on oneDNN's pooling primitive (NHWC, padded cells never win). */
@@ -344,7 +341,7 @@ export function makeTile(fallback: Fallback): tf.KernelFunc {
   };
 }
 
-const batchNormParams = new Int32Array(6);
+const batchNormParams = paramWriter(BATCH_NORM_PARAMS);
 
 /**
  * FusedBatchNorm (tfjs's batchNorm: given mean and variance, optional scale and offset), 4-D
@@ -359,8 +356,7 @@ export function makeBatchNorm(addon: OneDnnAddon, fallback: Fallback): tf.Kernel
     if (!x || !mean || !variance || x.shape.length !== 4 || !allFloat(x, mean, variance, offset, scale)) return fallback(args);
     const C = x.shape[3];
     if ([mean, variance, offset, scale].some((t) => t && sizeOf(t.shape) !== C) || sizeOf(x.shape) === 0) return fallback(args);
-    batchNormParams.set([x.shape[0], x.shape[1], x.shape[2], C, scale ? 1 : 0, offset ? 1 : 0]);
-    const p = batchNormParams;
+    const p = batchNormParams({ n: x.shape[0], h: x.shape[1], w: x.shape[2], c: C, scale: scale ? 1 : 0, shift: offset ? 1 : 0 });
     const out = withOutput(be, [...x.shape], `bn${p.join(",")}/${varianceEpsilon}`, (heap, y) =>
       addon.batchNorm(heap, p, offsetOf(be, x), offsetOf(be, mean), offsetOf(be, variance), scale ? offsetOf(be, scale) : 0, offset ? offsetOf(be, offset) : 0, y, varianceEpsilon),
     );
@@ -389,7 +385,7 @@ export function makeClipGrad(addon: OneDnnAddon): tf.KernelFunc {
   };
 }
 
-const batchNormGradParams = new Int32Array(3);
+const batchNormGradParams = paramWriter(BATCH_NORM_GRAD_PARAMS);
 
 /**
  * FusedBatchNorm's gradients (inputs x, dy, mean, variance, scale?; attr varianceEpsilon) for
@@ -405,10 +401,9 @@ export function makeBatchNormGrad(addon: OneDnnAddon): tf.KernelFunc {
     const C = x!.shape[x!.shape.length - 1];
     const rows = sizeOf(x!.shape) / C;
     const outs = [be.makeOutput([...x!.shape], "float32"), ...[0, 1, 2, 3].map(() => be.makeOutput([C], "float32"))];
-    batchNormGradParams.set([rows, C, scale ? 1 : 0]);
     const o = outs.map((t) => offsetOf(be, t));
     addon.batchNormGrad!(
-      be.wasm.HEAPU8, batchNormGradParams, offsetOf(be, x!), offsetOf(be, dy!), offsetOf(be, mean!), offsetOf(be, variance!),
+      be.wasm.HEAPU8, batchNormGradParams({ rows, c: C, scale: scale ? 1 : 0 }), offsetOf(be, x!), offsetOf(be, dy!), offsetOf(be, mean!), offsetOf(be, variance!),
       scale ? offsetOf(be, scale) : 0, o[0], o[1], o[2], o[3], o[4], varianceEpsilon,
     );
     return outs;
