@@ -41,7 +41,7 @@ export { recordsFrame, recordsSummary } from "./analysis/tables";
 // Models: the registry and the task each output follows.
 export { MODELS, modelSpec, buildModel } from "./models/registry";
 export type { ModelSpec, ModelOptions } from "./models/registry";
-export { TASK_SPECS, TASK_OUTPUTS, taskSpecs } from "./models/tasks";
+export { TASK_OUTPUTS, taskSpecs } from "./models/tasks";
 export type { TaskSpec, OutputKind } from "./models/tasks";
 
 // Train: one run, K-fold, reuse, evaluation of a saved run; progress and early stopping.
@@ -99,9 +99,9 @@ export type { DetectVsCrop, DetectVsCropRow } from "./inference/compare";
 export * as best from "./best/best-model";
 
 // Reference runs: the full-profile results committed under results/reference/ (docs/reference.md).
-export { REFERENCE_DIR, referenceRun, referenceRuns, loadReferenceRun, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
+export { REFERENCE_DIR, referenceRun, referenceRuns, referenceFigures, referenceLabel, referenceComparisonRows, referenceTable, figuresOf, addReferenceRun } from "./analysis/reference";
 export { showReference, showReferenceComparison, showReportProcedure, REFERENCE_HOWTO, CARRIED_HOWTO } from "./notebook/show-reference";
 export { measureLeak, leakSentence } from "./analysis/leak";
 export type { LeakReport, FoldLeak } from "./analysis/leak";
 export type { ReferenceRun, ReferenceInfo, AddReferenceOptions, AddedReference } from "./analysis/reference";
-export { readResumes, RESUMES_FILE } from "./records/runs";
+export { readResumes } from "./records/runs";

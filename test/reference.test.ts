@@ -14,7 +14,7 @@ import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { runExperiment } from "../lib/training/experiment";
 import { runKFold } from "../lib/training/kfold";
 import { README_TABLE_MARKERS, addReferenceRun, figuresOf, referenceComparisonRows, referenceFigures, referenceRun, referenceRuns, referenceTable, updateReadmeTable } from "../lib/analysis/reference";
-import { readResumes } from "../lib/training/resume-log";
+import { readResumes } from "../lib/records/runs";
 import type { TrainingCallback } from "../lib/training/callbacks";
 
 setBackendQuiet(true);

@@ -67,7 +67,7 @@ export function referenceLabel(config: RunConfig, foldsDone?: number): string {
  * Reads one reference run folder. K-fold runs are read from their fold folders, so a run
  * copied with only some folds finished shows exactly those folds.
  */
-export function loadReferenceRun(runDir: string): ReferenceRun {
+function loadReferenceRun(runDir: string): ReferenceRun {
   const dir = path.resolve(runDir);
   const configFile = path.join(dir, RUN_FILES.config);
   if (!fs.existsSync(configFile)) throw new Error(`${portablePath(dir)} is not a run folder: it has no config.json.`);

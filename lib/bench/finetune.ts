@@ -1,7 +1,7 @@
 /**
  * The best model's fine-tuning path for the benchmark: face-api's stages after stage64 (stage128,
  * stage256 and the descriptor: seven residual blocks, three of them down-sampling) on the
- * cached 17x17x64 trunk maps, then a 20-way softmax head, as lib/training/finetune.ts trains
+ * cached 17x17x64 trunk maps, then a 20-way softmax head, as lib/best/fine-tuning.ts trains
  * them (there with the DLDL/gender heads and face-api's weights; weights do not change the
  * arithmetic). bench/torch_finetune.py is the same blocks in PyTorch.
  */

@@ -1,7 +1,7 @@
 /**
  * Frozen pretrained face backbones used as feature extractors (the `best` model family):
  *
- * - "facenet": face-api's recognition ResNet (lib/facenet.ts, @vladmandic/face-api, MIT),
+ * - "facenet": face-api's recognition ResNet (lib/models/facenet.ts, @vladmandic/face-api, MIT),
  *   150x150 RGB -> 128-d identity descriptor.
  * - "faceres" / "faceres-caffe": human's `faceres` (@vladmandic/human, MIT), a MobileNet-v1 at
  *   224x224 RGB whose base was trained for identity on VGGFace2 (HSE_FaceRec_tf), run as a tfjs
@@ -39,7 +39,7 @@ export interface BackboneSpec {
 
 /**
  * The trunk-map backbones: the output of a stage of face-api's network, the frozen trunk of
- * fine-tuning (lib/training/finetune.ts trains the stages after it). "facenet-maps" ends after
+ * fine-tuning (fine-tuning.ts trains the stages after it). "facenet-maps" ends after
  * stage128 (8x8x128 per face: stage256 and the descriptor train), "facenet-maps64" after
  * stage64 (17x17x64: stage128 trains too).
  */

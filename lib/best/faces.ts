@@ -1,7 +1,7 @@
 /**
  * The faces the `best` model family trains and is scored on: the same records, order and seeded
- * 80/20 split as `npm run cli -- train` (lib/experiment.ts: trainTestSplit with seed 42 over the
- * loaded records), so its held-out figures compare with the report's models on the same faces.
+ * 80/20 split as `npm run cli -- train` (lib/training/experiment.ts: trainTestSplit with seed 42
+ * over the loaded records), so its held-out figures compare with the report's models on the same faces.
  * Validation is carved from the training part only; the test part is for the final score.
  */
 import * as path from "path";

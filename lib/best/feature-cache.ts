@@ -1,5 +1,5 @@
 /**
- * On-disk cache of frozen backbone features, like the pixel cache of lib/data.ts: one file per
+ * On-disk cache of frozen backbone features, like the pixel cache of lib/data/dataset.ts: one file per
  * backbone and list of image files, holding every face's features as it is and mirrored left to
  * right. Extracting 8,818 faces takes minutes to tens of minutes on CPU, training heads on the
  * cache takes seconds, so the extraction runs once, in chunks that survive an interruption

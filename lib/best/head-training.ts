@@ -50,7 +50,7 @@ export interface HeadConfig {
   genderBalance?: "age-band";
   /**
    * Fine-tuning after the heads: the heads are folded onto face-api's last stages, which then
-   * train together with them on cached trunk maps (lib/training/finetune.ts); the model then
+   * train together with them on cached trunk maps (fine-tuning.ts); the model then
    * reads "facenet-maps" instead of `features`. Absent: frozen features only.
    */
   fineTune?: FineTuneConfig;

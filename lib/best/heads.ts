@@ -1,6 +1,6 @@
 /**
- * Heads of the `best` model family, trained on cached frozen face features (lib/models/
- * feature-cache.ts): a small MLP per output on z-scored features.
+ * Heads of the `best` model family, trained on cached frozen face features (feature-cache.ts):
+ * a small MLP per output on z-scored features.
  *
  * Age is a distribution over whole years (AGE_BINS bins, 0 .. AGE_BINS-1, the last one holding
  * every older face) trained with DLDL (label distribution learning: cross-entropy against a

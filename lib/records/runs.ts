@@ -58,7 +58,7 @@ export interface DataInfo {
   droppedByDivision: number;
   /** Cap on the number of images (quick profile), if any. */
   maxImages?: number;
-  /** Hash of the used files' names (lib/resume.ts fileListHash): resuming checks the folder still holds them. */
+  /** Hash of the used files' names (training/resume.ts fileListHash): resuming checks the folder still holds them. */
   fileList?: string;
 }
 

@@ -11,7 +11,6 @@ import * as path from "path";
 import { writeJsonAtomic } from "../core/files";
 import type { TrainingCallback } from "./callbacks";
 import { RESUMES_FILE, ResumeEvent, readResumes } from "../records/runs";
-export { RESUMES_FILE, readResumes };
 
 /** Appends one resume record (atomically: a kill while writing leaves the old list). */
 export function recordResume(dir: string, event: ResumeEvent): void {
