@@ -84,6 +84,14 @@ export const FACERES_AGE_BINS = 100;
 export const CAFFE_MEAN_BGR: readonly number[] = [103.939, 116.779, 123.68];
 const FACERES_OUTPUTS = ["global_pooling/Mean", "age_pred/Softmax", "gender_pred/Sigmoid"];
 
+/** One network, two preprocessings: what faceres and faceres-caffe share. */
+const FACERES = {
+  size: 224,
+  dim: FACERES_POOLED + FACERES_AGE_BINS + 1,
+  package: `${HUMAN_PACKAGE} 3.3.6 (models/faceres)`,
+  licence: "MIT (package); MobileNet trained by A. Savchenko (HSE_FaceRec_tf) on VGGFace2 + age/gender data, not UTKFace",
+};
+
 /** Every backbone's spec, by name. */
 export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
   facenet: {
@@ -95,20 +103,10 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
   },
   "facenet-maps": mapsSpec("facenet-maps"),
   "facenet-maps64": mapsSpec("facenet-maps64"),
-  faceres: {
-    name: "faceres",
-    size: 224,
-    dim: FACERES_POOLED + FACERES_AGE_BINS + 1,
-    package: `${HUMAN_PACKAGE} 3.3.6 (models/faceres)`,
-    licence: "MIT (package); MobileNet trained by A. Savchenko (HSE_FaceRec_tf) on VGGFace2 + age/gender data, not UTKFace",
-    preprocessing: "RGB 224x224 (bilinear from 200x200), values 0..255",
-  },
+  faceres: { name: "faceres", ...FACERES, preprocessing: "RGB 224x224 (bilinear from 200x200), values 0..255" },
   "faceres-caffe": {
     name: "faceres-caffe",
-    size: 224,
-    dim: FACERES_POOLED + FACERES_AGE_BINS + 1,
-    package: `${HUMAN_PACKAGE} 3.3.6 (models/faceres)`,
-    licence: "MIT (package); MobileNet trained by A. Savchenko (HSE_FaceRec_tf) on VGGFace2 + age/gender data, not UTKFace",
+    ...FACERES,
     preprocessing: "BGR 224x224 (bilinear from 200x200), 0..255 minus the mean pixel (103.939, 116.779, 123.68)",
   },
 };

@@ -705,14 +705,14 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 
 // ---- gradients of ReLU6 (clip) and batch normalization -------------------------------------
 
-// clipGrad(heap, n, x, dy, dx, lo, hi): dx = lo <= x <= hi ? dy : 0 (tfjs's ClipByValue
-// gradient, so ReLU6's: both ends inclusive, as tfjs writes it). One threaded pass instead of
-// GreaterEqual, LessEqual, LogicalAnd, ZerosLike and Select on wasm.
-napi_value ClipGrad(napi_env env, napi_callback_info info) {
+// The shared body of the pointwise gradients, (heap, n, x, dy, dx, ...): dx[i] = grad(x[i],
+// dy[i]) in one threaded pass. `make` reads the op's own arguments after dx and returns grad.
+template <typename Make>
+napi_value pointwise_grad(napi_env env, napi_callback_info info, size_t want, Make make) {
   HeapCall call;
-  if (!heap_call(env, info, 7, nullptr, 0, call)) return nullptr;
+  if (!heap_call(env, info, want, nullptr, 0, call)) return nullptr;
   const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
-  const float lo = float(call.num(5)), hi = float(call.num(6));
+  const auto grad = make(call);
   if (!call.fits(ox, n * 4) || !call.fits(ody, n * 4) || !call.fits(odx, n * 4)) return nullptr;
   const float* x = call.at<const float>(ox);
   const float* dy = call.at<const float>(ody);
@@ -720,8 +720,18 @@ napi_value ClipGrad(napi_env env, napi_callback_info info) {
   const int64_t N = int64_t(n);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < N; i++) dx[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.f;
+  for (int64_t i = 0; i < N; i++) dx[i] = grad(x[i], dy[i]);
   return undefined(env);
+}
+
+// clipGrad(heap, n, x, dy, dx, lo, hi): dx = lo <= x <= hi ? dy : 0 (tfjs's ClipByValue
+// gradient, so ReLU6's: both ends inclusive, as tfjs writes it). One threaded pass instead of
+// GreaterEqual, LessEqual, LogicalAnd, ZerosLike and Select on wasm.
+napi_value ClipGrad(napi_env env, napi_callback_info info) {
+  return pointwise_grad(env, info, 7, [](const HeapCall& call) {
+    const float lo = float(call.num(5)), hi = float(call.num(6));
+    return [lo, hi](float x, float dy) { return (x >= lo && x <= hi) ? dy : 0.f; };
+  });
 }
 
 // batchNormGrad(heap, params [rows C hasScale], x, dy, mean, variance, scale, dx, dmean,
@@ -824,18 +834,7 @@ napi_value MeanGrad(napi_env env, napi_callback_info info) {
 
 // squareGrad(heap, n, x, dy, dx): dx = dy * 2x (tfjs: Cast, Multiply, Multiply).
 napi_value SquareGrad(napi_env env, napi_callback_info info) {
-  HeapCall call;
-  if (!heap_call(env, info, 5, nullptr, 0, call)) return nullptr;
-  const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
-  if (!call.fits(ox, n * 4) || !call.fits(ody, n * 4) || !call.fits(odx, n * 4)) return nullptr;
-  const float* x = call.at<const float>(ox);
-  const float* dy = call.at<const float>(ody);
-  float* dx = call.at<float>(odx);
-  const int64_t N = int64_t(n);
-  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < N; i++) dx[i] = dy[i] * (x[i] * 2.f);
-  return undefined(env);
+  return pointwise_grad(env, info, 5, [](const HeapCall&) { return [](float x, float dy) { return dy * (x * 2.f); }; });
 }
 
 // ---- process settings ----------------------------------------------------------------------

@@ -110,6 +110,13 @@ function nchw(a: ConvAttrs): boolean {
   return a.dataFormat === "NCHW";
 }
 
+type Shape4 = [number, number, number, number];
+
+/** tfjs's conv info (NHWC) of an input and filter shape under a conv kernel's attributes. */
+function convInfo(input: readonly number[], filter: readonly number[], a: ConvAttrs, depthwise: boolean): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(input as Shape4, filter as Shape4, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast");
+}
+
 /**
  * Conv2D, FusedConv2D, DepthwiseConv2dNative and FusedDepthwiseConv2D. Under a gradient tape
  * tfjs emits the fused kernels only with a linear activation (bias alone); for inference it
@@ -122,9 +129,7 @@ export function makeConvForward(addon: OneDnnAddon, depthwise: boolean, fallback
     const a = args.attrs as unknown as ConvAttrs;
     const act = ACTIVATIONS[a.activation ?? "linear"];
     if (!x || !filter || nchw(a) || act === undefined || preluActivationWeights || !allFloat(x, filter, bias) || x.shape.length !== 4) return fallback(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
-    );
+    const info = convInfo(x.shape, filter.shape, a, depthwise);
     if (bias && sizeOf(bias.shape) !== info.outChannels) return fallback(args);
     // Under a tape the forward result feeds a backward pass: training primitives keep what it needs.
     const op = tf.engine().state.gradientDepth > 0 ? CONV.forwardTraining : CONV.forwardInference;
@@ -143,9 +148,7 @@ export function makeConvBackpropInput(addon: OneDnnAddon, depthwise: boolean, fa
     const { dy, filter } = args.inputs as Record<string, tf.TensorInfo>;
     const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
     if (nchw(a) || !allFloat(dy, filter)) return fallback(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      a.inputShape, filter.shape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
-    );
+    const info = convInfo(a.inputShape, filter.shape, a, depthwise);
     const p = convParamsFor(CONV.backwardData, info, depthwise ? info.inChannels : 1, false, 0);
     const out = withOutput(be, [...a.inputShape], `conv${p.join(",")}`, (heap, dx) => addon.conv(heap, p, offsetOf(be, dy), offsetOf(be, filter), 0, dx, 0, idOf(filter)));
     return out ?? fallback(args);
@@ -159,9 +162,7 @@ export function makeConvBackpropFilter(addon: OneDnnAddon, depthwise: boolean, f
     const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
     const a = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
     if (nchw(a) || !allFloat(x, dy)) return fallback(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise, "channelsLast",
-    );
+    const info = convInfo(x.shape, a.filterShape, a, depthwise);
     const p = convParamsFor(CONV.backwardWeights, info, depthwise ? info.inChannels : 1, false, 0);
     const out = withOutput(be, [...a.filterShape], `conv${p.join(",")}`, (heap, dw) => addon.conv(heap, p, offsetOf(be, x), offsetOf(be, dy), 0, dw, 0));
     return out ?? fallback(args);
