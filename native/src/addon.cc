@@ -79,29 +79,25 @@ struct Entry {
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
 
-Slot input_slot(int arg, const memory::desc& user, const memory::desc& prim) {
+// A primitive's operand: the user's memory as it is or, where the primitive wants another
+// layout, a buffer of its own and the reorder into it (an input) or out of it (the output).
+Slot make_slot(int arg, const memory::desc& user, const memory::desc& prim, bool output) {
   Slot s;
   s.arg = arg;
   s.user = user;
   if (prim != user) {
     s.reordered = true;
     s.buffer = memory(prim, cpu_engine());
-    s.to_prim = reorder(reorder::primitive_desc(cpu_engine(), user, cpu_engine(), prim));
+    if (output)
+      s.from_prim = reorder(reorder::primitive_desc(cpu_engine(), prim, cpu_engine(), user));
+    else
+      s.to_prim = reorder(reorder::primitive_desc(cpu_engine(), user, cpu_engine(), prim));
   }
   return s;
 }
 
-Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) {
-  Slot s;
-  s.arg = arg;
-  s.user = user;
-  if (prim != user) {
-    s.reordered = true;
-    s.buffer = memory(prim, cpu_engine());
-    s.from_prim = reorder(reorder::primitive_desc(cpu_engine(), prim, cpu_engine(), user));
-  }
-  return s;
-}
+Slot input_slot(int arg, const memory::desc& user, const memory::desc& prim) { return make_slot(arg, user, prim, false); }
+Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) { return make_slot(arg, user, prim, true); }
 
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
 // `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
