@@ -95,3 +95,12 @@ test("no two files of lib/ share a name outside cli/ and bench/ (a name says whi
   const twice = [...byName.values()].filter((files) => files.length > 1);
   assert.deepEqual(twice, [], `files sharing a name: ${twice.map((f) => f.join(" and ")).join("; ")}`);
 });
+
+test("a notebook cell imports the library only as ut (lib/index.ts), never a module of it by path", () => {
+  for (const [name, cells] of Object.entries(NOTEBOOKS)) {
+    for (const cell of cells.filter((c) => c.cell_type === "code")) {
+      const byPath = [...cell.source.matchAll(/from\s+["'](\.\.\/dist\/lib\/[^"']+)["']/g)].map((m) => m[1]);
+      assert.deepEqual(byPath, [], `${name} imports ${byPath.join(", ")}: export what the cell needs through lib/index.ts`);
+    }
+  }
+});
