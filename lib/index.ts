@@ -45,7 +45,7 @@ export { TASK_OUTPUTS, taskSpecs } from "./models/tasks";
 export type { TaskSpec, OutputKind } from "./models/tasks";
 
 // Train: one run, K-fold, reuse, evaluation of a saved run; progress and early stopping.
-export { runExperiment, reuseOrRun, evaluateRun } from "./training/experiment";
+export { runExperiment, reuseOrRun, evaluateRun, loadModelFaces } from "./training/experiment";
 export type { ExperimentConfig, Evaluation } from "./training/experiment";
 export { runKFold, mergeKFold, foldSchedule } from "./training/kfold";
 export type { KFoldConfig } from "./training/kfold";

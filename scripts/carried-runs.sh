@@ -13,7 +13,8 @@
 #
 # Beside them, VGG19 as the report trained it (its section VI.2): a 90/10 split, class-weighted
 # cross-entropy (weights from the training faces' group counts), batch 32, at most 10 epochs with
-# 1/9 of the training faces for validation, the epoch with the lowest validation loss kept; from
+# 1/9 of the training faces for validation (stopping after 2 epochs without a lower validation
+# loss, as Keras's EarlyStopping does), the epoch with the lowest validation loss kept; from
 # scratch (ImageNet weights cannot be downloaded here; vgg19-pretrained takes your own). It goes
 # to results/vgg19-report/ and continues with `train --resume` after a kill.
 #
@@ -56,7 +57,7 @@ chain() {
   fi
 }
 
-VGG19_ARGS="--model vgg19 --experiment vgg19-report --test-fraction 0.1 --validation-fraction 0.1111 --batch 32 --epochs 10 --class-weights --keep-best"
+VGG19_ARGS="--model vgg19 --experiment vgg19-report --test-fraction 0.1 --validation-fraction 0.1111 --batch 32 --epochs 10 --patience 2 --class-weights --keep-best"
 vgg19_report() {
   local dir=results/vgg19-report cmd
   mkdir -p "$FULL/vgg19-report"

@@ -59,6 +59,15 @@ test("tests default to the smoke profile (recorded as quick); quick and full sta
     assert.deepEqual([smoke.size, smoke.epochs, smoke.maxImages, smoke.batchSize], [48, 3, 400, 25]);
     assert.deepEqual(quickOverrides("vgg19"), { size: 32, epochs: 1, maxImages: 150 });
     assert.equal(modelProfileSettings("cnn-gender").epochs, 3);
+    assert.deepEqual(quickOverrides("cnn-age-sigmoid"), {}, "under smoke a model's quick trims give way to the smoke ones");
+    assert.equal(modelProfileSettings("cnn-age-sigmoid").epochs, 3);
+    const quick = profileSettings("quick");
+    assert.deepEqual([quick.size, quick.epochs, quick.maxImages, quick.batchSize, quick.learningRate], [64, 8, 2000, 16, 3e-4]);
+    const sigmoid = modelProfileSettings("cnn-age-sigmoid", "quick");
+    assert.deepEqual([sigmoid.epochs, sigmoid.batchSize, sigmoid.learningRate], [18, 25, 1e-3], "the sigmoid age model's quick trims");
+    assert.equal(modelProfileSettings("cnn-age-relu", "quick").epochs, 12);
+    assert.equal(modelProfileSettings("vgg19", "quick").learningRate, undefined, "VGG19's own Adam 1e-4 wins over the quick profile's 3e-4");
+    assert.equal(profileSettings("full").learningRate, undefined, "the full profile keeps the report's Adam 1e-3 (the trainer's default)");
     assert.equal(profileSettings("quick").smoke, undefined, "a named quick is quick (the generator's headers)");
     assert.equal(profileSettings("full").size, 70);
     process.env.EXPERIMENT_PROFILE = "quick";

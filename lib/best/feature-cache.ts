@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { decodeImageFile } from "../data/dataset";
 import { CACHE_DIR } from "../core/paths";
-import { writeFileAtomic } from "../core/files";
+import { readFileIfReadable, writeFileAtomic } from "../core/files";
 import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./backbones";
 
 /** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */
@@ -112,12 +112,8 @@ function bytesOf(a: Float32Array): Uint8Array {
 
 /** Reads a cache file; anything stale or damaged gives undefined (the caller rebuilds). */
 function readFeatureCache(file: string, key: string): { header: CacheHeader; payload: Float32Array } | undefined {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch {
-    return undefined;
-  }
+  const buf = readFileIfReadable(file);
+  if (!buf) return undefined;
   try {
     if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) return undefined;
     const headerLength = buf.readUInt32LE(8);

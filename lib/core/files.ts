@@ -117,3 +117,12 @@ function checkFolderPath(abs: string, given: string, flag: string): void {
     throw new Error(`${flag} ${given}: ${where} is a file, not a folder, so ${self ? "it cannot hold the output" : "nothing can be written under it"}: choose another path, or move that file away.`);
   }
 }
+
+/** A file's bytes, or undefined when it cannot be read (a cache that is missing is rebuilt, not an error). */
+export function readFileIfReadable(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}

@@ -15,7 +15,7 @@ import * as path from "path";
 import type * as tf from "@tensorflow/tfjs";
 import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
-import { writeFileAtomicWith } from "../core/files";
+import { readFileIfReadable, writeFileAtomicWith } from "../core/files";
 import { toFrame } from "./resample";
 import { checkReadableFile, describeErrno, errnoOf, imageFailureReason, pathInTheWay } from "../core/file-errors";
 import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
@@ -364,12 +364,8 @@ function cacheDigest(header: Uint8Array, pixels: Uint8Array): Buffer {
  * digest covers the header too: a flipped byte in a label (an age 26 read as 66) is damage.
  */
 function readCache(file: string, fingerprint: string, size: number, channels: number): { header: CacheHeader; pixels: Uint8Array } | undefined {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch {
-    return undefined;
-  }
+  const buf = readFileIfReadable(file);
+  if (!buf) return undefined;
   try {
     if (buf.length < CACHE_PREFIX || !buf.subarray(0, 8).equals(CACHE_MAGIC)) return undefined;
     const headerLength = buf.readUInt32LE(8);

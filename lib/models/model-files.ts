@@ -20,7 +20,7 @@ export async function saveModel(model: tf.LayersModel, dir: string, extra: Recor
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       fs.mkdirSync(dir, { recursive: true });
-      let weightData = new Uint8Array(artifacts.weightData as ArrayBuffer);
+      let weightData: Uint8Array = new Uint8Array(artifacts.weightData as ArrayBuffer);
       let specs = artifacts.weightSpecs ?? [];
       if (options.float16) ({ data: weightData, specs } = toFloat16(weightData, specs));
       writeFileAtomic(path.join(dir, "weights.bin"), weightData);

@@ -106,6 +106,10 @@ function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+/** Least time between two redraws of the progress line in a notebook and in a terminal. */
+const NOTEBOOK_REDRAW_MS = 1000;
+const TERMINAL_REDRAW_MS = 250;
+
 /**
  * Live progress: epoch, batch bar, loss, metrics, images/s and ETA. In a tslab notebook it
  * updates one HTML output in place (with a table of finished epochs); on a terminal it redraws
@@ -159,8 +163,10 @@ export function progressCallback(options: ProgressOptions = {}): TrainingCallbac
     onBatchEnd(info) {
       if (mode !== "notebook" && mode !== "terminal") return;
       const now = Date.now();
-      // Redrawing on every batch floods a notebook's websocket; 4 times a second is enough.
-      if (now - lastDraw < 250 && info.batch < info.batchesPerEpoch) return;
+      // Redrawing on every batch floods a notebook's websocket, and a redraw still being sent when
+      // the kernel publishes its status kills a tslab kernel ("Socket is busy writing"): once a
+      // second in a notebook, 4 times a second in a terminal.
+      if (now - lastDraw < (mode === "notebook" ? NOTEBOOK_REDRAW_MS : TERMINAL_REDRAW_MS) && info.batch < info.batchesPerEpoch) return;
       lastDraw = now;
       const fold = info.fold !== undefined ? `fold ${info.fold + 1} ` : "";
       const m = formatMetrics(info.metrics);

@@ -138,7 +138,7 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   const hyper: HyperParameters = {
     epochs: epochs ?? config.epochs ?? settings.epochs,
     batchSize: config.batchSize ?? settings.batchSize,
-    learningRate: config.learningRate ?? spec.learningRate ?? DEFAULT_LEARNING_RATE,
+    learningRate: config.learningRate ?? settings.learningRate ?? spec.learningRate ?? DEFAULT_LEARNING_RATE,
     optimizer: "adam",
     loss: specLosses(spec),
     dropout: config.dropout ?? 0.25,
@@ -150,6 +150,16 @@ export async function prepareExperiment(config: ExperimentConfig, epochs?: numbe
   };
   const factory = modelOptions({ size, color, division, seed, dropout: config.dropout, pretrainedWeights: config.pretrainedWeights });
   return { spec, settings, division, data, used, droppedByDivision, hyper, size, color, normalize: spec.normalize, seed, backend, modelOptions: factory };
+}
+
+/**
+ * The faces a model's run reads in this profile: at the profile's size with the model's trims
+ * (VGG19's quick run is smaller) and in the model's colour. A notebook loads with this and
+ * passes the dataset on, so no cell repeats a model's size policy.
+ */
+export async function loadModelFaces(model: string, options: { dir?: string; profile?: ExperimentProfile } = {}): Promise<FaceDataset> {
+  const spec = modelSpec(model);
+  return loadFaces({ dir: options.dir, size: modelProfileSettings(spec.name, options.profile).size, color: spec.color });
 }
 
 /** The factory options of a run: its input size and colour, its division's group count, its seed. */
