@@ -141,30 +141,27 @@ export function makeConvForward(addon: OneDnnAddon, depthwise: boolean, fallback
   };
 }
 
-/** Conv2DBackpropInput and DepthwiseConv2dNativeBackpropInput (inputs dy, filter; attr inputShape). */
-export function makeConvBackpropInput(addon: OneDnnAddon, depthwise: boolean, fallback: Fallback): tf.KernelFunc {
+/**
+ * The two convolution gradients, one kernel each way:
+ *   "input":  Conv2DBackpropInput and DepthwiseConv2dNativeBackpropInput (inputs dy, filter; attr inputShape);
+ *   "filter": Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter (inputs x, dy; attr filterShape).
+ */
+export function makeConvBackprop(addon: OneDnnAddon, depthwise: boolean, gradient: "input" | "filter", fallback: Fallback): tf.KernelFunc {
   return (args) => {
     const be = args.backend as WasmInternals;
-    const { dy, filter } = args.inputs as Record<string, tf.TensorInfo>;
-    const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
-    if (nchw(a) || !allFloat(dy, filter)) return fallback(args);
-    const info = convInfo(a.inputShape, filter.shape, a, depthwise);
-    const p = convParamsFor(CONV.backwardData, info, depthwise ? info.inChannels : 1, false, 0);
-    const out = withOutput(be, [...a.inputShape], `conv${p.join(",")}`, (heap, dx) => addon.conv(heap, p, offsetOf(be, dy), offsetOf(be, filter), 0, dx, 0, idOf(filter)));
-    return out ?? fallback(args);
-  };
-}
-
-/** Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter (inputs x, dy; attr filterShape). */
-export function makeConvBackpropFilter(addon: OneDnnAddon, depthwise: boolean, fallback: Fallback): tf.KernelFunc {
-  return (args) => {
-    const be = args.backend as WasmInternals;
-    const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
-    const a = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
-    if (nchw(a) || !allFloat(x, dy)) return fallback(args);
-    const info = convInfo(x.shape, a.filterShape, a, depthwise);
-    const p = convParamsFor(CONV.backwardWeights, info, depthwise ? info.inChannels : 1, false, 0);
-    const out = withOutput(be, [...a.filterShape], `conv${p.join(",")}`, (heap, dw) => addon.conv(heap, p, offsetOf(be, x), offsetOf(be, dy), 0, dw, 0));
+    const inputs = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number]; filterShape: [number, number, number, number] };
+    const toInput = gradient === "input";
+    // The addon's two operands: (dy, filter) for the input gradient, (x, dy) for the filter's.
+    const [first, second] = toInput ? [inputs.dy, inputs.filter] : [inputs.x, inputs.dy];
+    if (nchw(a) || !allFloat(first, second)) return fallback(args);
+    const info = toInput ? convInfo(a.inputShape, inputs.filter.shape, a, depthwise) : convInfo(inputs.x.shape, a.filterShape, a, depthwise);
+    const p = convParamsFor(toInput ? CONV.backwardData : CONV.backwardWeights, info, depthwise ? info.inChannels : 1, false, 0);
+    const outShape = toInput ? [...a.inputShape] : [...a.filterShape];
+    // The input gradient reuses the filter's reordered weights (idOf); the filter's is computed fresh.
+    const out = withOutput(be, outShape, `conv${p.join(",")}`, (heap, d) =>
+      toInput ? addon.conv(heap, p, offsetOf(be, first), offsetOf(be, second), 0, d, 0, idOf(second)) : addon.conv(heap, p, offsetOf(be, first), offsetOf(be, second), 0, d, 0),
+    );
     return out ?? fallback(args);
   };
 }
