@@ -99,6 +99,17 @@ Slot make_slot(int arg, const memory::desc& user, const memory::desc& prim, bool
 Slot input_slot(int arg, const memory::desc& user, const memory::desc& prim) { return make_slot(arg, user, prim, false); }
 Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) { return make_slot(arg, user, prim, true); }
 
+// A backward convolution (data or weights): its primitive, its inputs and its output, each slot
+// in the layout the primitive asks for its argument.
+template <class Op>
+void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forward::primitive_desc& hint,
+                   std::initializer_list<std::pair<int, const memory::desc*>> ins, int out_arg, const memory::desc& out_user) {
+  typename Op::primitive_desc pd(d, cpu_engine(), hint);
+  e.prim = Op(pd);
+  for (const auto& in : ins) e.ins.push_back(input_slot(in.first, *in.second, pd.query_md(query::exec_arg_md, in.first)));
+  e.out = output_slot(out_arg, out_user, pd.query_md(query::exec_arg_md, out_arg));
+}
+
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
 // `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
 // skipped when its buffer (or another primitive's, in the same layout) already holds it.
@@ -280,22 +291,15 @@ std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
     e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
     if (bias) e->ins.push_back(input_slot(DNNL_ARG_BIAS, bias_user, pd.bias_desc()));
     e->out = output_slot(DNNL_ARG_DST, dst_user, pd.dst_desc());
-  } else if (op == 2) {
+  } else if (op == 2 || op == 3) {
+    // The gradients need the forward primitive as a hint: the input's (op 2) or the weights' (op 3).
     convolution_forward::primitive_desc hint(fwd_desc(prop_kind::forward_training), cpu_engine());
-    convolution_backward_data::desc d(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr);
-    convolution_backward_data::primitive_desc pd(d, cpu_engine(), hint);
-    e->prim = convolution_backward_data(pd);
-    e->ins.push_back(input_slot(DNNL_ARG_DIFF_DST, dst_user, pd.diff_dst_desc()));
-    e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
-    e->out = output_slot(DNNL_ARG_DIFF_SRC, src_user, pd.diff_src_desc());
-  } else if (op == 3) {
-    convolution_forward::primitive_desc hint(fwd_desc(prop_kind::forward_training), cpu_engine());
-    convolution_backward_weights::desc d(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr);
-    convolution_backward_weights::primitive_desc pd(d, cpu_engine(), hint);
-    e->prim = convolution_backward_weights(pd);
-    e->ins.push_back(input_slot(DNNL_ARG_SRC, src_user, pd.src_desc()));
-    e->ins.push_back(input_slot(DNNL_ARG_DIFF_DST, dst_user, pd.diff_dst_desc()));
-    e->out = output_slot(DNNL_ARG_DIFF_WEIGHTS, wei_user, pd.diff_weights_desc());
+    if (op == 2)
+      backward_conv<convolution_backward_data>(*e, convolution_backward_data::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
+                                               {{DNNL_ARG_DIFF_DST, &dst_user}, {DNNL_ARG_WEIGHTS, &wei_user}}, DNNL_ARG_DIFF_SRC, src_user);
+    else
+      backward_conv<convolution_backward_weights>(*e, convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
+                                                  {{DNNL_ARG_SRC, &src_user}, {DNNL_ARG_DIFF_DST, &dst_user}}, DNNL_ARG_DIFF_WEIGHTS, wei_user);
   } else {
     throw std::runtime_error("unknown convolution op " + std::to_string(op));
   }
