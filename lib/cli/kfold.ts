@@ -20,8 +20,8 @@ Options:
   --run <dir>           run folder to create or continue
   --resume              continue the newest unfinished K-fold run of this model
   --merge <dir>         gather finished fold folders into the run's summary and exit
-  --first-epochs N      epochs of the first fold (profile: quick 2, full 15)
-  --last-epochs N       epochs of the last fold (profile: quick 1, full 2)
+  --first-epochs N      epochs of the first fold (profile: quick 5, full 15)
+  --last-epochs N       epochs of the last fold (profile: quick 3, full 2)
   --carry-weights       each fold starts from the previous fold's weights (the report; default fresh)
   --second-pass         the report's second pass over the folds (implies --carry-weights)
   --hold-out-test F     keep the 80/20 split's test faces (share F, e.g. 0.2) out of every fold;

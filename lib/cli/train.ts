@@ -19,19 +19,19 @@ results/<experiment>/<run-id>/ (config.json, history.json, metrics.json, predict
 
 Options:
   --model <name>          one of: ${Object.keys(MODELS).join(", ")}
-  --epochs N              epochs (profile: quick 3, full 15)
-  --size N                input side in pixels (profile: quick 48, full 70)
+  --epochs N              epochs (profile: quick 8, full 15; a model may trim them, e.g. cnn-age-sigmoid quick 18)
+  --size N                input side in pixels (profile: quick 64, full 70)
   --color gray|rgb        colour mode (default: the model's)
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  --batch N               batch size (default 25)
-  --lr X                  Adam learning rate (default ${DEFAULT_LEARNING_RATE}; ${ownRates})
+  --batch N               batch size (profile: quick 16, full 25)
+  --lr X                  Adam learning rate (default ${DEFAULT_LEARNING_RATE}, quick profile 3e-4; ${ownRates})
   --seed N                seed of splits, batches and weights (default 42)
   --test-fraction X       held-out share (default 0.2)
   --validation-fraction X share of training images watched each epoch (default 0.1)
   --patience N            early stopping patience (default 0 = off)
   --keep-best             keep the epoch with the lowest validation loss (the report's VGG19), not the last
   --class-weights         weight the loss by class, balanced from the training faces' counts
-  --max-images N          cap on images (profile: quick 400, full all)
+  --max-images N          cap on images (profile: quick 2000, full all)
   --experiment NAME       folder under results/ (default: the model name)
   --pretrained FILE       vgg19-pretrained: model.json of Keras VGG19 converted to tfjs
   --fine-tune-epochs N    transfer models: epochs after the frozen stage with the last
