@@ -40,12 +40,17 @@ export interface ReferenceInfo {
   /** K-fold runs: the number of folds planned and finished. */
   folds?: number;
   foldsDone?: number;
-  /** "full profile, 10 folds, 8,818 faces, reference run of 2026-11-23". */
+/** "full profile, 10 folds, 8,818 faces, reference run of 2026-11-23". */
   label: string;
 }
 
 /** A loaded run with its reference description. */
 export type ReferenceRun = LoadedRun & { reference: ReferenceInfo };
+
+/** "80/20 split", "90/10 split": a train/test run's split by its test fraction. */
+function splitName(testFraction: number): string {
+  return `${Math.round((1 - testFraction) * 100)}/${Math.round(testFraction * 100)} split`;
+}
 
 /** "full profile, 10 folds, 8,818 faces, reference run of <date>"; a partial K-fold run says "4 of 10 folds done". */
 export function referenceLabel(config: RunConfig, foldsDone?: number): string {
@@ -54,7 +59,7 @@ export function referenceLabel(config: RunConfig, foldsDone?: number): string {
     const k = config.kfold.k;
     parts.push(foldsDone !== undefined && foldsDone < k ? `${foldsDone} of ${k} folds done` : `${k} folds`);
   } else if (config.split) {
-    parts.push(`${Math.round((1 - config.split.testFraction) * 100)}/${Math.round(config.split.testFraction * 100)} split`);
+    parts.push(splitName(config.split.testFraction));
   }
   const held = config.kfold?.heldOutTest;
   if (held) parts.push(`${config.kfold!.carryWeights ? "weights carried, " : ""}${config.kfold!.validation.flat().length.toLocaleString("en")} faces in the folds, ${held.indices.length.toLocaleString("en")} test faces held out`);
@@ -466,7 +471,7 @@ export function addReferenceRun(runDir: string, options: AddReferenceOptions = {
     config.model,
     config.profile,
     config.data.used.toLocaleString("en"),
-    kfold ? `${run.reference.foldsDone} of ${run.reference.folds}` : "(80/20 split)",
+    kfold ? `${run.reference.foldsDone} of ${run.reference.folds}` : `(${splitName(config.split?.testFraction ?? 0.2)})`,
     "`" + (options.command ?? commandOf(config)) + "`",
     // The reason usually starts with the backend's name already ("wasm: tfjs-node not installed").
     `${b.reason.startsWith(b.name) ? b.reason : `${b.name}: ${b.reason}`}${b.gpu ? " (GPU)" : ""}`.replace(/\|/g, "/"),
