@@ -5,9 +5,9 @@
 # (see docs/scale.md for one container per fold on Kubernetes or Slurm).
 FROM node:20-bookworm
 
-# oneDNN and a compiler for the native engine (issue 9); python3 for node-gyp.
+# oneDNN, libjpeg-turbo and a compiler for the native addons (oneDNN engine, JPEG decoder); python3 for node-gyp.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libdnnl-dev g++ make python3 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libdnnl-dev libjpeg62-turbo-dev g++ make python3 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -7,6 +7,13 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp"],
       "libraries": ["-ldnnl", "-lgomp"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "utkface_jpeg",
+      "sources": ["src/jpeg.cc"],
+      "cflags_cc": ["-std=c++17", "-O2"],
+      "libraries": ["-ljpeg"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

@@ -1,6 +1,7 @@
 /**
- * UTKFace data: labels from file names, decoding with sharp (resized by ./resample), a
- * decoded-pixel cache and the load report.
+ * UTKFace data: labels from file names, decoding (plain JPEGs with the JPEG addon of
+ * ./native-jpeg, everything else with sharp; resized by ./resample), a decoded-pixel cache and
+ * the load report.
  *
  * Pixels stay uint8 HWC in memory (70x70 gray: 4.9 KB a face, 43 MB for 8,818 faces); float
  * tensors are built per batch by `imagesTensor`, so a full RGB 200x200 set (1 GB of uint8)
@@ -17,6 +18,7 @@ import type { Gender } from "./labels";
 import { REPORT_AGE_GROUPS, ageGroupOf } from "./labels";
 import { readFileIfReadable, writeFileAtomicWith } from "../core/files";
 import { toFrame } from "./resample";
+import { nativeJpeg } from "./native-jpeg";
 import { checkReadableFile, describeErrno, errnoOf, imageFailureReason, pathInTheWay } from "../core/file-errors";
 import { CACHE_DIR, DEFAULT_DATA_DIR, IMAGE_SIZE, MAX_AGE, REPO_ROOT, DATA_DIR_ENV, resolveDataDir } from "../core/paths";
 
@@ -98,8 +100,8 @@ export interface LoadOptions {
   cacheDir?: string;
   /**
    * Decodes in flight at once (default: 2 per core, at least 4). Each holds one file and one
-   * decoded frame, so memory stays bounded; sharp runs them on libuv's threadpool, which has
-   * 4 threads unless UV_THREADPOOL_SIZE is set before node starts.
+   * decoded frame, so memory stays bounded; the JPEG addon and sharp run them on libuv's
+   * threadpool, which has 4 threads unless UV_THREADPOOL_SIZE is set before node starts.
    */
   concurrency?: number;
 }
@@ -185,16 +187,73 @@ function sharpLib(): typeof import("sharp") {
   return sharpModule;
 }
 
+/** Raw upright pixels of one image (uint8 HWC, 1 to 4 channels) and the decoder that gave them. */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+  decoder: "native" | "sharp";
+  /** Why the JPEG addon left the image to sharp ("not-jpeg", "exif", "icc", ...); absent when it decoded it or is not used. */
+  fallback?: string;
+}
+
+/**
+ * Decodes one image (path or bytes) to raw upright pixels; throws a plain reason on failure.
+ * A plain JPEG (no EXIF rotation, no ICC profile, not CMYK, no libjpeg warning) goes through
+ * the JPEG addon (./native-jpeg: libjpeg-turbo on the threadpool, the same pixels as sharp's,
+ * a fraction of its per-image cost); everything else, and everything when the addon is not
+ * built or `decoder` is "sharp" (or UTKFACE_DECODER=sharp), through sharp. There `.rotate()`
+ * with no angle applies the EXIF orientation, so a phone photo stored sideways (orientation 6)
+ * is decoded the way it is shown; sharp turns CMYK into sRGB and applies an embedded profile.
+ */
+export async function decodeRaw(input: string | Buffer, decoder: "auto" | "sharp" = "auto"): Promise<RawImage> {
+  return decodeWith(input, decoder);
+}
+
+/** decodeRaw, the JPEG addon writing into `scratch` when the pixels fit (then `data` is a view of it). */
+async function decodeWith(input: string | Buffer, decoder: "auto" | "sharp", scratch?: Uint8Array): Promise<RawImage> {
+  const native = decoder === "sharp" ? undefined : nativeJpeg();
+  let fallback: string | undefined;
+  if (native && (typeof input === "string" || Buffer.isBuffer(input))) {
+    try {
+      const r = await native.decode(input, scratch);
+      if (r.fallback === undefined) return { data: r.data, width: r.width, height: r.height, channels: r.channels, decoder: "native" };
+      fallback = r.fallback;
+    } catch {
+      // The addon refused its arguments: sharp decodes it, as it always did.
+      fallback = "error";
+    }
+  }
+  const { data, info } = await sharpLib()(input).rotate().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels, decoder: "sharp", fallback };
+}
+
+/** Pixels of a 200x200 RGB face, UTKFace's crop: a decode scratch starts at this size. */
+const SCRATCH_BYTES = 200 * 200 * 3;
+/** A scratch grows to fit larger images up to this size (bounded memory per decode in flight). */
+const MAX_SCRATCH_BYTES = 16 << 20;
+
+/** A reusable decode buffer of one decode in flight (toFrame reads it before the next decode). */
+class Scratch {
+  buffer = new Uint8Array(SCRATCH_BYTES);
+  /** After a decode: grows for next time when the image did not fit (and is not huge). */
+  fit(raw: RawImage): void {
+    const bytes = raw.width * raw.height * raw.channels;
+    if (raw.decoder === "native" && bytes > this.buffer.length && bytes <= MAX_SCRATCH_BYTES) this.buffer = new Uint8Array(bytes);
+  }
+}
+
 /**
  * Decodes one image (path or bytes) into `out` at `offset` and returns its upright size;
- * throws a plain reason on failure. `.rotate()` with no angle applies the EXIF orientation, so
- * a phone photo stored sideways (orientation 6) is decoded the way it is shown.
+ * throws a plain reason on failure.
  */
-async function decodeInto(input: string | Buffer, size: number, color: ColorMode, out: Uint8Array, offset: number): Promise<{ width: number; height: number }> {
-  // sharp already turns CMYK into sRGB; an alpha channel (RGBA, gray+alpha) is dropped by toFrame.
-  const { data, info } = await sharpLib()(input).rotate().raw().toBuffer({ resolveWithObject: true });
-  toFrame(data, info.width, info.height, info.channels, size, channelsOf(color), out, offset);
-  return { width: info.width, height: info.height };
+async function decodeInto(input: string | Buffer, size: number, color: ColorMode, out: Uint8Array, offset: number, scratch?: Scratch): Promise<{ width: number; height: number }> {
+  const raw = await decodeWith(input, "auto", scratch?.buffer);
+  // An alpha channel (RGBA, gray+alpha) is dropped by toFrame. It runs before the scratch is reused.
+  toFrame(raw.data, raw.width, raw.height, raw.channels, size, channelsOf(color), out, offset);
+  scratch?.fit(raw);
+  return { width: raw.width, height: raw.height };
 }
 
 /** Decodes any image file (any name) to uint8 HWC pixels at the given size and colour mode. */
@@ -500,12 +559,13 @@ async function decodeDirectory(
   const dims: ({ width: number; height: number } | undefined)[] = new Array(candidates.length);
   let next = 0;
   const worker = async () => {
+    const scratch = new Scratch();
     for (let i = next++; i < candidates.length; i = next++) {
       try {
         const file = path.join(dir, candidates[i].file);
         // A permission problem is named as such, not as "unsupported image format" by the decoder.
         fs.accessSync(file, fs.constants.R_OK);
-        dims[i] = await decodeInto(file, size, color, pixels, i * frame);
+        dims[i] = await decodeInto(file, size, color, pixels, i * frame, scratch);
         ok[i] = 1;
       } catch (e) {
         problems.set(candidates[i].file, `${errnoOf(e) ? "unreadable" : "cannot decode image"}: ${imageFailureReason(e)}`);
