@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { buildModel } from "../models/registry";
 import { buildMobileNetV1, MOBILENET_SIZE } from "./mobilenet";
 import { buildFineTuneBench, FINETUNE_SHAPE } from "./finetune";
+import { newOptimizer } from "../training/train";
 
 /** The benchmark's two networks, by their short names. */
 export const BENCH_MODELS = {
@@ -62,7 +63,8 @@ export async function measureThroughput(options: ThroughputOptions): Promise<Thr
   const spec = BENCH_MODELS[options.model];
   const model =
     options.model === "mobilenet" ? buildMobileNetV1({ classes: 20 }) : options.model === "finetune" ? buildFineTuneBench({ classes: 20 }) : buildModel(spec.model, { channels: spec.channels });
-  model.compile({ optimizer: tf.train.adam(), loss: "categoricalCrossentropy" });
+  // The project's Adam (lib/training/adam.ts), as every training uses it.
+  model.compile({ optimizer: newOptimizer(1e-3), loss: "categoricalCrossentropy" });
   const x = tf.randomNormal([options.batch, spec.size, spec.size, spec.channels], 0, 1, "float32", 1);
   const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());
   try {

@@ -15,6 +15,7 @@ import { taskLosses, taskSpecs } from "../models/tasks";
 import { BestWeights, loadCheckpoint, readBestWeights, restoreBestWeights, saveBestWeights, saveCheckpoint } from "./checkpoints";
 import type { EpochRecord } from "../records/runs";
 import { permutation } from "../data/splits";
+import { FusedAdamOptimizer } from "./adam";
 
 /** Activation of a model's output layer (undefined when it has none by that name). */
 function outputActivation(model: tf.LayersModel, name: string): string | undefined {
@@ -79,9 +80,13 @@ function sampleWeights(y: tf.Tensor, weights: number[]): tf.Tensor1D {
   return tf.matMul(y as tf.Tensor2D, tf.tensor2d(weights, [units, 1])).reshape([-1]) as tf.Tensor1D;
 }
 
-/** The optimizer every training of the project uses (HyperParameters.optimizer "adam"): tfjs's Adam with its defaults. */
+/**
+ * The optimizer every training of the project uses (HyperParameters.optimizer "adam"): tfjs's
+ * Adam with its defaults (beta1 0.9, beta2 0.999, the backend's epsilon), its update fused into
+ * one kernel where the engine has it (./adam).
+ */
 export function newOptimizer(learningRate: number): tf.Optimizer {
-  return tf.train.adam(learningRate);
+  return new FusedAdamOptimizer(learningRate, 0.9, 0.999);
 }
 
 /** Options of `trainModel`. */

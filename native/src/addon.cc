@@ -837,6 +837,49 @@ napi_value SquareGrad(napi_env env, napi_callback_info info) {
   return pointwise_grad(env, info, 5, [](const HeapCall&) { return [](float x, float dy) { return dy * (x * 2.f); }; });
 }
 
+// adam(heap, n, x, g, m, v, xOut, mOut, vOut, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr):
+// one variable's Adam update in one threaded pass, with tfjs's own operations in tfjs's order
+// (AdamOptimizer.applyGradients: Mul, Mul, Add; Square, Mul, Mul, Add; RealDiv, RealDiv, Sqrt,
+// Add, RealDiv, Mul, Add), each rounded to float32 as those kernels round it, so the new
+// variable and moments equal tfjs's to the bit. Writes three new buffers: tfjs never changes a
+// tensor's values in place (the conv kernels cache reordered filters by tensor data).
+napi_value Adam(napi_env env, napi_callback_info info) {
+  HeapCall call;
+  if (!heap_call(env, info, 17, "adam", 0, call)) return nullptr;
+  const double n = call.num(1);
+  double off[7];
+  for (int i = 0; i < 7; i++) {
+    off[i] = call.num(2 + i);
+    if (!call.fits(off[i], n * 4)) return nullptr;
+  }
+  float k[8];
+  for (int i = 0; i < 8; i++) k[i] = float(call.num(9 + i));
+  const float b1 = k[0], omb1 = k[1], b2 = k[2], omb2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], neg_lr = k[7];
+  const float* x = call.at<const float>(off[0]);
+  const float* g = call.at<const float>(off[1]);
+  const float* m = call.at<const float>(off[2]);
+  const float* v = call.at<const float>(off[3]);
+  float* xo = call.at<float>(off[4]);
+  float* mo = call.at<float>(off[5]);
+  float* vo = call.at<float>(off[6]);
+  const int64_t N = int64_t(n);
+  const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < N; i++) {
+    const float gi = g[i];
+    const float m2 = m[i] * b1 + gi * omb1;
+    const float g2 = gi * gi;
+    const float v2 = v[i] * b2 + g2 * omb2;
+    const float mh = m2 / c1;
+    const float vh = v2 / c2;
+    const float step = mh / (std::sqrt(vh) + eps);
+    mo[i] = m2;
+    vo[i] = v2;
+    xo[i] = step * neg_lr + x[i];
+  }
+  return undefined(env);
+}
+
 // ---- process settings ----------------------------------------------------------------------
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -925,6 +968,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"meanGrad", nullptr, MeanGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"squareGrad", nullptr, SquareGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -26,6 +26,11 @@ export interface OneDnnAddon {
   ): void;
   meanGrad?(heap: Uint8Array, rows: number, cols: number, dy: number, dx: number, scale: number): void;
   squareGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
+  /** One variable's Adam step (x, g, m, v in; x', m', v' out), tfjs's arithmetic in one pass; see ADAM_KERNEL. */
+  adam?(
+    heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,
+    beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, biasCorrection1: number, biasCorrection2: number, epsilon: number, negLearningRate: number,
+  ): void;
   info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string };
 }
 

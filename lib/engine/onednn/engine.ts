@@ -29,6 +29,8 @@ import {
   BATCH_NORM_GRAD_KERNEL,
   makeMeanGrad,
   makeSquareGrad,
+  makeAdamUpdate,
+  ADAM_KERNEL,
   MEAN_GRAD_KERNEL,
   SQUARE_GRAD_KERNEL,
 } from "./kernels";
@@ -261,6 +263,8 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     if (addon.meanGrad && addon.squareGrad) registerNew(MOMENT_GRAD_KERNELS);
     overrideGradients();
   }
+  // The optimizer's fused update (lib/training/adam.ts uses it where it is registered).
+  if (addon.adam) registerNew({ [ADAM_KERNEL]: makeAdamUpdate });
   const info = addon.info();
   return { active: true, version: info.version, threads: info.threads, isa: info.isa };
 }

@@ -440,3 +440,39 @@ export function makeSquareGrad(addon: OneDnnAddon): tf.KernelFunc {
     return dx;
   };
 }
+
+/** Name of the wasm kernel running one variable's Adam update on the addon (see lib/training/adam.ts). */
+export const ADAM_KERNEL = "UtkfaceAdam";
+
+/** Attributes of ADAM_KERNEL: the float32 scalars tfjs's Adam multiplies and divides by. */
+export interface AdamKernelAttrs {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** 1 - beta1^t and 1 - beta2^t, as tfjs's float32 accBeta tensors give them. */
+  biasCorrection1: number;
+  biasCorrection2: number;
+  epsilon: number;
+  learningRate: number;
+}
+
+/**
+ * Adam's update of one variable (inputs x, g, m, v of one shape; outputs x', m', v'): the 13
+ * element-wise kernels tfjs's AdamOptimizer runs per variable and step, as one threaded pass
+ * with the same float32 roundings.
+ */
+export function makeAdamUpdate(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, g, m, v } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as AdamKernelAttrs;
+    const outs = [0, 1, 2].map(() => be.makeOutput([...x.shape], "float32"));
+    const [xo, mo, vo] = outs.map((t) => offsetOf(be, t));
+    addon.adam!(
+      be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, g), offsetOf(be, m), offsetOf(be, v), xo, mo, vo,
+      a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.biasCorrection1, a.biasCorrection2, a.epsilon, -a.learningRate,
+    );
+    return outs;
+  };
+}
