@@ -146,6 +146,28 @@ test("MaxPoolGrad on wasm matches cpu, tiled windows (fast path) and overlapping
   }
 });
 
+test("Identity and same-type Cast on wasm share the input's data; the copy outlives the original; real casts convert", async () => {
+  await tf.setBackend("wasm");
+  const be = tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } }; refCount(id: object): number };
+  const before = tf.memory();
+  const values = randomValues(1000, 900);
+  const x = tf.tensor2d(values, [40, 25]);
+  const y = x.clone(); // Identity
+  const z = tf.cast(x, "float32");
+  assert.equal(be.dataIdMap.get(y.dataId).memoryOffset, be.dataIdMap.get(x.dataId).memoryOffset, "Identity shares the buffer");
+  assert.equal(be.refCount(x.dataId), 3, "one buffer, three references");
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), Array.from(values), "the copy keeps its values after the original is gone");
+  assert.deepEqual(Array.from(z.dataSync()), Array.from(values));
+  const f = tf.tensor1d([1.7, -2.2, 3.9]);
+  const i = tf.cast(f, "int32");
+  assert.equal(i.dtype, "int32");
+  assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3], "a real cast still converts");
+  tf.dispose([y, z, f, i]);
+  assert.equal(tf.memory().numTensors, before.numTensors, "no tensor left");
+  assert.equal(tf.memory().numBytes, before.numBytes, "no buffer left");
+});
+
 test("registration is idempotent and only touches wasm", async () => {
   const cpuBefore = tf.getKernel("Conv2DBackpropFilter", "cpu");
   registerTrainingKernels();
