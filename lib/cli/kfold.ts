@@ -2,8 +2,12 @@
 import { parseArgs } from "util";
 import { mergeKFold, runKFold } from "../training/kfold";
 import { MODELS } from "../models/registry";
+import { profileSettings } from "../training/profile";
 import { portablePath } from "../records/runs";
 import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption } from "./options";
+
+const QUICK = profileSettings("quick");
+const FULL = profileSettings("full");
 
 export const help = `Usage: npm run cli -- kfold --model <name> [options]
        npm run cli -- kfold --merge <run-dir>
@@ -20,8 +24,8 @@ Options:
   --run <dir>           run folder to create or continue
   --resume              continue the newest unfinished K-fold run of this model
   --merge <dir>         gather finished fold folders into the run's summary and exit
-  --first-epochs N      epochs of the first fold (profile: quick 5, full 15)
-  --last-epochs N       epochs of the last fold (profile: quick 3, full 2)
+  --first-epochs N      epochs of the first fold (profile: quick ${QUICK.firstEpochs}, full ${FULL.firstEpochs})
+  --last-epochs N       epochs of the last fold (profile: quick ${QUICK.minEpochs}, full ${FULL.minEpochs})
   --carry-weights       each fold starts from the previous fold's weights (the report; default fresh)
   --second-pass         the report's second pass over the folds (implies --carry-weights)
   --hold-out-test F     keep the 80/20 split's test faces (share F, e.g. 0.2) out of every fold;
