@@ -23,10 +23,10 @@ const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
  */
 const QUICK_SHOWS: Record<string, string> = {
   "02": "on 400 held-out faces the sigmoid age model gets 25.0% of age groups right (baseline 18.3%) with an MAE of 17.3 years (baseline 22.2), and the gender model 72.8% (baseline 48.5%).",
-  "03": "on 400 held-out faces the ReLU age model has an MAE of 11.0 years (baseline 22.2) and gets 25.0% of age groups right (baseline 18.3%).",
+  "03": "on 400 held-out faces the ReLU age model has an MAE of 12.2 years (baseline 22.2) and gets 23.0% of age groups right (baseline 18.3%).",
   "04": "VGG19 from scratch does not learn here: on 30 held-out faces it answers 0-4 for every face (16.7%, the baseline's answer) and says so in a collapse warning. Its 16 plain conv layers need far more steps than a notebook can spend on 2 cores (the full-profile run below learns); set `VGG19_WEIGHTS` to start from ImageNet weights.",
-  "05": "3 folds of 8, 7 and 6 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 29.1%, 29.8%, 29.9% (baselines 18.1-18.6%), age MAE 13.6, 14.8, 13.0 years (baselines 22.0, 21.3, 21.4) and genders 77.4%, 73.5%, 76.9% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
-  "06": "on the same 400 held-out faces the multi-output CNN gets 27.8% of age groups right (baseline 18.3%), an MAE of 15.3 years (baseline 22.2) and 76.0% of genders (baseline 48.5%); the table below has every model.",
+  "05": "3 folds of 8, 7 and 6 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 28.0%, 30.0%, 29.9% (baselines 18.1-18.6%), age MAE 14.1, 14.2, 14.0 years (baselines 22.0, 21.3, 21.4) and genders 71.7%, 74.1%, 73.9% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
+  "06": "on the same 400 held-out faces the multi-output CNN gets 29.8% of age groups right (baseline 18.3%), an MAE of 13.5 years (baseline 22.2) and 76.3% of genders (baseline 48.5%); the table below has every model.",
 };
 
 /** The line under the header of a training notebook: what its quick run shows, against what. */
