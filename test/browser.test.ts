@@ -100,7 +100,7 @@ test(
   },
 );
 
-test("figures get a static PNG of their layout size, drawn in a child process, and the HTML holds it until the script draws", { skip: skipUnlessCI(haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)`), timeout: 180000 }, async () => {
+test("figures get a static PNG of their layout size, drawn in the process's shared Chromium, and the HTML holds it until the script draws", { skip: skipUnlessCI(haveChromium ? false : `no Chromium at ${chromiumPath()} (set CHROMIUM_PATH)`), timeout: 180000 }, async () => {
   const counts = groupGenderCountsFigure([{ group: "0 - 4", male: 3, female: 4 }], { split: "all", images: 7 });
   const cm = { ...confusionMatrixFigure({ labels: ["Male", "Female"], matrix: [[5, 1], [2, 4]] }, "Gender", { split: "test", images: 12 }) };
   cm.layout = { ...cm.layout, width: 500, height: 400 };

@@ -1,6 +1,6 @@
 /**
  * Issue 11, finding 9: figure export (headless Chromium through playwright-core) makes no
- * request off the machine. Two checks: every system call that opens a network connection or
+ * request off the machine; nor do the notebooks' static pictures, drawn in the same browser. Two checks: every system call that opens a network connection or
  * sends a datagram from any Chromium process (traced with strace) goes to the loopback only,
  * and a page asking for an outside URL is refused by the export's request filter.
  */
@@ -12,6 +12,8 @@ import * as os from "os";
 import * as path from "path";
 import { groupGenderCountsFigure } from "../lib/analysis/figures";
 import { CHROMIUM_PATH_ENV, chromiumPath, exportFigures, launchChromium } from "../lib/notebook/export";
+import { rendererStats } from "../lib/notebook/figure-renderer";
+import { renderFigurePngsSync } from "../lib/notebook/static-figures";
 import { skipUnlessCI } from "./helpers";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "export-offline-"));
@@ -68,8 +70,13 @@ test("exporting figures opens no connection off the machine (strace on every Chr
   process.env[CHROMIUM_PATH_ENV] = wrapper;
   try {
     const fig = groupGenderCountsFigure([{ group: "20 - 24", male: 3, female: 4 }], { split: "all", images: 7 });
+    // A notebook's static picture, then the export: both in the process's one (traced) browser.
+    const still = renderFigurePngsSync([fig]);
+    assert.ok(still.pngs, `no static picture: ${still.reason}`);
+    const launches = rendererStats()?.launches;
     const files = await exportFigures([{ name: "offline", figure: fig }], { dir: path.join(tmp, "fig") });
     assert.equal(files.length, 2);
+    assert.equal(rendererStats()?.launches, launches, "the export drew in the browser of the static picture");
     // Background services start a few seconds in: give them the time they had in the issue.
     await new Promise((r) => setTimeout(r, 3000));
   } finally {

@@ -1,12 +1,14 @@
 /**
- * Draws Plotly figures as PNGs in one headless Chromium, for the static pictures notebook
- * figures carry (see ./static-figures.ts). Also a child-process entry: figures as JSON on
- * stdin, base64 PNGs as a JSON array on stdout.
+ * Draws Plotly figures as PNGs in one headless Chromium of their own, for the static pictures
+ * notebook figures carry: the fallback of ./static-figures.ts when the shared renderer thread
+ * (./figure-renderer.ts) cannot serve. Also a child-process entry: figures as JSON on stdin,
+ * base64 PNGs as a JSON array on stdout.
  */
 import * as fs from "fs";
 import type { PlotlyFigure } from "../analysis/figures";
 import { plotlyBundlePath } from "./display";
 import { launchChromium, renderFigure } from "./export";
+import { STATIC_SCALE } from "./static-figures";
 
 /**
  * PNGs (base64, no data: prefix) of the figures, drawn at scale 1 by Plotly in headless
@@ -20,7 +22,7 @@ export async function renderFigurePngs(figures: readonly PlotlyFigure[]): Promis
     await page.addScriptTag({ path: plotlyBundlePath() });
     const out: string[] = [];
     for (const fig of figures) {
-      const url = await renderFigure(page, fig, "png", 1);
+      const url = await renderFigure(page, fig, "png", STATIC_SCALE);
       out.push(url.slice(url.indexOf(",") + 1));
     }
     return out;
