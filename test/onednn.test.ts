@@ -310,6 +310,23 @@ test("ReLU6's gradient (ClipByValue) on the addon matches tfjs cpu on real face 
   assert.ok(inside > a.values.length / 10 && inside < a.values.length * 0.9, `all three regions present (${inside} of ${a.values.length} pass)`);
 });
 
+
+test("Relu's gradient on the addon equals tfjs cpu's to the bit on real face activations, zeros and negative gradients included", { skip }, async () => {
+  const a = await faceActivations(8);
+  // Centred, so about half the activations are negative; some exactly 0 (Step gives 0 there).
+  const mid = a.values.reduce((s, v) => s + v, 0) / a.values.length;
+  const x = { shape: a.shape, values: a.values.map((v, i) => (i % 101 === 0 ? 0 : v - mid)) };
+  const w = { shape: a.shape, values: randomValues(a.values.length, 2250) };
+  const f = ([xv, wt]: tf.Tensor[]) => [tf.grad((v: tf.Tensor) => tf.relu(v).mul(wt).sum())(xv)];
+  const cpu = await gradsOn("cpu", [x, w], f);
+  const ours = await gradsOn("wasm", [x, w], f);
+  assert.ok(ours.kernels.includes("UtkfaceReluGrad"), `the addon's kernel should run: ${ours.kernels.join(" ")}`);
+  assert.ok(!ours.kernels.includes("Step"), "tfjs's Step-and-Multiply form should not run on oneDNN's engine");
+  // Bit patterns, so -0 (a negative gradient times step 0) must match too.
+  assert.deepEqual(new Uint32Array(ours.values[0].buffer), new Uint32Array(cpu.values[0].buffer), "Relu gradient: exact");
+  const passed = cpu.values[0].filter((v) => v !== 0).length;
+  assert.ok(passed > x.values.length / 5 && passed < x.values.length * 0.8, `both sides of 0 present (${passed} of ${x.values.length} pass)`);
+});
 test("BatchNorm's gradients (and its moments' Mean and Square gradients) on the addon match tfjs cpu on real face activations", { skip }, async () => {
   const a = await faceActivations(8);
   const C = a.shape[3];
@@ -534,4 +551,34 @@ test("UTKFACE_ENGINE and UTKFACE_THREADS pick the engine and say so; both engine
   assert.throws(() => requestedEngine({ UTKFACE_ENGINE: "mkl" }), /UTKFACE_ENGINE="mkl" is not an engine/);
   for (const bad of ["0", "two", "1.5"]) assert.throws(() => requestedThreads({ UTKFACE_THREADS: bad }), /is not a thread count/);
   assert.equal(requestedThreads({ UTKFACE_THREADS: "3" }), 3);
+});
+
+/** In a child process: a oneDNN conv of denormal inputs, then JavaScript's and wasm's arithmetic on denormals. */
+function denormalsIn(env: NodeJS.ProcessEnv): { conv: number[]; js: number; wasmMul: number } {
+  const source = `
+const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(__dirname, "..", "lib", "engine", "backend"))});
+(async () => {
+  setBackendQuiet(true);
+  await initBackend();
+  // 2e-39 is a float32 denormal (the smallest normal is 1.18e-38): each output sums 9 of them.
+  const x = tf.fill([1, 4, 4, 2], 2e-39);
+  const conv = Array.from(tf.conv2d(x, tf.ones([3, 3, 2, 1]), 1, "valid").dataSync());
+  let d = 1e-310; for (let i = 0; i < 3; i++) d = d * 1.5;
+  const wasmMul = tf.mul(x, tf.scalar(2)).dataSync()[0];
+  console.log(JSON.stringify({ conv, js: d, wasmMul }));
+})();`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", source], { cwd: path.join(__dirname, ".."), env: { ...process.env, TFJS_BACKEND: "wasm", UTKFACE_ENGINE: "onednn", UTKFACE_THREADS: "2", ...env }, encoding: "utf8", timeout: 90_000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+test("oneDNN's convolutions flush denormals (UTKFACE_DENORMALS=keep keeps them); JavaScript and wasm keep IEEE denormals after the call", { skip, timeout: 180_000 }, () => {
+  const flushed = denormalsIn({});
+  const kept = denormalsIn({ UTKFACE_DENORMALS: "keep" });
+  assert.deepEqual(flushed.conv, [0, 0, 0, 0], "denormal inputs are read as zero by the convolution");
+  kept.conv.forEach((v) => assert.ok(Math.abs(v / 3.6e-38 - 1) < 1e-3, `kept: 18 x 2e-39 = 3.6e-38, got ${v}`));
+  for (const r of [flushed, kept]) {
+    assert.ok(Math.abs(r.js / 3.375e-310 - 1) < 1e-9, `JavaScript's doubles keep denormals after a oneDNN call: ${r.js}`);
+    assert.ok(Math.abs(r.wasmMul / 4e-39 - 1) < 1e-3, `wasm's Multiply keeps float32 denormals: ${r.wasmMul}`);
+  }
 });

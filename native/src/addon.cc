@@ -16,15 +16,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define UTKFACE_HAVE_MXCSR 1
+#endif
 
 #include "layouts.h"
 
@@ -110,10 +117,57 @@ void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forwa
   e.out = output_slot(out_arg, out_user, pd.query_md(query::exec_arg_md, out_arg));
 }
 
+// Denormal floats (below 1.2e-38) take a slow microcode path on x86: the small gradients of a
+// network on its plateau, in the first epochs, made a report-CNN step up to twice as slow as
+// later ones. While a oneDNN primitive runs, every thread of the pool flushes them to zero
+// (MXCSR's FTZ and DAZ bits, as tensorflow's CPU kernels run); each thread's previous mode is
+// put back afterwards, so V8's JavaScript and wasm (which must keep IEEE denormals) and the
+// addon's own loops (Adam, the pointwise gradients: bit-exact with tfjs) never see the change.
+// UTKFACE_DENORMALS=keep turns it off.
+#ifdef UTKFACE_HAVE_MXCSR
+constexpr unsigned kFlushBits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+bool flush_denormals() {
+  static const bool on = [] {
+    const char* v = std::getenv("UTKFACE_DENORMALS");
+    return !(v && std::string(v) == "keep");
+  }();
+  return on;
+}
+struct FlushDenormals {
+  const bool on = flush_denormals();
+  FlushDenormals() {
+    if (!on) return;
+#pragma omp parallel
+    set(true);
+  }
+  ~FlushDenormals() {
+    if (!on) return;
+#pragma omp parallel
+    set(false);
+  }
+  static void set(bool flush) {
+    // A thread's own mode before the primitive, kept per thread (OpenMP reuses its threads).
+    static thread_local unsigned before = 0;
+    if (flush) {
+      before = _mm_getcsr();
+      _mm_setcsr(before | kFlushBits);
+    } else {
+      _mm_setcsr((_mm_getcsr() & ~kFlushBits) | (before & kFlushBits));
+    }
+  }
+};
+#else
+struct FlushDenormals {};
+#endif
+
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
 // `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
 // skipped when its buffer (or another primitive's, in the same layout) already holds it.
-void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0) {
+// `flush`: denormals flushed while it runs (see FlushDenormals); pooling, which only compares
+// and copies, keeps them.
+void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0, bool flush = true) {
+  std::optional<FlushDenormals> flushing;
+  if (flush) flushing.emplace();
   stream& s = cpu_stream();
   std::unordered_map<int, memory> args;
   for (size_t i = 0; i < e.ins.size(); i++) {
@@ -497,7 +551,7 @@ napi_value MaxPool(napi_env env, napi_callback_info info) {
   if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(oy, pool_bytes(p, true))) return nullptr;
   return guarded(env, [&]() {
     Entry& e = cached(key_of("maxpool", p, Q_COUNT, 0), [&]() { return make_maxpool(p); });
-    run(e, {call.at<uint8_t>(ox)}, call.at<uint8_t>(oy));
+    run(e, {call.at<uint8_t>(ox)}, call.at<uint8_t>(oy), 0, false);
     return undefined(env);
   });
 }
@@ -837,6 +891,21 @@ napi_value SquareGrad(napi_env env, napi_callback_info info) {
   return pointwise_grad(env, info, 5, [](const HeapCall&) { return [](float x, float dy) { return dy * (x * 2.f); }; });
 }
 
+// reluGrad(heap, n, x, dy, dx): dx = dy * step(x), tfjs's Relu gradient (Step, Cast, Multiply
+// on wasm) in one threaded pass: step is 1 for x > 0, NaN for NaN and 0 otherwise, and the
+// product keeps dy * 0's sign, so dx equals tfjs's to the bit.
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  return pointwise_grad(env, info, 5, [](const HeapCall&) {
+    return [](float x, float dy) {
+      // Two selects, not nested branches: the compiler vectorises them (a branch on the sign
+      // of x made this pass ten times slower than wasm's Step and Multiply).
+      float step = x > 0.f ? 1.f : 0.f;
+      step = x != x ? x : step;
+      return dy * step;
+    };
+  });
+}
+
 // adam(heap, n, x, g, m, v, xOut, mOut, vOut, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr):
 // one variable's Adam update in one threaded pass, with tfjs's own operations in tfjs's order
 // (AdamOptimizer.applyGradients: Mul, Mul, Add; Square, Mul, Mul, Add; RealDiv, RealDiv, Sqrt,
@@ -968,6 +1037,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"meanGrad", nullptr, MeanGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"squareGrad", nullptr, SquareGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -26,6 +26,7 @@ export interface OneDnnAddon {
   ): void;
   meanGrad?(heap: Uint8Array, rows: number, cols: number, dy: number, dx: number, scale: number): void;
   squareGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
+  reluGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
   /** One variable's Adam step (x, g, m, v in; x', m', v' out), tfjs's arithmetic in one pass; see ADAM_KERNEL. */
   adam?(
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,

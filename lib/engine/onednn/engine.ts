@@ -29,10 +29,12 @@ import {
   BATCH_NORM_GRAD_KERNEL,
   makeMeanGrad,
   makeSquareGrad,
+  makeReluGrad,
   makeAdamUpdate,
   ADAM_KERNEL,
   MEAN_GRAD_KERNEL,
   SQUARE_GRAD_KERNEL,
+  RELU_GRAD_KERNEL,
 } from "./kernels";
 
 export { loadOneDnn, ADDON_PATH } from "./addon";
@@ -92,6 +94,11 @@ const MOMENT_GRAD_KERNELS: Record<string, (addon: OneDnnAddon) => tf.KernelFunc>
   [SQUARE_GRAD_KERNEL]: makeSquareGrad,
 };
 
+/** Relu's gradient kernel, with a newer addon only. */
+const RELU_GRAD_KERNELS: Record<string, (addon: OneDnnAddon) => tf.KernelFunc> = {
+  [RELU_GRAD_KERNEL]: makeReluGrad,
+};
+
 /** Whether the engine's gradient kernel `name` serves the active backend now. */
 function gradKernelActive(name: string): boolean {
   return tf.getBackend() === "wasm" && isOurs(tf.getKernel(name, "wasm"));
@@ -108,6 +115,19 @@ let gradientsOverridden = false;
 function overrideGradients(): void {
   if (gradientsOverridden) return;
   gradientsOverridden = true;
+  // Relu (every conv and dense layer here): tfjs differentiates it as Step, Cast, Multiply.
+  const relu = tf.getGradient("Relu");
+  if (relu) {
+    tf.registerGradient({
+      ...relu,
+      gradFunc: (dy, saved, attrs) => {
+        const [x] = saved;
+        const d = dy as tf.Tensor;
+        if (!gradKernelActive(RELU_GRAD_KERNEL) || x.dtype !== "float32" || d.dtype !== "float32" || !tf.util.arraysEqual(x.shape, d.shape)) return relu.gradFunc(dy, saved, attrs);
+        return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { x, dy: d }, {}) as tf.Tensor };
+      },
+    });
+  }
   const clip = tf.getGradient("ClipByValue");
   if (clip) {
     tf.registerGradient({
@@ -261,6 +281,7 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
   if (addon.clipGrad && addon.batchNormGrad) {
     registerNew(GRAD_KERNELS);
     if (addon.meanGrad && addon.squareGrad) registerNew(MOMENT_GRAD_KERNELS);
+    if (addon.reluGrad) registerNew(RELU_GRAD_KERNELS);
     overrideGradients();
   }
   // The optimizer's fused update (lib/training/adam.ts uses it where it is registered).

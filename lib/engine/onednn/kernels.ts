@@ -441,6 +441,23 @@ export function makeSquareGrad(addon: OneDnnAddon): tf.KernelFunc {
   };
 }
 
+/** Name of the wasm kernel computing Relu's gradient on the addon. */
+export const RELU_GRAD_KERNEL = "UtkfaceReluGrad";
+
+/**
+ * Relu's gradient (inputs x, dy of one shape): dy * step(x) in one threaded pass (tfjs: Step,
+ * Cast and Multiply, single-threaded on wasm, with a full-size temporary), to the bit.
+ */
+export function makeReluGrad(addon: OneDnnAddon): tf.KernelFunc {
+  return (args) => {
+    const be = args.backend as WasmInternals;
+    const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
+    const dx = be.makeOutput([...x.shape], "float32");
+    addon.reluGrad!(be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, dy), offsetOf(be, dx));
+    return dx;
+  };
+}
+
 /** Name of the wasm kernel running one variable's Adam update on the addon (see lib/training/adam.ts). */
 export const ADAM_KERNEL = "UtkfaceAdam";
 
