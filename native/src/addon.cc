@@ -117,13 +117,16 @@ void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forwa
   e.out = output_slot(out_arg, out_user, pd.query_md(query::exec_arg_md, out_arg));
 }
 
-// Denormal floats (below 1.2e-38) take a slow microcode path on x86: the small gradients of a
-// network on its plateau, in the first epochs, made a report-CNN step up to twice as slow as
-// later ones. While a oneDNN primitive runs, every thread of the pool flushes them to zero
-// (MXCSR's FTZ and DAZ bits, as tensorflow's CPU kernels run); each thread's previous mode is
-// put back afterwards, so V8's JavaScript and wasm (which must keep IEEE denormals) and the
-// addon's own loops (Adam, the pointwise gradients: bit-exact with tfjs) never see the change.
-// UTKFACE_DENORMALS=keep turns it off.
+// Denormal floats (below 1.2e-38) take a slow microcode path on x86: 50x slower for Adam's
+// update, 25x for a multiply. A network on a plateau makes them: tiny gradients, whose squares
+// in Adam's second moment are denormal. The report CNN's first epochs ran at half speed, and
+// the sigmoid age model's last six of 18 quick epochs too. So while any kernel of this addon
+// runs (oneDNN's primitives and the loops below), every thread of the pool flushes them to
+// zero (MXCSR's FTZ and DAZ bits), as TensorFlow's own CPU kernels do; each thread's previous
+// mode is put back afterwards, so V8's JavaScript and wasm (which must keep IEEE denormals)
+// never see the change. Results differ from tfjs's wasm kernels only where a value is below
+// 1.2e-38. UTKFACE_DENORMALS=keep turns it off (then the addon's loops match wasm to the bit
+// everywhere).
 #ifdef UTKFACE_HAVE_MXCSR
 constexpr unsigned kFlushBits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
 bool flush_denormals() {
@@ -679,6 +682,7 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
 // over batch, height and width). Each thread sums a block of rows into its own partial row,
 // in double, then the partials are added in thread order (deterministic for a thread count).
 napi_value SumRows(napi_env env, napi_callback_info info) {
+  FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, 5, nullptr, 0, call)) return nullptr;
   const double rows = call.num(1), cols = call.num(2), ox = call.num(3), oy = call.num(4);
@@ -763,6 +767,7 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 // dy[i]) in one threaded pass. `make` reads the op's own arguments after dx and returns grad.
 template <typename Make>
 napi_value pointwise_grad(napi_env env, napi_callback_info info, size_t want, Make make) {
+  FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, want, nullptr, 0, call)) return nullptr;
   const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
@@ -796,6 +801,7 @@ napi_value ClipGrad(napi_env env, napi_callback_info info) {
 //   dvariance = -0.5 inv^3 scale sum dy (x - mean).
 // One pass for the two channel sums (per-thread partials in double) and one for dx.
 napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
+  FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, 13, "batchNormGrad", G_COUNT, call)) return nullptr;
   const int32_t* p = call.p;
@@ -869,6 +875,7 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
 // meanGrad(heap, rows, cols, dy, dx, scale): dx[r][c] = dy[c] * scale, the gradient of a Mean
 // over every axis but the last (BatchNorm's moments); tfjs builds it as Fill, Multiply, RealDiv.
 napi_value MeanGrad(napi_env env, napi_callback_info info) {
+  FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, 6, nullptr, 0, call)) return nullptr;
   const double rows = call.num(1), cols = call.num(2), ody = call.num(3), odx = call.num(4);
@@ -913,6 +920,7 @@ napi_value ReluGrad(napi_env env, napi_callback_info info) {
 // variable and moments equal tfjs's to the bit. Writes three new buffers: tfjs never changes a
 // tensor's values in place (the conv kernels cache reordered filters by tensor data).
 napi_value Adam(napi_env env, napi_callback_info info) {
+  FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, 17, "adam", 0, call)) return nullptr;
   const double n = call.num(1);
