@@ -23,10 +23,10 @@ const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
  */
 const QUICK_SHOWS: Record<string, string> = {
   "02": "on 400 held-out faces the sigmoid age model gets 25.0% of age groups right (baseline 18.3%) with an MAE of 17.3 years (baseline 22.2), and the gender model 72.8% (baseline 48.5%).",
-  "03": "on 400 held-out faces the ReLU age model has an MAE of 12.2 years (baseline 22.2) and gets 23.0% of age groups right (baseline 18.3%).",
+  "03": "on 400 held-out faces the ReLU age model has an MAE of 12.4 years (baseline 22.2) and gets 20.8% of age groups right (baseline 18.3%).",
   "04": "VGG19 from scratch does not learn here: on 30 held-out faces it answers 0-4 for every face (16.7%, the baseline's answer) and says so in a collapse warning. Its 16 plain conv layers need far more steps than a notebook can spend on 2 cores (the full-profile run below learns); set `VGG19_WEIGHTS` to start from ImageNet weights.",
-  "05": "3 folds of 8, 7 and 6 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 28.0%, 30.0%, 29.9% (baselines 18.1-18.6%), age MAE 14.1, 14.2, 14.0 years (baselines 22.0, 21.3, 21.4) and genders 71.7%, 74.1%, 73.9% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
-  "06": "on the same 400 held-out faces the multi-output CNN gets 29.8% of age groups right (baseline 18.3%), an MAE of 13.5 years (baseline 22.2) and 76.3% of genders (baseline 48.5%); the table below has every model.",
+  "05": "3 folds of 8, 7 and 6 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 28.0%, 30.3%, 31.4% (baselines 18.1-18.6%), age MAE 15.1, 15.5, 14.6 years (baselines 22.0, 21.3, 21.4) and genders 75.0%, 75.0%, 74.9% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
+  "06": "on the same 400 held-out faces the multi-output CNN gets 29.5% of age groups right (baseline 18.3%), an MAE of 13.9 years (baseline 22.2) and 78.5% of genders (baseline 48.5%); the table below has every model.",
 };
 
 /** The line under the header of a training notebook: what its quick run shows, against what. */
@@ -152,7 +152,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
     header(
       "02 · Sigmoid age model and gender model",
       "Reproduces the report's 20-group age model (sigmoid outputs, one per five-year group) and its gender model: training curves, test accuracy, accuracy within ±1 group, predicted vs real age, confusion matrices, predicted and real mean and variance, and sample predictions with their faces (\"Predicted Gender: Female  Predicted Age: 60 - 64\"). Both are evaluated on the held-out test split only.",
-      "about 4 min on the sample (two models)",
+      "3.5-5 min on the sample (two models), depending on the machine's load",
       "about 1–2 h on 8,819 faces",
       "02",
     ),
@@ -194,7 +194,7 @@ await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
     header(
       "03 · ReLU regression age model",
       "Reproduces the report's regression model: one ReLU output predicting age/100. The same analyses as 02 (training curves, test accuracy of the decoded age group, ±1 group, predicted vs real age, confusion matrix, mean and variance, sample predictions), plus the mean absolute error by age band.",
-      "about 2 min on the sample",
+      "1.5-2.5 min on the sample",
       "about 1 h on 8,819 faces",
       "03",
     ),
@@ -265,7 +265,7 @@ await ut.showPredictions(faces, [vggRun], { count: 10 });
     header(
       "05 · K-fold protocol",
       "Reproduces the report's 10-fold protocol (seed 42, shuffled, batch 25, 15 epochs for the first fold and fewer for later ones) with the multi-output CNN, so every fold gives age and gender accuracy, on its training images and on its validation fold. The run is resumable: rerunning the training cell after an interruption continues from the last checkpoint, and finished folds are not redone.",
-      "about 2.8 min on the sample (3 folds of 8, 7 and 6 epochs)",
+      "2-4 min on the sample (3 folds of 8, 7 and 6 epochs)",
       "several hours on 8,819 faces (10 folds)",
       "05",
     ),
