@@ -112,22 +112,29 @@ let gradientsOverridden = false;
  * gradient otherwise (any other backend, the wasm kernels, shapes outside the fast path).
  * Once per process: the registry is global, the choice is made at every call.
  */
+/**
+ * Gives the one-input element-wise op `op` the gradient kernel `kernel` (inputs x and dy of one
+ * shape, float32) where it serves; tfjs's own gradient otherwise.
+ */
+function overrideElementwiseGradient(op: string, kernel: string): void {
+  const original = tf.getGradient(op);
+  if (!original) return;
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const d = dy as tf.Tensor;
+      if (!gradKernelActive(kernel) || x.dtype !== "float32" || d.dtype !== "float32" || !tf.util.arraysEqual(x.shape, d.shape)) return original.gradFunc(dy, saved, attrs);
+      return { x: () => tf.engine().runKernel(kernel, { x, dy: d }, {}) as tf.Tensor };
+    },
+  });
+}
+
 function overrideGradients(): void {
   if (gradientsOverridden) return;
   gradientsOverridden = true;
   // Relu (every conv and dense layer here): tfjs differentiates it as Step, Cast, Multiply.
-  const relu = tf.getGradient("Relu");
-  if (relu) {
-    tf.registerGradient({
-      ...relu,
-      gradFunc: (dy, saved, attrs) => {
-        const [x] = saved;
-        const d = dy as tf.Tensor;
-        if (!gradKernelActive(RELU_GRAD_KERNEL) || x.dtype !== "float32" || d.dtype !== "float32" || !tf.util.arraysEqual(x.shape, d.shape)) return relu.gradFunc(dy, saved, attrs);
-        return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { x, dy: d }, {}) as tf.Tensor };
-      },
-    });
-  }
+  overrideElementwiseGradient("Relu", RELU_GRAD_KERNEL);
   const clip = tf.getGradient("ClipByValue");
   if (clip) {
     tf.registerGradient({
@@ -176,18 +183,7 @@ function overrideGradients(): void {
       },
     });
   }
-  const square = tf.getGradient("Square");
-  if (square) {
-    tf.registerGradient({
-      ...square,
-      gradFunc: (dy, saved, attrs) => {
-        const [x] = saved;
-        const d = dy as tf.Tensor;
-        if (!gradKernelActive(SQUARE_GRAD_KERNEL) || x.dtype !== "float32" || d.dtype !== "float32" || !tf.util.arraysEqual(x.shape, d.shape)) return square.gradFunc(dy, saved, attrs);
-        return { x: () => tf.engine().runKernel(SQUARE_GRAD_KERNEL, { x, dy: d }, {}) as tf.Tensor };
-      },
-    });
-  }
+  overrideElementwiseGradient("Square", SQUARE_GRAD_KERNEL);
 }
 
 /** Which engine the environment asks for: "onednn", "wasm", or undefined (automatic). */
