@@ -900,7 +900,8 @@ napi_value SquareGrad(napi_env env, napi_callback_info info) {
 
 // reluGrad(heap, n, x, dy, dx): dx = dy * step(x), tfjs's Relu gradient (Step, Cast, Multiply
 // on wasm) in one threaded pass: step is 1 for x > 0, NaN for NaN and 0 otherwise, and the
-// product keeps dy * 0's sign, so dx equals tfjs's to the bit.
+// product keeps dy * 0's sign, so dx equals tfjs's to the bit (denormals aside, see
+// FlushDenormals).
 napi_value ReluGrad(napi_env env, napi_callback_info info) {
   return pointwise_grad(env, info, 5, [](const HeapCall&) {
     return [](float x, float dy) {

@@ -431,27 +431,28 @@ export function makeMeanGrad(addon: OneDnnAddon): tf.KernelFunc {
 }
 
 /** A pointwise gradient kernel of the addon (inputs x, dy of one shape, float32): dx in one pass. */
-function makePointwiseGrad(run: (addon: OneDnnAddon) => OneDnnAddon["squareGrad"]): (addon: OneDnnAddon) => tf.KernelFunc {
+function makePointwiseGrad(name: "squareGrad" | "reluGrad"): (addon: OneDnnAddon) => tf.KernelFunc {
   return (addon) => (args) => {
     const be = args.backend as WasmInternals;
     const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
     const dx = be.makeOutput([...x.shape], "float32");
-    run(addon)!.call(addon, be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, dy), offsetOf(be, dx));
+    addon[name]!(be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, dy), offsetOf(be, dx));
     return dx;
   };
 }
 
 /** Square's gradient (inputs x, dy of one shape): dy * 2x in one pass (tfjs: Cast, two Multiply). */
-export const makeSquareGrad = makePointwiseGrad((addon) => addon.squareGrad);
+export const makeSquareGrad = makePointwiseGrad("squareGrad");
 
 /** Name of the wasm kernel computing Relu's gradient on the addon. */
 export const RELU_GRAD_KERNEL = "UtkfaceReluGrad";
 
 /**
  * Relu's gradient (inputs x, dy of one shape): dy * step(x) in one threaded pass (tfjs: Step,
- * Cast and Multiply, single-threaded on wasm, with a full-size temporary), to the bit.
+ * Cast and Multiply, single-threaded on wasm, with a full-size temporary), to the bit
+ * (denormals aside: the addon flushes them unless UTKFACE_DENORMALS=keep).
  */
-export const makeReluGrad = makePointwiseGrad((addon) => addon.reluGrad);
+export const makeReluGrad = makePointwiseGrad("reluGrad");
 
 /** Name of the wasm kernel running one variable's Adam update on the addon (see lib/training/adam.ts). */
 export const ADAM_KERNEL = "UtkfaceAdam";
