@@ -4,7 +4,7 @@
       "target_name": "utkface_onednn",
       "sources": ["src/addon.cc"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-ffp-contract=off"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
       "libraries": ["-ldnnl", "-lgomp"],
       "defines": ["NAPI_VERSION=8"]
     },

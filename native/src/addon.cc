@@ -35,6 +35,15 @@
 
 #include "layouts.h"
 
+// Element-wise loops are compiled for AVX-512 and AVX2 beside the x86-64 baseline (SSE2) and
+// picked at load time for the CPU (GCC's target_clones): the baseline is 4 floats wide. Vector division and square root are
+// exact in every width, and -ffp-contract=off keeps FMA out, so every clone gives the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define UTKFACE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define UTKFACE_CLONES
+#endif
+
 using namespace dnnl;
 using tag = memory::format_tag;
 using dt = memory::data_type;
@@ -122,9 +131,9 @@ void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forwa
 // in Adam's second moment are denormal. The report CNN's first epochs ran at half speed, and
 // the sigmoid age model's last six of 18 quick epochs too. So while any kernel of this addon
 // runs (oneDNN's primitives and the loops below), every thread of the pool flushes them to
-// zero (MXCSR's FTZ and DAZ bits), as TensorFlow's own CPU kernels do; each thread's previous
-// mode is put back afterwards, so V8's JavaScript and wasm (which must keep IEEE denormals)
-// never see the change. Results differ from tfjs's wasm kernels only where a value is below
+// zero (MXCSR's FTZ and DAZ bits), as TensorFlow's own CPU kernels do; the calling thread's
+// previous mode is put back afterwards, so V8's JavaScript and wasm (which must keep IEEE
+// denormals) never see the change. Results differ from tfjs's wasm kernels only where a value is below
 // 1.2e-38. UTKFACE_DENORMALS=keep turns it off (then the addon's loops match wasm to the bit
 // everywhere).
 #ifdef UTKFACE_HAVE_MXCSR
@@ -138,25 +147,27 @@ bool flush_denormals() {
 }
 struct FlushDenormals {
   const bool on = flush_denormals();
+  unsigned before = 0;
+  // The calling thread (V8's, thread 0 of every OpenMP team) flushes for the scope and gets its
+  // own mode back; OpenMP's worker threads run nothing but this addon and oneDNN, so they are set
+  // to flush once and stay so (a parallel region on every call cost more than Adam's update).
   FlushDenormals() {
     if (!on) return;
-#pragma omp parallel
-    set(true);
+    flush_workers();
+    before = _mm_getcsr();
+    _mm_setcsr(before | kFlushBits);
   }
   ~FlushDenormals() {
-    if (!on) return;
-#pragma omp parallel
-    set(false);
+    if (on) _mm_setcsr((_mm_getcsr() & ~kFlushBits) | (before & kFlushBits));
   }
-  static void set(bool flush) {
-    // A thread's own mode before the primitive, kept per thread (OpenMP reuses its threads).
-    static thread_local unsigned before = 0;
-    if (flush) {
-      before = _mm_getcsr();
-      _mm_setcsr(before | kFlushBits);
-    } else {
-      _mm_setcsr((_mm_getcsr() & ~kFlushBits) | (before & kFlushBits));
-    }
+  // Sets every worker of the pool once per pool size (setThreads can grow it).
+  static void flush_workers() {
+    static int flushed_for = 0;
+    const int n = omp_get_max_threads();
+    if (n == flushed_for) return;
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) _mm_setcsr(_mm_getcsr() | kFlushBits);
+    flushed_for = n;
   }
 };
 #else
@@ -166,11 +177,9 @@ struct FlushDenormals {};
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
 // `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
 // skipped when its buffer (or another primitive's, in the same layout) already holds it.
-// `flush`: denormals flushed while it runs (see FlushDenormals); pooling, which only compares
-// and copies, keeps them.
-void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0, bool flush = true) {
-  std::optional<FlushDenormals> flushing;
-  if (flush) flushing.emplace();
+// Denormals are flushed while it runs (see FlushDenormals).
+void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0) {
+  FlushDenormals flush;
   stream& s = cpu_stream();
   std::unordered_map<int, memory> args;
   for (size_t i = 0; i < e.ins.size(); i++) {
@@ -554,7 +563,7 @@ napi_value MaxPool(napi_env env, napi_callback_info info) {
   if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(oy, pool_bytes(p, true))) return nullptr;
   return guarded(env, [&]() {
     Entry& e = cached(key_of("maxpool", p, Q_COUNT, 0), [&]() { return make_maxpool(p); });
-    run(e, {call.at<uint8_t>(ox)}, call.at<uint8_t>(oy), 0, false);
+    run(e, {call.at<uint8_t>(ox)}, call.at<uint8_t>(oy));
     return undefined(env);
   });
 }
@@ -678,6 +687,22 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
 
 // ---- reductions and element-wise ---------------------------------------------------------
 
+// SumRows' loop over rows [r0, r1): float sums over runs of 64 rows (vectorised), each run
+// flushed into the double accumulators acc[Cn].
+UTKFACE_CLONES void sum_rows_range(const float* __restrict x, int64_t r0, int64_t r1, int64_t Cn, double* __restrict acc) {
+  std::vector<float> block(Cn);
+  float* __restrict b = block.data();
+  for (int64_t r = r0; r < r1; r += 64) {
+    const int64_t end = std::min(r1, r + 64);
+    std::fill(block.begin(), block.end(), 0.f);
+    for (int64_t q = r; q < end; q++) {
+      const float* row = x + q * Cn;
+      for (int64_t c = 0; c < Cn; c++) b[c] += row[c];
+    }
+    for (int64_t c = 0; c < Cn; c++) acc[c] += b[c];
+  }
+}
+
 // sumRows(heap, rows, cols, x, y): y[c] = sum over r of x[r][c] (a bias gradient: dy summed
 // over batch, height and width). Each thread sums a block of rows into its own partial row,
 // in double, then the partials are added in thread order (deterministic for a thread count).
@@ -697,17 +722,7 @@ napi_value SumRows(napi_env env, napi_callback_info info) {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
     double* acc = partial.data() + int64_t(t) * Cn;
-    std::vector<float> block(Cn);
-    // float accumulation over a short run of rows (vectorised), flushed into double.
-    for (int64_t r = r0; r < r1; r += 64) {
-      const int64_t end = std::min(r1, r + 64);
-      std::fill(block.begin(), block.end(), 0.f);
-      for (int64_t q = r; q < end; q++) {
-        const float* row = x + q * Cn;
-        for (int64_t c = 0; c < Cn; c++) block[c] += row[c];
-      }
-      for (int64_t c = 0; c < Cn; c++) acc[c] += block[c];
-    }
+    sum_rows_range(x, r0, r1, Cn, acc);
   }
   for (int64_t c = 0; c < Cn; c++) {
     double s = 0;
@@ -763,34 +778,67 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 
 // ---- gradients of ReLU6 (clip) and batch normalization -------------------------------------
 
-// The shared body of the pointwise gradients, (heap, n, x, dy, dx, ...): dx[i] = grad(x[i],
-// dy[i]) in one threaded pass. `make` reads the op's own arguments after dx and returns grad.
-template <typename Make>
-napi_value pointwise_grad(napi_env env, napi_callback_info info, size_t want, Make make) {
+// A pointwise gradient's loop over [i0, i1): dx[i] = grad(x[i], dy[i]; a, b).
+using PointwiseRange = void (*)(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float a, float b);
+
+// The shared body of the pointwise gradients, (heap, n, x, dy, dx, [a, b]): one threaded pass
+// of `range`; a and b are the op's own arguments after dx (0 where it has none).
+napi_value pointwise_grad(napi_env env, napi_callback_info info, size_t want, PointwiseRange range) {
   FlushDenormals flush;
   HeapCall call;
   if (!heap_call(env, info, want, nullptr, 0, call)) return nullptr;
   const double n = call.num(1), ox = call.num(2), ody = call.num(3), odx = call.num(4);
-  const auto grad = make(call);
+  const float a = want > 5 ? float(call.num(5)) : 0.f, b = want > 6 ? float(call.num(6)) : 0.f;
   if (!call.fits(ox, n * 4) || !call.fits(ody, n * 4) || !call.fits(odx, n * 4)) return nullptr;
   const float* x = call.at<const float>(ox);
   const float* dy = call.at<const float>(ody);
   float* dx = call.at<float>(odx);
   const int64_t N = int64_t(n);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < N; i++) dx[i] = grad(x[i], dy[i]);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    range(N * t / nt, N * (t + 1) / nt, x, dy, dx, a, b);
+  }
   return undefined(env);
 }
 
 // clipGrad(heap, n, x, dy, dx, lo, hi): dx = lo <= x <= hi ? dy : 0 (tfjs's ClipByValue
 // gradient, so ReLU6's: both ends inclusive, as tfjs writes it). One threaded pass instead of
 // GreaterEqual, LessEqual, LogicalAnd, ZerosLike and Select on wasm.
-napi_value ClipGrad(napi_env env, napi_callback_info info) {
-  return pointwise_grad(env, info, 7, [](const HeapCall& call) {
-    const float lo = float(call.num(5)), hi = float(call.num(6));
-    return [lo, hi](float x, float dy) { return (x >= lo && x <= hi) ? dy : 0.f; };
-  });
+UTKFACE_CLONES void clip_grad_range(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float lo, float hi) {
+  for (int64_t i = i0; i < i1; i++) dx[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.f;
+}
+
+napi_value ClipGrad(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 7, clip_grad_range); }
+
+// BatchNormGrad's loop over rows [r0, r1): dx = dy * k per channel, and the channel sums of dy
+// and dy (x - mean) in float over runs of 64 rows, flushed into the double accumulators.
+UTKFACE_CLONES void batch_norm_grad_range(const float* __restrict x, const float* __restrict dy, const float* __restrict m, const float* __restrict k, float* __restrict dx,
+                                          int64_t r0, int64_t r1, int64_t C, double* __restrict a1, double* __restrict a2) {
+  std::vector<float> s1(C), s2(C);
+  float* __restrict b1 = s1.data();
+  float* __restrict b2 = s2.data();
+  for (int64_t r = r0; r < r1; r += 64) {
+    const int64_t end = std::min(r1, r + 64);
+    std::fill(s1.begin(), s1.end(), 0.f);
+    std::fill(s2.begin(), s2.end(), 0.f);
+    for (int64_t q = r; q < end; q++) {
+      const float* xr = x + q * C;
+      const float* gr = dy + q * C;
+      float* dr = dx + q * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float g = gr[c];
+        b1[c] += g;
+        b2[c] += g * (xr[c] - m[c]);
+        dr[c] = g * k[c];
+      }
+    }
+    for (int64_t c = 0; c < C; c++) {
+      a1[c] += b1[c];
+      a2[c] += b2[c];
+    }
+  }
 }
 
 // batchNormGrad(heap, params [rows C hasScale], x, dy, mean, variance, scale, dx, dmean,
@@ -831,31 +879,7 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
-    double* a1 = sdy.data() + int64_t(t) * C;
-    double* a2 = sdyx.data() + int64_t(t) * C;
-    std::vector<float> b1(C), b2(C);
-    const float* m = mean;
-    const float* k = mul.data();
-    for (int64_t r = r0; r < r1; r += 64) {
-      const int64_t end = std::min(r1, r + 64);
-      std::fill(b1.begin(), b1.end(), 0.f);
-      std::fill(b2.begin(), b2.end(), 0.f);
-      for (int64_t q = r; q < end; q++) {
-        const float* xr = x + q * C;
-        const float* gr = dy + q * C;
-        float* dr = dx + q * C;
-        for (int64_t c = 0; c < C; c++) {
-          const float g = gr[c];
-          b1[c] += g;
-          b2[c] += g * (xr[c] - m[c]);
-          dr[c] = g * k[c];
-        }
-      }
-      for (int64_t c = 0; c < C; c++) {
-        a1[c] += b1[c];
-        a2[c] += b2[c];
-      }
-    }
+    batch_norm_grad_range(x, dy, mean, mul.data(), dx, r0, r1, C, sdy.data() + int64_t(t) * C, sdyx.data() + int64_t(t) * C);
   }
   for (int64_t c = 0; c < C; c++) {
     double s1 = 0, s2 = 0;
@@ -894,24 +918,44 @@ napi_value MeanGrad(napi_env env, napi_callback_info info) {
 }
 
 // squareGrad(heap, n, x, dy, dx): dx = dy * 2x (tfjs: Cast, Multiply, Multiply).
-napi_value SquareGrad(napi_env env, napi_callback_info info) {
-  return pointwise_grad(env, info, 5, [](const HeapCall&) { return [](float x, float dy) { return dy * (x * 2.f); }; });
+UTKFACE_CLONES void square_grad_range(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float, float) {
+  for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] * (x[i] * 2.f);
 }
+
+napi_value SquareGrad(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 5, square_grad_range); }
 
 // reluGrad(heap, n, x, dy, dx): dx = dy * step(x), tfjs's Relu gradient (Step, Cast, Multiply
 // on wasm) in one threaded pass: step is 1 for x > 0, NaN for NaN and 0 otherwise, and the
 // product keeps dy * 0's sign, so dx equals tfjs's to the bit (denormals aside, see
 // FlushDenormals).
-napi_value ReluGrad(napi_env env, napi_callback_info info) {
-  return pointwise_grad(env, info, 5, [](const HeapCall&) {
-    return [](float x, float dy) {
-      // Two selects, not nested branches: the compiler vectorises them (a branch on the sign
-      // of x made this pass ten times slower than wasm's Step and Multiply).
-      float step = x > 0.f ? 1.f : 0.f;
-      step = x != x ? x : step;
-      return dy * step;
-    };
-  });
+UTKFACE_CLONES void relu_grad_range(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float, float) {
+  for (int64_t i = i0; i < i1; i++) {
+    // Two selects, not nested branches: the compiler vectorises them (a branch on the sign
+    // of x made this pass ten times slower than wasm's Step and Multiply).
+    const float xi = x[i];
+    float step = xi > 0.f ? 1.f : 0.f;
+    step = xi != xi ? xi : step;
+    dx[i] = dy[i] * step;
+  }
+}
+
+napi_value ReluGrad(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 5, relu_grad_range); }
+
+// Adam's loop over [i0, i1); k = b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr.
+UTKFACE_CLONES void adam_range(int64_t i0, int64_t i1, const float* __restrict x, const float* __restrict g, const float* __restrict m, const float* __restrict v, float* __restrict xo, float* __restrict mo, float* __restrict vo, const float* __restrict k) {
+  const float b1 = k[0], omb1 = k[1], b2 = k[2], omb2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], neg_lr = k[7];
+  for (int64_t i = i0; i < i1; i++) {
+    const float gi = g[i];
+    const float m2 = m[i] * b1 + gi * omb1;
+    const float g2 = gi * gi;
+    const float v2 = v[i] * b2 + g2 * omb2;
+    const float mh = m2 / c1;
+    const float vh = v2 / c2;
+    const float step = mh / (std::sqrt(vh) + eps);
+    mo[i] = m2;
+    vo[i] = v2;
+    xo[i] = step * neg_lr + x[i];
+  }
 }
 
 // adam(heap, n, x, g, m, v, xOut, mOut, vOut, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr):
@@ -932,7 +976,6 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   }
   float k[8];
   for (int i = 0; i < 8; i++) k[i] = float(call.num(9 + i));
-  const float b1 = k[0], omb1 = k[1], b2 = k[2], omb2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], neg_lr = k[7];
   const float* x = call.at<const float>(off[0]);
   const float* g = call.at<const float>(off[1]);
   const float* m = call.at<const float>(off[2]);
@@ -942,18 +985,10 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   float* vo = call.at<float>(off[6]);
   const int64_t N = int64_t(n);
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, N / 65536)));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < N; i++) {
-    const float gi = g[i];
-    const float m2 = m[i] * b1 + gi * omb1;
-    const float g2 = gi * gi;
-    const float v2 = v[i] * b2 + g2 * omb2;
-    const float mh = m2 / c1;
-    const float vh = v2 / c2;
-    const float step = mh / (std::sqrt(vh) + eps);
-    mo[i] = m2;
-    vo[i] = v2;
-    xo[i] = step * neg_lr + x[i];
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    adam_range(N * t / nt, N * (t + 1) / nt, x, g, m, v, xo, mo, vo, k);
   }
   return undefined(env);
 }
