@@ -66,7 +66,9 @@ test("tests default to the smoke profile (recorded as quick); quick and full sta
     const sigmoid = modelProfileSettings("cnn-age-sigmoid", "quick");
     assert.deepEqual([sigmoid.epochs, sigmoid.batchSize, sigmoid.learningRate], [18, 25, 1e-3], "the sigmoid age model's quick trims");
     assert.equal(modelProfileSettings("cnn-age-relu", "quick").epochs, 12);
-    assert.equal(modelProfileSettings("vgg19", "quick").learningRate, undefined, "VGG19's own Adam 1e-4 wins over the quick profile's 3e-4");
+    const vgg = modelProfileSettings("vgg19", "quick");
+    assert.deepEqual([vgg.size, vgg.epochs, vgg.maxImages, vgg.learningRate], [32, 6, 2000, 3e-4], "VGG19's quick trims (its Adam 3e-4 over its own 1e-4)");
+    assert.equal(modelProfileSettings("vgg19", "full").learningRate, undefined, "in the full profile VGG19's own Adam 1e-4 wins over the profile's");
     assert.equal(profileSettings("full").learningRate, undefined, "the full profile keeps the report's Adam 1e-3 (the trainer's default)");
     assert.equal(profileSettings("quick").smoke, undefined, "a named quick is quick (the generator's headers)");
     assert.equal(profileSettings("full").size, 70);

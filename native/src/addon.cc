@@ -21,7 +21,6 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,9 +34,10 @@
 
 #include "layouts.h"
 
-// Element-wise loops are compiled for AVX-512 and AVX2 beside the x86-64 baseline (SSE2) and
-// picked at load time for the CPU (GCC's target_clones): the baseline is 4 floats wide. Vector division and square root are
-// exact in every width, and -ffp-contract=off keeps FMA out, so every clone gives the same bits.
+// Element-wise loops are compiled for AVX-512 and AVX2 beside the x86-64 baseline (SSE2, 4 floats
+// wide), and the loader picks one for the CPU (GCC's target_clones). Vector division and square
+// root are exact in every width and -ffp-contract=off keeps FMA out, so every clone gives the
+// same bits. (-fno-math-errno lets std::sqrt vectorise: Adam's loop was scalar without it.)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define UTKFACE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -133,8 +133,8 @@ void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forwa
 // runs (oneDNN's primitives and the loops below), every thread of the pool flushes them to
 // zero (MXCSR's FTZ and DAZ bits), as TensorFlow's own CPU kernels do; the calling thread's
 // previous mode is put back afterwards, so V8's JavaScript and wasm (which must keep IEEE
-// denormals) never see the change. Results differ from tfjs's wasm kernels only where a value is below
-// 1.2e-38. UTKFACE_DENORMALS=keep turns it off (then the addon's loops match wasm to the bit
+// denormals) never see the change. Results differ from tfjs's wasm kernels only where a value
+// is below 1.2e-38. UTKFACE_DENORMALS=keep turns it off (then the addon's loops match wasm to the bit
 // everywhere).
 #ifdef UTKFACE_HAVE_MXCSR
 constexpr unsigned kFlushBits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
