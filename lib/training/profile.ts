@@ -82,7 +82,7 @@ export function profileSettings(name?: string): ProfileSettings {
   const chosen = (name ?? process.env[PROFILE_ENV] ?? defaultProfile()).trim() || defaultProfile();
   if (chosen === SMOKE_PROFILE) return { ...SMOKE };
   if (chosen !== "quick" && chosen !== "full") {
-    throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: about a minute on the sample), full (the report's protocol) or smoke (the test suite's).`);
+    throw new Error(`${PROFILE_ENV}="${chosen}" is not a profile. Use quick (default: minutes on the sample), full (the report's protocol) or smoke (the test suite's).`);
   }
   // A smoke run's config.json says "quick": with EXPERIMENT_PROFILE=smoke (resume, reuse) it stays smoke.
   // Without it a named quick is quick, under the test runner too (the notebook generator's headers).
