@@ -22,11 +22,11 @@ const code = (s: string): Cell => ({ cell_type: "code", source: s.trim() });
  * them when the quick profile changes.
  */
 const QUICK_SHOWS: Record<string, string> = {
-  "02": "on 400 held-out faces the sigmoid age model gets 25.0% of age groups right (baseline 18.3%) with an MAE of 17.3 years (baseline 22.2), and the gender model 72.8% (baseline 48.5%).",
-  "03": "on 400 held-out faces the ReLU age model has an MAE of 12.4 years (baseline 22.2) and gets 20.8% of age groups right (baseline 18.3%).",
-  "04": "on 400 held-out faces VGG19, from scratch at 32x32 for 6 epochs, gets 25.0% of age groups right (baseline 18.3%) with an MAE of 16.4 years (baseline 22.2); set `VGG19_WEIGHTS` to start from ImageNet weights instead.",
-  "05": "3 folds of 8, 7 and 6 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 28.0%, 30.3%, 31.4% (baselines 18.1-18.6%), age MAE 15.1, 15.5, 14.6 years (baselines 22.0, 21.3, 21.4) and genders 75.0%, 75.0%, 74.9% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
-  "06": "on the same 400 held-out faces the multi-output CNN gets 29.5% of age groups right (baseline 18.3%), an MAE of 13.9 years (baseline 22.2) and 78.5% of genders (baseline 48.5%); the table below has every model.",
+  "02": "on 400 held-out faces the sigmoid age model gets 26.0% of age groups right (baseline 18.3%) with an MAE of 17.2 years (baseline 22.2), and the gender model 67.0% (baseline 48.5%).",
+  "03": "on 400 held-out faces the ReLU age model has an MAE of 11.9 years (baseline 22.2) and gets 23.5% of age groups right (baseline 18.3%).",
+  "04": "on 400 held-out faces VGG19, from scratch at 32x32 for 7 epochs, gets 25.5% of age groups right (baseline 18.3%) with an MAE of 16.0 years (baseline 22.2); set `VGG19_WEIGHTS` to start from ImageNet weights instead.",
+  "05": "3 folds of 9, 8 and 7 epochs of the multi-output CNN, each scored on its own 666-667 validation faces: age groups 29.4%, 29.2%, 27.5% (baselines 18.1-18.6%), age MAE 14.9, 12.6, 14.2 years (baselines 22.0, 21.3, 21.4) and genders 75.1%, 75.1%, 76.6% (baselines 50.5%, 59.2%, 54.7%), no collapse.",
+  "06": "on the same 400 held-out faces the multi-output CNN gets 26.3% of age groups right (baseline 18.3%), an MAE of 14.7 years (baseline 22.2) and 74.3% of genders (baseline 48.5%); the table below has every model.",
 };
 
 /** The line under the header of a training notebook: what its quick run shows, against what. */
@@ -152,7 +152,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
     header(
       "02 · Sigmoid age model and gender model",
       "Reproduces the report's 20-group age model (sigmoid outputs, one per five-year group) and its gender model: training curves, test accuracy, accuracy within ±1 group, predicted vs real age, confusion matrices, predicted and real mean and variance, and sample predictions with their faces (\"Predicted Gender: Female  Predicted Age: 60 - 64\"). Both are evaluated on the held-out test split only.",
-      "3.5-5 min on the sample (two models), depending on the machine's load",
+      "about 1.5-2 min on the sample (two models), depending on the machine's load",
       "about 1–2 h on 8,819 faces",
       "02",
     ),
@@ -194,7 +194,7 @@ await ut.showPredictions(faces, [ageRun, genderRun], { count: 10 });
     header(
       "03 · ReLU regression age model",
       "Reproduces the report's regression model: one ReLU output predicting age/100. The same analyses as 02 (training curves, test accuracy of the decoded age group, ±1 group, predicted vs real age, confusion matrix, mean and variance, sample predictions), plus the mean absolute error by age band.",
-      "1.5-2.5 min on the sample",
+      "40-60 s on the sample",
       "about 1 h on 8,819 faces",
       "03",
     ),
@@ -227,7 +227,7 @@ await ut.showPredictions(faces, [reluRun], { count: 10 });
     header(
       "04 · VGG19",
       "Reproduces the report's VGG19 experiment on 70x70 RGB faces with ImageNet normalisation, predicting the 20 age groups. It trains from scratch by default; set `VGG19_WEIGHTS` to a tfjs layers `model.json` converted from Keras VGG19 (layers named block1_conv1 ...) to start from pretrained weights.",
-      "about 3.5 min on the sample (at 32x32 RGB, 6 epochs)",
+      "about 3 min on the sample (at 32x32 RGB, 7 epochs)",
       "several hours on 8,819 faces (at 70x70 VGG19 is ~40x the report CNN's work per image)",
       "04",
     ),
@@ -265,7 +265,7 @@ await ut.showPredictions(faces, [vggRun], { count: 10 });
     header(
       "05 · K-fold protocol",
       "Reproduces the report's 10-fold protocol (seed 42, shuffled, batch 25, 15 epochs for the first fold and fewer for later ones) with the multi-output CNN, so every fold gives age and gender accuracy, on its training images and on its validation fold. The run is resumable: rerunning the training cell after an interruption continues from the last checkpoint, and finished folds are not redone.",
-      "2-4 min on the sample (3 folds of 8, 7 and 6 epochs)",
+      "1-1.5 min on the sample (3 folds of 9, 8 and 7 epochs)",
       "several hours on 8,819 faces (10 folds)",
       "05",
     ),
@@ -310,7 +310,7 @@ if (procedureFigures.length) console.log((await ut.exportFigures(procedureFigure
     header(
       "06 · Every model side by side",
       "Reproduces the report's comparison and complexity table: every model on the same held-out test split (same faces, same seed), with age-group accuracy, ±1 group accuracy, MAE, gender accuracy, parameters and training time, next to the figures the report and sibling write-ups claim, labelled as their claims. Runs from 02–04 are reused when they match this data and profile; missing ones are trained here. In the quick profile VGG19 reads its faces at 32x32 (see 04), on the same split; the `images` column says how many test faces each row has.",
-      "about 1.5 min after 02–04 (only cnn-multi trains), about 8 min alone",
+      "about 30 s after 02–04 (only cnn-multi trains), about 6 min alone",
       "hours (every model at the report's protocol) unless 02–04 ran first",
       "06",
     ),

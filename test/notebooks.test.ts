@@ -62,12 +62,14 @@ test("tests default to the smoke profile (recorded as quick); quick and full sta
     assert.deepEqual(quickOverrides("cnn-age-sigmoid"), {}, "under smoke a model's quick trims give way to the smoke ones");
     assert.equal(modelProfileSettings("cnn-age-sigmoid").epochs, 3);
     const quick = profileSettings("quick");
-    assert.deepEqual([quick.size, quick.epochs, quick.maxImages, quick.batchSize, quick.learningRate], [64, 8, 2000, 16, 3e-4]);
+    assert.deepEqual([quick.size, quick.epochs, quick.maxImages, quick.batchSize, quick.learningRate], [48, 8, 2000, 16, 3e-4]);
+    assert.deepEqual([quick.folds, quick.firstEpochs, quick.minEpochs], [3, 9, 7], "the quick K-fold: 3 folds of 9, 8 and 7 epochs");
     const sigmoid = modelProfileSettings("cnn-age-sigmoid", "quick");
     assert.deepEqual([sigmoid.epochs, sigmoid.batchSize, sigmoid.learningRate], [18, 25, 1e-3], "the sigmoid age model's quick trims");
-    assert.equal(modelProfileSettings("cnn-age-relu", "quick").epochs, 12);
+    assert.equal(modelProfileSettings("cnn-age-relu", "quick").epochs, 10);
+    assert.deepEqual([modelProfileSettings("cnn-multi", "quick").epochs, modelProfileSettings("cnn-multi", "quick").firstEpochs], [6, 9], "the multi-output model's 6 epochs leave the K-fold schedule alone");
     const vgg = modelProfileSettings("vgg19", "quick");
-    assert.deepEqual([vgg.size, vgg.epochs, vgg.maxImages, vgg.learningRate], [32, 6, 2000, 3e-4], "VGG19's quick trims (its Adam 3e-4 over its own 1e-4)");
+    assert.deepEqual([vgg.size, vgg.epochs, vgg.maxImages, vgg.learningRate], [32, 7, 2000, 3e-4], "VGG19's quick trims (its Adam 3e-4 over its own 1e-4)");
     assert.equal(modelProfileSettings("vgg19", "full").learningRate, undefined, "in the full profile VGG19's own Adam 1e-4 wins over the profile's");
     assert.equal(profileSettings("full").learningRate, undefined, "the full profile keeps the report's Adam 1e-3 (the trainer's default)");
     assert.equal(profileSettings("quick").smoke, undefined, "a named quick is quick (the generator's headers)");

@@ -4,6 +4,7 @@ import { DEFAULT_LEARNING_RATE, runExperiment } from "../training/experiment";
 import { MODELS } from "../models/registry";
 import { DEFAULT_FINE_TUNE_LEARNING_RATE } from "../models/transfer";
 import { portablePath } from "../records/runs";
+import { modelProfileSettings, profileSettings } from "../training/profile";
 import { COMMON_RUN_OPTIONS, commonRunConfig, fractionOption, intOption, numberOption, printMetrics } from "./options";
 
 // The learning rates in the help come from the registry (a model's own rate) and the trainer's
@@ -12,6 +13,9 @@ const specs = Object.values(MODELS);
 const ownRates = specs.flatMap((s) => (s.learningRate === undefined ? [] : [`${s.name}: ${s.learningRate}`])).join("; ");
 const ownFineTuneRates = specs.flatMap((s) => (s.fineTune?.learningRate === undefined ? [] : [`${s.name} ${s.fineTune.learningRate.toExponential()}`])).join(", ");
 
+const QUICK = profileSettings("quick");
+const FULL = profileSettings("full");
+
 export const help = `Usage: npm run cli -- train --model <name> [options]
 
 Trains one model on the train split and evaluates it on the held-out test split, writing
@@ -19,11 +23,11 @@ results/<experiment>/<run-id>/ (config.json, history.json, metrics.json, predict
 
 Options:
   --model <name>          one of: ${Object.keys(MODELS).join(", ")}
-  --epochs N              epochs (profile: quick 8, full 15; a model may trim them, e.g. cnn-age-sigmoid quick 18)
-  --size N                input side in pixels (profile: quick 64, full 70)
+  --epochs N              epochs (profile: quick ${QUICK.epochs}, full ${FULL.epochs}; a model may trim them, e.g. cnn-age-sigmoid quick ${modelProfileSettings("cnn-age-sigmoid", "quick").epochs})
+  --size N                input side in pixels (profile: quick ${QUICK.size}, full ${FULL.size}; VGG19 quick ${modelProfileSettings("vgg19", "quick").size})
   --color gray|rgb        colour mode (default: the model's)
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  --batch N               batch size (profile: quick 16, full 25)
+  --batch N               batch size (profile: quick ${QUICK.batchSize}, full ${FULL.batchSize})
   --lr X                  Adam learning rate (default ${DEFAULT_LEARNING_RATE}, quick profile 3e-4; ${ownRates})
   --seed N                seed of splits, batches and weights (default 42)
   --test-fraction X       held-out share (default 0.2)

@@ -28,22 +28,23 @@ export interface ProfileOverrides {
 }
 
 /**
- * The quick profile for the ReLU age model: 12 epochs at batch 32 and Adam 6e-4. At 8 epochs its
- * MAE was 58% of the baseline's but its decoded age group (16.8%) still trailed the majority
- * guess (0-4, 18.3%), which a regression toward the mean rarely answers; at 15 it reached 29.0%
- * (issue 21). Batch 32 trains about a quarter faster per face than 16 on 2 cores; at 6e-4 it
- * reached MAE 12.2 (55%) and 23.0% in 12 epochs.
+ * The quick profile for the ReLU age model: 10 epochs at batch 32 and Adam 6e-4. At 64x64 and 8
+ * epochs its MAE was 58% of the baseline's but its decoded age group (16.8%) still trailed the
+ * majority guess (0-4, 18.3%), which a regression toward the mean rarely answers; at 15 it reached
+ * 29.0% (issue 21). Batch 32 trains about a quarter faster per face than 16 on 2 cores; at 48x48
+ * and 6e-4 it reached MAE 11.9 (54%) and 23.5% in 10 epochs, 12.0 and 24.0% in 12.
  */
-const RELU_PROFILES: ModelSpec["profiles"] = { quick: { epochs: 12, batchSize: 32, learningRate: 6e-4 } };
+const RELU_PROFILES: ModelSpec["profiles"] = { quick: { epochs: 10, batchSize: 32, learningRate: 6e-4 } };
 
 /**
  * The quick profile for the multi-output CNN (notebooks 05 and 06): batch 32 and Adam 6e-4, about
- * a quarter faster per face than batch 16, and as good: 29.8% of age groups, MAE 13.5 (61%) and
- * 76.3% of genders in 8 epochs (batch 16 at 3e-4: 27.8%, 15.3, 76.0%); the K-fold folds of 8, 7
- * and 6 epochs reach 64-67% of the baselines' MAE. The gender model keeps batch 16 and 3e-4: at
- * 32 and 6e-4 it left its plateau only in epoch 7 (65.5%), at 1e-3 never.
+ * a quarter faster per face than batch 16, and as good: at 64x64, 29.8% of age groups, MAE 13.5
+ * (61%) and 76.3% of genders in 8 epochs (batch 16 at 3e-4: 27.8%, 15.3, 76.0%). At 48x48, 6
+ * epochs give 26.3%, MAE 14.7 (66%) and 74.3% (8 epochs: 27.8%, 14.8, 78.5%); the K-fold keeps
+ * its own schedule (the profile's 9, 8 and 7 epochs). The gender model keeps batch 16 and 3e-4:
+ * at 32 and 6e-4 it left its plateau only in epoch 7 (65.5%), at 1e-3 never.
  */
-const MULTI_PROFILES: ModelSpec["profiles"] = { quick: { batchSize: 32, learningRate: 6e-4 } };
+const MULTI_PROFILES: ModelSpec["profiles"] = { quick: { epochs: 6, batchSize: 32, learningRate: 6e-4 } };
 
 /**
  * The quick profile for the sigmoid age model: the report's own batch 25 and Adam 1e-3, and 18
@@ -55,13 +56,14 @@ const SIGMOID_PROFILES: ModelSpec["profiles"] = { quick: { epochs: 18, batchSize
 
 /**
  * The quick profile for VGG19 (about 5x the report CNN's work per image at these sizes): 32x32
- * (the smallest input its five poolings allow), the sample's 1,440 training faces, 6 epochs at
+ * (the smallest input its five poolings allow), the sample's 1,440 training faces, 7 epochs at
  * batch 16 and Adam 3e-4 (its full-profile 1e-4 is for 70x70 and many more steps). From scratch
  * without BatchNorm it needs them: at 1 epoch of 150 faces it answered 0-4 for every face, at 4
- * epochs of 1,440 it reached 25.0% but 83% of the baseline's MAE, at 6 epochs 25.0% and 74%
- * (issue 21, docs/notebooks.md).
+ * epochs of 1,440 it reached 25.0% but 83% of the baseline's MAE; 6 epochs gave 74% on one
+ * machine and 79.9% on another (the limit is 80%), Adam 5e-4 80.0%, batch 32 at 6e-4 83.9%;
+ * 7 epochs 72% (issue 21, docs/notebooks.md).
  */
-const VGG19_PROFILES: ModelSpec["profiles"] = { quick: { size: 32, epochs: 6, learningRate: 3e-4 } };
+const VGG19_PROFILES: ModelSpec["profiles"] = { quick: { size: 32, epochs: 7, learningRate: 3e-4 } };
 
 /** A registered model: its factory and what it expects. */
 export interface ModelSpec {
