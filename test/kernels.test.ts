@@ -168,6 +168,29 @@ test("Identity and same-type Cast on wasm share the input's data; the copy outli
   assert.equal(tf.memory().numBytes, before.numBytes, "no buffer left");
 });
 
+test("a Slice of the whole tensor on wasm shares its data (size -1 too); other slices copy the right elements", async () => {
+  await tf.setBackend("wasm");
+  const be = tf.backend() as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } };
+  const before = tf.memory();
+  const values = randomValues(6 * 5 * 4, 950);
+  const x = tf.tensor3d(values, [6, 5, 4]);
+  const whole = tf.slice(x, [0, 0, 0], [6, 5, 4]);
+  const toEnd = tf.slice(x, 0, -1);
+  assert.equal(be.dataIdMap.get(whole.dataId).memoryOffset, be.dataIdMap.get(x.dataId).memoryOffset, "the whole slice shares the buffer");
+  assert.equal(be.dataIdMap.get(toEnd.dataId).memoryOffset, be.dataIdMap.get(x.dataId).memoryOffset, "size -1 from 0 is the whole tensor");
+  const part = tf.slice(x, [1, 0, 2], [2, 5, 2]);
+  const expected: number[] = [];
+  for (let i = 1; i < 3; i++) for (let j = 0; j < 5; j++) for (let k = 2; k < 4; k++) expected.push(values[(i * 5 + j) * 4 + k]);
+  assert.deepEqual(Array.from(part.dataSync()), expected, "a partial slice is wasm's, element for element");
+  const rows = tf.slice(x, [2, 0, 0], [3, 5, 4]);
+  assert.deepEqual(Array.from(rows.dataSync()), Array.from(values.subarray(40, 100)), "a contiguous partial slice too");
+  x.dispose();
+  assert.deepEqual(Array.from(whole.dataSync()), Array.from(values), "the shared slice keeps its values after the original is gone");
+  tf.dispose([whole, toEnd, part, rows]);
+  assert.equal(tf.memory().numTensors, before.numTensors, "no tensor left");
+  assert.equal(tf.memory().numBytes, before.numBytes, "no buffer left");
+});
+
 test("registration is idempotent and only touches wasm", async () => {
   const cpuBefore = tf.getKernel("Conv2DBackpropFilter", "cpu");
   registerTrainingKernels();

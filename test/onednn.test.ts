@@ -327,6 +327,63 @@ test("Relu's gradient on the addon equals tfjs cpu's to the bit on real face act
   const passed = cpu.values[0].filter((v) => v !== 0).length;
   assert.ok(passed > x.values.length / 5 && passed < x.values.length * 0.8, `both sides of 0 present (${passed} of ${x.values.length} pass)`);
 });
+test("Relu, ClipByValue and Relu6 on the addon equal wasm's own kernels to the bit on real face activations, -0, NaN, infinities and odd lengths included", { skip }, async () => {
+  const a = await faceActivations(8);
+  const mid = a.values.reduce((s, v) => s + v, 0) / a.values.length;
+  // Centred (half negative), some values exactly at 0 and 6, -0, NaN and both infinities.
+  const special = [0, -0, 6, NaN, Infinity, -Infinity, -1e-3, 6.0001];
+  const values = a.values.map((v, i) => (i % 89 === 0 ? special[(i / 89) % special.length] : v - mid));
+  // Odd lengths too, for the tails of the vector loops on both sides.
+  const cases = [{ shape: a.shape, values }, { shape: [1003], values: values.subarray(0, 1003) }, { shape: [7], values: Float32Array.from(special.slice(0, 7)) }];
+  const run = async (f: (x: tf.Tensor) => tf.Tensor) => {
+    const outs: Uint32Array[] = [];
+    const kernels: string[] = [];
+    for (const c of cases) {
+      const r = await gradsOn("wasm", [c], ([x]) => [f(x)]);
+      outs.push(new Uint32Array(r.values[0].buffer));
+      kernels.push(...r.kernels);
+    }
+    return { outs, kernels };
+  };
+  const ops: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
+    ["Relu", (x) => tf.relu(x)],
+    ["ClipByValue", (x) => tf.clipByValue(x, 0, 6)],
+    ["ClipByValue", (x) => tf.clipByValue(x, -0.25, 0.5)],
+    ["Relu6", (x) => tf.relu6(x)],
+  ];
+  const ours = [];
+  for (const [, f] of ops) ours.push(await run(f));
+  unregisterOneDnnKernels();
+  const wasm = [];
+  try {
+    for (const [, f] of ops) wasm.push(await run(f));
+  } finally {
+    registerOneDnnKernels({ ...process.env, UTKFACE_ENGINE: "onednn" });
+  }
+  ops.forEach(([name], k) => {
+    cases.forEach((c, i) => assert.deepEqual(ours[k].outs[i], wasm[k].outs[i], `${name} #${k} on ${c.shape.join("x")}: bit patterns`));
+  });
+  // The threaded pass ran (the kernel names are tfjs's; the addon is seen by its speed in the bench).
+  assert.ok(ours[0].kernels.includes("Relu") && ours[1].kernels.includes("ClipByValue") && ours[3].kernels.includes("Relu6"));
+  const zeros = ours[0].outs[0].filter((b) => b === 0).length;
+  assert.ok(zeros > values.length / 5 && zeros < values.length * 0.8, `both sides of 0 present (${zeros} of ${values.length} are +0)`);
+});
+
+test("Relu6's gradient on the addon equals tfjs cpu's to the bit on real face activations: 0 and 6 at the ends, NaN, negative gradients", { skip }, async () => {
+  const a = await faceActivations(8);
+  // Values exactly at 0 (no gradient: step(0) is 0) and 6 (gradient: x <= 6), and NaN.
+  const x = { shape: a.shape, values: a.values.map((v, i) => (i % 97 === 0 ? [0, 6, NaN][(i / 97) % 3] : v - 1)) };
+  const w = { shape: a.shape, values: randomValues(a.values.length, 2260) };
+  const f = ([xv, wt]: tf.Tensor[]) => [tf.grad((v: tf.Tensor) => tf.relu6(v).mul(wt).sum())(xv)];
+  const cpu = await gradsOn("cpu", [x, w], f);
+  const ours = await gradsOn("wasm", [x, w], f);
+  assert.ok(ours.kernels.includes("UtkfaceRelu6Grad"), `the addon's kernel should run: ${ours.kernels.join(" ")}`);
+  assert.ok(!ours.kernels.includes("LessEqual"), "tfjs's LessEqual-Step-Multiply form should not run on oneDNN's engine");
+  assert.deepEqual(new Uint32Array(ours.values[0].buffer), new Uint32Array(cpu.values[0].buffer), "Relu6 gradient: exact");
+  const passed = cpu.values[0].filter((v) => v !== 0 && !Number.isNaN(v)).length;
+  assert.ok(passed > x.values.length / 10 && passed < x.values.length * 0.9, `all three regions present (${passed} of ${x.values.length} pass)`);
+});
+
 test("BatchNorm's gradients (and its moments' Mean and Square gradients) on the addon match tfjs cpu on real face activations", { skip }, async () => {
   const a = await faceActivations(8);
   const C = a.shape[3];

@@ -15,6 +15,23 @@ const BLOCKS: Array<[number, number]> = [
 ];
 
 /**
+ * ReLU6 as one op, tf.relu6, as PyTorch's nn.ReLU6 is one. tfjs-layers' ReLU layer with
+ * maxValue 6 runs Relu and then ClipByValue, and its "relu6" activation Relu and then a
+ * broadcast Minimum: two passes over every activation.
+ */
+class Relu6 extends tf.layers.Layer {
+  static className = "UtkfaceRelu6";
+  call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.relu6(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+}
+tf.serialization.registerClass(Relu6);
+
+function relu6(): tf.layers.Layer {
+  return new Relu6({});
+}
+
+/**
  * MobileNet-v1: conv 3x3/2 (32), 13 x [depthwise 3x3 + BN + ReLU6, pointwise 1x1 + BN + ReLU6],
  * global average pooling, dense `classes` softmax. Seeded initialisers.
  */
@@ -25,16 +42,16 @@ export function buildMobileNetV1(options: { classes: number; size?: number; seed
   const layers: tf.layers.Layer[] = [
     tf.layers.conv2d({ inputShape: [size, size, 3], filters: 32, kernelSize: 3, strides: 2, padding: "same", useBias: false, kernelInitializer: init() }),
     tf.layers.batchNormalization(),
-    tf.layers.reLU({ maxValue: 6 }),
+    relu6(),
   ];
   for (const [filters, stride] of BLOCKS) {
     layers.push(
       tf.layers.depthwiseConv2d({ kernelSize: 3, strides: stride, padding: "same", useBias: false, depthwiseInitializer: init() }),
       tf.layers.batchNormalization(),
-      tf.layers.reLU({ maxValue: 6 }),
+      relu6(),
       tf.layers.conv2d({ filters, kernelSize: 1, padding: "same", useBias: false, kernelInitializer: init() }),
       tf.layers.batchNormalization(),
-      tf.layers.reLU({ maxValue: 6 }),
+      relu6(),
     );
   }
   layers.push(tf.layers.globalAveragePooling2d({}), tf.layers.dense({ units: options.classes, activation: "softmax", kernelInitializer: init() }));

@@ -572,18 +572,84 @@ napi_value MaxPool(napi_env env, napi_callback_info info) {
 // (row-major taps, strict '>'), the rule of tfjs's cpu kernel. Tiling windows (every pooling
 // layer of the project's models) run oneDNN's backward; overlapping or padded windows, where
 // tie order could differ, run a direct loop, parallel over images.
+// MaxPoolGrad over tiling windows (stride = window, no padding) from tfjs's own forward output
+// y, rows [r0, r1) of N x oH: dx = dy at the first cell of each window that equals the window's
+// maximum y (cpu's first-maximum rule, row by row), 0 at the window's other cells (the sign of a
+// -0 gradient kept at the maximum, as cpu). One pass over x, y and dy, vectorised over channels;
+// cells past the last window are left to the caller.
+UTKFACE_CLONES void pool_grad_tiles_rows(int64_t r0, int64_t r1, int H, int W, int C, int oH, int oW, int kH, int kW, const float* __restrict x, const float* __restrict y,
+                                         const float* __restrict dy, float* __restrict dx, float* __restrict rem) {
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t n = r / oH;
+    const int i = int(r % oH);
+    const int64_t img = n * H * W * C;
+    for (int j = 0; j < oW; j++) {
+      const int64_t o = ((n * oH + i) * oW + j) * C;
+      const float* __restrict m = y + o;
+      // rem: the gradient not yet placed, per channel (dy until the first maximum takes it, then
+      // 0); all float selects, so the channel loops vectorise.
+      for (int c = 0; c < C; c++) rem[c] = dy[o + c];
+      for (int u = 0; u < kH; u++) {
+        for (int v = 0; v < kW; v++) {
+          const int64_t cell = img + (int64_t(i * kH + u) * W + j * kW + v) * C;
+          const float* __restrict xv = x + cell;
+          float* __restrict d = dx + cell;
+          for (int c = 0; c < C; c++) {
+            const bool hit = xv[c] == m[c];
+            d[c] = hit ? rem[c] : 0.f;
+            rem[c] = hit ? 0.f : rem[c];
+          }
+        }
+      }
+    }
+  }
+}
+
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   HeapCall call;
   if (!heap_call(env, info, 5, "maxPoolGrad", Q_COUNT, call)) return nullptr;
   const int32_t* p = call.p;
   const double ox = call.num(2), ody = call.num(3), odx = call.num(4);
-  if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(ody, pool_bytes(p, true)) || !call.fits(odx, pool_bytes(p, false)))
+  // The forward output y, an optional sixth argument (absent or 0: oneDNN's backward, from its
+  // own forward).
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  const double oy = argc > 5 ? number(env, argv[5]) : 0;
+  if (!call.fits(ox, pool_bytes(p, false)) || !call.fits(ody, pool_bytes(p, true)) || !call.fits(odx, pool_bytes(p, false)) || (oy > 0 && !call.fits(oy, pool_bytes(p, true))))
     return nullptr;
   const int N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], oH = p[Q_OH], oW = p[Q_OW], kH = p[Q_KH], kW = p[Q_KW], sH = p[Q_SH], sW = p[Q_SW], pT = p[Q_PT], pL = p[Q_PL];
   const float* x = call.at<const float>(ox);
   const float* dy = call.at<const float>(ody);
   float* dx = call.at<float>(odx);
   const bool tiles = kH == sH && kW == sW && pT == 0 && pL == 0 && p[Q_PB] == 0 && p[Q_PR] == 0 && oH * sH <= H && oW * sW <= W;
+  if (tiles && oy > 0) {
+    // With y: one pass, no forward to recompute (oneDNN's backward needs a workspace from a
+    // training forward, which tfjs does not keep: that forward cost as much as the backward).
+    FlushDenormals flush;
+    const float* y = call.at<const float>(oy);
+    const int64_t rows = int64_t(N) * oH;
+#pragma omp parallel
+    {
+      std::vector<float> rem(C);
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      pool_grad_tiles_rows(rows * t / nt, rows * (t + 1) / nt, H, W, C, oH, oW, kH, kW, x, y, dy, dx, rem.data());
+#pragma omp barrier
+      // Columns and rows past the last window get no gradient.
+      if (oW * sW < W) {
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+          const int n = int(r / oH), i = int(r % oH);
+          for (int u = 0; u < kH; u++) std::memset(dx + int64_t(n) * H * W * C + (int64_t(i * sH + u) * W + oW * sW) * C, 0, sizeof(float) * size_t(W - oW * sW) * C);
+        }
+      }
+      if (oH * sH < H) {
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) std::memset(dx + int64_t(n) * H * W * C + int64_t(oH * sH) * W * C, 0, sizeof(float) * size_t(H - oH * sH) * W * C);
+      }
+    }
+    return undefined(env);
+  }
   if (tiles) {
     // oneDNN's jit backward is ~8x faster than the loop below (1.9 vs 16 ms for the report
     // CNN's first pooling, 1 thread); with tiling windows it keeps the first maximum, as cpu.
@@ -781,8 +847,9 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 // A pointwise gradient's loop over [i0, i1): dx[i] = grad(x[i], dy[i]; a, b).
 using PointwiseRange = void (*)(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float a, float b);
 
-// The shared body of the pointwise gradients, (heap, n, x, dy, dx, [a, b]): one threaded pass
-// of `range`; a and b are the op's own arguments after dx (0 where it has none).
+// The shared body of the pointwise passes (the gradients below, ReLU and ClipByValue), (heap, n,
+// x, dy, dx, [a, b]): one threaded pass of `range`; a and b are the op's own arguments after dx
+// (0 where it has none).
 napi_value pointwise_grad(napi_env env, napi_callback_info info, size_t want, PointwiseRange range) {
   FlushDenormals flush;
   HeapCall call;
@@ -941,6 +1008,51 @@ UTKFACE_CLONES void relu_grad_range(int64_t i0, int64_t i1, const float* x, cons
 
 napi_value ReluGrad(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 5, relu_grad_range); }
 
+// relu6Grad(heap, n, x, dy, dx): tfjs's Relu6 gradient, dy * (x <= 6) * step(x) (LessEqual, Step,
+// two Multiply and a Cast on wasm), in one pass: 0 at x = 0 and above 6, NaN for NaN, and the
+// product keeps dy * 0's sign, as relu_grad_range.
+UTKFACE_CLONES void relu6_grad_range(int64_t i0, int64_t i1, const float* x, const float* dy, float* dx, float, float) {
+  for (int64_t i = i0; i < i1; i++) {
+    const float xi = x[i];
+    float mask = (xi > 0.f && xi <= 6.f) ? 1.f : 0.f;
+    mask = xi != xi ? xi : mask;
+    dx[i] = dy[i] * mask;
+  }
+}
+
+napi_value Relu6Grad(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 5, relu6_grad_range); }
+
+// ---- forward ReLU and ClipByValue (ReLU6) ----------------------------------------------------
+// Both run through pointwise_grad's threaded pass with x as its "dy" (unused). Each equals the
+// wasm backend's kernel (XNNPACK's clamp) to the bit on every finite value, -0 included, and on
+// NaN, which Relu passes on and ClipByValue turns into its lower bound; a denormal x reads as 0
+// where the addon flushes denormals (see FlushDenormals).
+
+// relu(heap, n, x, x, y): y = max(x, 0) as wasm's f32x4.max computes it: +0 for -0 and for
+// every negative, NaN for NaN. Two selects, so the loop vectorises.
+UTKFACE_CLONES void relu_range(int64_t i0, int64_t i1, const float* x, const float*, float* y, float, float) {
+  for (int64_t i = i0; i < i1; i++) {
+    const float v = x[i];
+    float r = v > 0.f ? v : 0.f;
+    r = v != v ? v : r;
+    y[i] = r;
+  }
+}
+
+napi_value Relu(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 5, relu_range); }
+
+// clip(heap, n, x, x, y, lo, hi): y = pmin(hi, pmax(lo, x)), XNNPACK's clamp on wasm SIMD
+// (pmax(a, b) = a < b ? b : a): lo for NaN and for -0 when lo is 0.
+UTKFACE_CLONES void clip_range(int64_t i0, int64_t i1, const float* x, const float*, float* y, float lo, float hi) {
+  for (int64_t i = i0; i < i1; i++) {
+    const float v = x[i];
+    const float t = lo < v ? v : lo;
+    y[i] = t < hi ? t : hi;
+  }
+}
+
+napi_value Clip(napi_env env, napi_callback_info info) { return pointwise_grad(env, info, 7, clip_range); }
+
 // Adam's loop over [i0, i1); k = b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr.
 UTKFACE_CLONES void adam_range(int64_t i0, int64_t i1, const float* __restrict x, const float* __restrict g, const float* __restrict m, const float* __restrict v, float* __restrict xo, float* __restrict mo, float* __restrict vo, const float* __restrict k) {
   const float b1 = k[0], omb1 = k[1], b2 = k[2], omb2 = k[3], c1 = k[4], c2 = k[5], eps = k[6], neg_lr = k[7];
@@ -1082,6 +1194,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"meanGrad", nullptr, MeanGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"squareGrad", nullptr, SquareGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"relu6Grad", nullptr, Relu6Grad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"relu", nullptr, Relu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clip", nullptr, Clip, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -12,7 +12,8 @@ export interface OneDnnAddon {
   conv(heap: Uint8Array, params: Int32Array, a: number, b: number, c: number, out: number, alpha: number, weightId?: number): void;
   matMul(heap: Uint8Array, params: Int32Array, a: number, b: number, bias: number, out: number, alpha: number): void;
   maxPool(heap: Uint8Array, params: Int32Array, x: number, y: number): void;
-  maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number): void;
+  /** y: the forward's output (0 or left out when not at hand); with it, tiling windows take one pass. */
+  maxPoolGrad(heap: Uint8Array, params: Int32Array, x: number, dy: number, dx: number, y?: number): void;
   sumRows(heap: Uint8Array, rows: number, cols: number, x: number, y: number): void;
   batchNorm(heap: Uint8Array, params: Int32Array, x: number, mean: number, variance: number, scale: number, shift: number, y: number, epsilon: number): void;
   setThreads(n: number): void;
@@ -27,6 +28,11 @@ export interface OneDnnAddon {
   meanGrad?(heap: Uint8Array, rows: number, cols: number, dy: number, dx: number, scale: number): void;
   squareGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
   reluGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
+  relu6Grad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number): void;
+  /** Forward ReLU, y = max(x, 0) as wasm computes it (x is passed twice: the pointwise pass's unused second input). */
+  relu?(heap: Uint8Array, n: number, x: number, xAgain: number, y: number): void;
+  /** Forward ClipByValue, y = min(max(x, lo), hi) as wasm's XNNPACK clamp computes it (x passed twice, as for relu). */
+  clip?(heap: Uint8Array, n: number, x: number, xAgain: number, y: number, lo: number, hi: number): void;
   /** One variable's Adam step (x, g, m, v in; x', m', v' out), tfjs's arithmetic in one pass; see ADAM_KERNEL. */
   adam?(
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,

@@ -23,6 +23,11 @@ import {
   makeMean,
   makeTile,
   makeBatchNorm,
+  makeRelu,
+  makeClip,
+  makeRelu6,
+  makeRelu6Grad,
+  RELU6_GRAD_KERNEL,
   makeClipGrad,
   makeBatchNormGrad,
   CLIP_GRAD_KERNEL,
@@ -69,6 +74,9 @@ const KERNELS: Record<string, Maker> = {
   Mean: (addon, fb) => makeMean(addon, fb),
   Tile: (_addon, fb) => makeTile(fb),
   FusedBatchNorm: (addon, fb) => makeBatchNorm(addon, fb),
+  Relu: (addon, fb) => makeRelu(addon, fb),
+  ClipByValue: (addon, fb) => makeClip(addon, fb),
+  Relu6: (addon, fb) => makeRelu6(addon, fb),
 };
 
 /**
@@ -135,6 +143,8 @@ function overrideGradients(): void {
   gradientsOverridden = true;
   // Relu (every conv and dense layer here): tfjs differentiates it as Step, Cast, Multiply.
   overrideElementwiseGradient("Relu", RELU_GRAD_KERNEL);
+  // Relu6 (the "relu6" activation): LessEqual, Step, Cast and two Multiply.
+  overrideElementwiseGradient("Relu6", RELU6_GRAD_KERNEL);
   const clip = tf.getGradient("ClipByValue");
   if (clip) {
     tf.registerGradient({
@@ -278,6 +288,7 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     registerNew(GRAD_KERNELS);
     if (addon.meanGrad && addon.squareGrad) registerNew(MOMENT_GRAD_KERNELS);
     if (addon.reluGrad) registerNew(RELU_GRAD_KERNELS);
+    if (addon.relu6Grad) registerNew({ [RELU6_GRAD_KERNEL]: makeRelu6Grad });
     overrideGradients();
   }
   // The optimizer's fused update (lib/training/adam.ts uses it where it is registered).

@@ -234,13 +234,15 @@ export function makeMaxPool(addon: OneDnnAddon, fallback: Fallback): tf.KernelFu
 export function makeMaxPoolGrad(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
   return (args) => {
     const be = args.backend as WasmInternals;
-    const { dy, input } = args.inputs as Record<string, tf.TensorInfo>;
+    const { dy, input, output } = args.inputs as Record<string, tf.TensorInfo | undefined>;
     const a = args.attrs as unknown as PoolAttrs;
-    if (!allFloat(dy, input) || input.shape.length !== 4) return fallback(args);
+    if (!dy || !input || !allFloat(dy, input) || input.shape.length !== 4) return fallback(args);
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
     const p = poolParamsFor(info);
     const dx = be.makeOutput(input.shape, "float32");
-    addon.maxPoolGrad(be.wasm.HEAPU8, p, offsetOf(be, input), offsetOf(be, dy), offsetOf(be, dx));
+    // The forward's output lets tiling windows find their maximum without a second forward.
+    const y = output && allFloat(output) && tf.util.arraysEqual(output.shape, dy.shape) ? offsetOf(be, output) : 0;
+    addon.maxPoolGrad(be.wasm.HEAPU8, p, offsetOf(be, input), offsetOf(be, dy), offsetOf(be, dx), y);
     return dx;
   };
 }
@@ -431,7 +433,7 @@ export function makeMeanGrad(addon: OneDnnAddon): tf.KernelFunc {
 }
 
 /** A pointwise gradient kernel of the addon (inputs x, dy of one shape, float32): dx in one pass. */
-function makePointwiseGrad(name: "squareGrad" | "reluGrad"): (addon: OneDnnAddon) => tf.KernelFunc {
+function makePointwiseGrad(name: "squareGrad" | "reluGrad" | "relu6Grad"): (addon: OneDnnAddon) => tf.KernelFunc {
   return (addon) => (args) => {
     const be = args.backend as WasmInternals;
     const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
@@ -453,6 +455,51 @@ export const RELU_GRAD_KERNEL = "UtkfaceReluGrad";
  * (denormals aside: the addon flushes them unless UTKFACE_DENORMALS=keep).
  */
 export const makeReluGrad = makePointwiseGrad("reluGrad");
+
+/**
+ * A one-input float32 pass of the addon, into a fresh output of x's shape: Relu, ClipByValue and
+ * Relu6 below. Other dtypes, and an addon built before these passes (`ready` false), go to wasm's
+ * kernel.
+ */
+function makeUnaryPass(fallback: Fallback, ready: boolean, pass: (heap: Uint8Array, n: number, x: number, y: number, attrs: tf.NamedAttrMap) => void): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    if (!ready || !allFloat(x)) return fallback(args);
+    const be = args.backend as WasmInternals;
+    const y = be.makeOutput([...x.shape], "float32");
+    pass(be.wasm.HEAPU8, sizeOf(x.shape), offsetOf(be, x), offsetOf(be, y), args.attrs as tf.NamedAttrMap);
+    return y;
+  };
+}
+
+/**
+ * Relu, ClipByValue (tfjs-layers' ReLU layer with maxValue 6 is Relu then ClipByValue) and Relu6
+ * as one threaded, vectorised addon pass each, in place of wasm's single-threaded XNNPACK clamp;
+ * equal to it to the bit (-0, NaN and the ends included; denormals aside). The addon's pass takes
+ * x twice (the pointwise pass's unused second input).
+ */
+export function makeRelu(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  return makeUnaryPass(fallback, Boolean(addon.relu), (heap, n, x, y) => addon.relu!(heap, n, x, x, y));
+}
+
+/** ClipByValue (attrs clipValueMin, clipValueMax); see makeRelu. */
+export function makeClip(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  return makeUnaryPass(fallback, Boolean(addon.clip), (heap, n, x, y, a) => addon.clip!(heap, n, x, x, y, a.clipValueMin as number, a.clipValueMax as number));
+}
+
+/** Relu6 (tf.relu6): wasm's clamp to [0, 6], the addon's ClipByValue pass; see makeRelu. */
+export function makeRelu6(addon: OneDnnAddon, fallback: Fallback): tf.KernelFunc {
+  return makeUnaryPass(fallback, Boolean(addon.clip), (heap, n, x, y) => addon.clip!(heap, n, x, x, y, 0, 6));
+}
+
+/** Name of the wasm kernel computing Relu6's gradient on the addon. */
+export const RELU6_GRAD_KERNEL = "UtkfaceRelu6Grad";
+
+/**
+ * Relu6's gradient (inputs x, dy of one shape): dy * (x <= 6) * step(x) in one threaded pass
+ * (tfjs: LessEqual, Step, Cast and two Multiply on wasm), to the bit (denormals aside).
+ */
+export const makeRelu6Grad = makePointwiseGrad("relu6Grad");
 
 /** Name of the wasm kernel running one variable's Adam update on the addon (see lib/training/adam.ts). */
 export const ADAM_KERNEL = "UtkfaceAdam";

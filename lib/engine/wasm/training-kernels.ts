@@ -6,7 +6,8 @@
  * wrong for some shapes (see pool.ts). This module adds or replaces exactly those four kernels
  * for the "wasm" backend, and makes its Identity and same-type Cast share their input's data as
  * the cpu backend's do, instead of copying every byte (a report CNN training step runs about 115
- * of them: 8% of its time); every other backend (tfjs-node's "tensorflow", "cpu", "webgl") is left
+ * of them: 8% of its time), and so a Slice of the whole tensor (tfjs-layers' predict and fit
+ * slice every batch out of their input, also when it is the whole input); every other backend (tfjs-node's "tensorflow", "cpu", "webgl") is left
  * untouched.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -16,7 +17,7 @@ import { makeMaxPoolGrad } from "./pool";
 import { captureKernel } from "./util";
 
 /** Kernels this module provides for wasm, by tfjs kernel name. */
-export const WASM_TRAINING_KERNELS = ["Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul", "MaxPoolGrad", "Identity", "Cast"] as const;
+export const WASM_TRAINING_KERNELS = ["Conv2DBackpropFilter", "Conv2DBackpropInput", "BatchMatMul", "MaxPoolGrad", "Identity", "Cast", "Slice"] as const;
 
 /** Marks our configs so a second call (or a second copy of the library) does not wrap twice. */
 const OURS = Symbol.for("utkface-ts.trainingKernel");
@@ -57,6 +58,7 @@ export function registerTrainingKernels(): number {
   install("MaxPoolGrad", () => makeMaxPoolGrad());
   install("Identity", (native) => makeSharedIdentity(native, false));
   install("Cast", (native) => makeSharedIdentity(native, true));
+  install("Slice", (native) => makeSharedWholeSlice(native));
   return wasmThreadsCount();
 }
 
@@ -73,6 +75,20 @@ function makeSharedIdentity(native: ReturnType<typeof captureKernel>, cast: bool
     if (x.dtype === "string" || dtype !== x.dtype) return native(args.inputs as Parameters<typeof native>[0], args.attrs, args.backend as Parameters<typeof native>[2]);
     (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/** A Slice that keeps every element (begin 0, full size) shares its input's data; any other goes to wasm's kernel. */
+function makeSharedWholeSlice(native: ReturnType<typeof captureKernel>): tf.KernelFunc {
+  if (!native) throw new Error("tfjs-backend-wasm registers no Slice kernel; expected @tensorflow/tfjs-backend-wasm 4.22.0.");
+  return (args) => {
+    const x = (args.inputs as { x: tf.TensorInfo }).x;
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const [b, n] = tf.slice_util.parseSliceParams(x, begin, size);
+    const whole = x.dtype !== "string" && b.every((v) => v === 0) && n.every((v, i) => v === x.shape[i]);
+    if (!whole) return native(args.inputs as Parameters<typeof native>[0], args.attrs, args.backend as Parameters<typeof native>[2]);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
   };
 }
 
