@@ -7,8 +7,8 @@
  * for the "wasm" backend, and makes its Identity and same-type Cast share their input's data as
  * the cpu backend's do, instead of copying every byte (a report CNN training step runs about 115
  * of them: 8% of its time), and so a Slice of the whole tensor (tfjs-layers' predict and fit
- * slice every batch out of their input, also when it is the whole input); every other backend (tfjs-node's "tensorflow", "cpu", "webgl") is left
- * untouched.
+ * slice every batch out of their input, also when it is the whole input); every other backend
+ * (tfjs-node's "tensorflow", "cpu", "webgl") is left untouched.
  */
 import * as tf from "@tensorflow/tfjs";
 import { makeConv2DBackpropFilter, makeConv2DBackpropInput } from "./conv";
