@@ -16,8 +16,8 @@ def rate(step, batch, seconds):
     return n * batch / (time.perf_counter() - t0)
 
 
-def run(name, build, input_shape, classes=20):
-    """Parses --batch/--seconds/--threads, times `build()` on inputs of `input_shape` (C, H, W), prints the JSON line."""
+def parse(name):
+    """The flags every twin takes (--model, --batch, --seconds, --threads); seeds torch and sets its threads."""
     p = argparse.ArgumentParser()
     p.add_argument('--model', choices=(name,), default=name)
     p.add_argument('--batch', type=int, default=25)
@@ -26,6 +26,23 @@ def run(name, build, input_shape, classes=20):
     a = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
+    return a
+
+
+def report(name, a, train_step, infer_step, train_mode, eval_mode):
+    """Times `train_step` for a.seconds and `infer_step` (no_grad) for half that; prints the JSON line."""
+    train_mode()
+    train = rate(train_step, a.batch, a.seconds)
+    eval_mode()
+    with torch.no_grad():
+        infer = rate(infer_step, a.batch, a.seconds / 2)
+    print(json.dumps({'model': name, 'batch': a.batch, 'threads': a.threads,
+                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
+
+
+def run(name, build, input_shape, classes=20):
+    """Parses the flags, times `build()` on inputs of `input_shape` (C, H, W), prints the JSON line."""
+    a = parse(name)
     net = build()
     opt = torch.optim.Adam(net.parameters())
     loss = nn.CrossEntropyLoss()
@@ -37,10 +54,4 @@ def run(name, build, input_shape, classes=20):
         loss(net(x), y).backward()
         opt.step()
 
-    net.train()
-    train = rate(train_step, a.batch, a.seconds)
-    net.eval()
-    with torch.no_grad():
-        infer = rate(lambda: net(x), a.batch, a.seconds / 2)
-    print(json.dumps({'model': name, 'batch': a.batch, 'threads': a.threads,
-                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
+    report(name, a, train_step, lambda: net(x), net.train, net.eval)

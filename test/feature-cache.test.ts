@@ -77,3 +77,29 @@ test("a part of the older unchecked format (floats only) is not trusted either",
   assert.equal(warnings.length, 1);
   assert.match(warnings[0], /-0-8\.part/);
 });
+
+test("a sealed feature cache written and read in slices (as caches over 2 GiB must be) is the same file, read back exactly; a damaged byte in it rebuilds it", async () => {
+  await initBackend();
+  const files = fs.readdirSync(SAMPLE_DATA_DIR).filter((f) => f.endsWith(".jpg")).sort().slice(20, 26).map((f) => path.join(SAMPLE_DATA_DIR, f));
+  const whole = path.join(tmp, "whole");
+  const sliced = path.join(tmp, "sliced");
+  // 1,000 bytes: slices that end inside a float, and many of them (6 faces x 2 views x 512 bytes).
+  const a = await extractFeatureSet(files, "facenet", { cacheDir: whole });
+  const b = await extractFeatureSet(files, "facenet", { cacheDir: sliced, sliceBytes: 1000 });
+  assert.equal(b.cacheHit, false);
+  const fa = featureCacheFile(files, "facenet", whole);
+  const fb = featureCacheFile(files, "facenet", sliced);
+  assert.deepEqual(fs.readFileSync(fb), fs.readFileSync(fa), "the sliced writer writes the same bytes, checksum included");
+  const again = await extractFeatureSet(files, "facenet", { cacheDir: sliced, sliceBytes: 1000 });
+  assert.equal(again.cacheHit, true);
+  assert.deepEqual(again.plain, a.plain);
+  assert.deepEqual(again.flipped, a.flipped);
+  // One byte changed inside the floats: the sliced checksum sees it, and the file is rebuilt.
+  const buf = fs.readFileSync(fb);
+  buf[buf.length - 1500] ^= 0x40;
+  fs.writeFileSync(fb, buf);
+  const rebuilt = await extractFeatureSet(files, "facenet", { cacheDir: sliced, sliceBytes: 1000 });
+  assert.equal(rebuilt.cacheHit, false);
+  assert.deepEqual(rebuilt.plain, a.plain);
+  assert.deepEqual(fs.readFileSync(fb), fs.readFileSync(fa));
+});

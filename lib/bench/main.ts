@@ -24,10 +24,12 @@ const TORCH_FINETUNE = path.join(REPO_ROOT, "bench", "torch_finetune.py");
 
 export const HELP = `Usage: npm run bench -- [options]
 
-  --model cnn|vgg19|mobilenet|finetune|all|none
+  --model cnn|vgg19|mobilenet|finetune|finetune-pixels|all|none
                           networks to measure (default cnn and vgg19; all adds MobileNet-v1
-                          224x224x3 and finetune, the best model's fine-tuning path: face-api's
-                          stages after stage64 on 17x17x64 maps; none: only the extras below)
+                          224x224x3, finetune, the best model's fine-tuning path: face-api's
+                          stages after stage64 on 17x17x64 maps, and finetune-pixels, the same
+                          tail on augmented 150x150 faces through the frozen stem..stage64;
+                          none: only the extras below)
   --batch N               batch size (default 25, the report's)
   --seconds S             seconds of training per model; inference gets S/2 (default 20)
   --rounds R              split each measurement into R alternating rounds (ours, PyTorch, ours, ...)
@@ -89,10 +91,10 @@ function parse(argv: string[]): Options | "help" {
         return "help";
       case "--model": {
         const m = value(i++, a);
-        if (m === "all") o.models = ["cnn", "vgg19", "mobilenet", "finetune"];
+        if (m === "all") o.models = ["cnn", "vgg19", "mobilenet", "finetune", "finetune-pixels"];
         else if (m === "none") o.models = [];
         else if (m in BENCH_MODELS) o.models = [m as BenchModel];
-        else throw new Error(`--model ${m}: use cnn, vgg19, mobilenet, finetune, all or none.`);
+        else throw new Error(`--model ${m}: use cnn, vgg19, mobilenet, finetune, finetune-pixels, all or none.`);
         break;
       }
       case "--batch":
@@ -234,7 +236,7 @@ async function main(argv: string[]): Promise<number> {
       oursRounds.push(r.train_img_s);
       ours = { train_img_s: Math.max(ours.train_img_s, r.train_img_s), infer_img_s: Math.max(ours.infer_img_s, r.infer_img_s) };
       if (script && python) {
-        const t = runReference({ script: model === "mobilenet" ? TORCH_MOBILENET : model === "finetune" ? TORCH_FINETUNE : script, python, model, batch: o.batch, seconds, threads: o.referenceThreads ?? (backend.threads || undefined) });
+        const t = runReference({ script: model === "mobilenet" ? TORCH_MOBILENET : model === "finetune" || model === "finetune-pixels" ? TORCH_FINETUNE : script, python, model, batch: o.batch, seconds, threads: o.referenceThreads ?? (backend.threads || undefined) });
         torchRounds.push(t.train_img_s);
         torch = torch ? { ...t, train_img_s: Math.max(torch.train_img_s, t.train_img_s), infer_img_s: Math.max(torch.infer_img_s, t.infer_img_s) } : t;
       }

@@ -5,7 +5,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildModel } from "../models/registry";
 import { buildMobileNetV1, MOBILENET_SIZE } from "./mobilenet";
-import { buildFineTuneBench, FINETUNE_SHAPE } from "./finetune";
+import { buildFineTuneBench, buildPixelFineTuneBench, FINETUNE_PIXELS_SIDE, FINETUNE_SHAPE } from "./finetune";
+import { DEFAULT_AUGMENT, augmentBatch } from "../best/augment";
+import { mulberry32 } from "../data/splits";
 import { newOptimizer } from "../training/train";
 
 /** The benchmark's two networks, by their short names. */
@@ -18,6 +20,11 @@ export const BENCH_MODELS = {
   mobilenet: { model: "mobilenet-v1", channels: 3, size: MOBILENET_SIZE },
   /** The best model's fine-tuning: face-api's stages after stage64 on 17x17x64 maps; see finetune.ts. */
   finetune: { model: "facenet-finetune", channels: FINETUNE_SHAPE[2], size: FINETUNE_SHAPE[0] },
+  /**
+   * The same tail trained on augmented 150x150 faces through the frozen stem..stage64 (best train
+   * --pixels): each step augments the batch in JS, runs the trunk forward, trains the tail.
+   */
+  "finetune-pixels": { model: "facenet-finetune-pixels", channels: 3, size: FINETUNE_PIXELS_SIDE },
 } as const;
 export type BenchModel = keyof typeof BENCH_MODELS;
 
@@ -55,11 +62,34 @@ async function rate(step: () => Promise<void>, batch: number, seconds: number, s
 }
 
 /**
+ * Times `trainStep` for options.seconds (or options.steps), lets options.inspect look at it,
+ * then `predict` (its output read back and freed) for half the seconds unless options.trainOnly.
+ */
+async function timeSteps(options: ThroughputOptions, trainStep: () => Promise<void>, predict: () => tf.Tensor): Promise<Throughput> {
+  const train = await rate(trainStep, options.batch, options.seconds, options.steps);
+  if (options.inspect) await options.inspect(trainStep);
+  let infer = { imgS: 0, n: 0 };
+  if (!options.trainOnly) {
+    infer = await rate(
+      async () => {
+        const out = predict();
+        await out.data();
+        out.dispose();
+      },
+      options.batch,
+      options.seconds / 2,
+    );
+  }
+  return { train_img_s: round1(train.imgS), infer_img_s: round1(infer.imgS), train_steps: train.n };
+}
+
+/**
  * Trains and infers one benchmark model on random inputs and one-hot labels. Loss: adam with
  * categorical cross-entropy, matching the PyTorch reference's CrossEntropyLoss (for the sigmoid
  * CNN this is a speed benchmark, not the report's loss; the cost is the same).
  */
 export async function measureThroughput(options: ThroughputOptions): Promise<Throughput> {
+  if (options.model === "finetune-pixels") return measurePixelFineTune(options);
   const spec = BENCH_MODELS[options.model];
   const model =
     options.model === "mobilenet" ? buildMobileNetV1({ classes: 20 }) : options.model === "finetune" ? buildFineTuneBench({ classes: 20 }) : buildModel(spec.model, { channels: spec.channels });
@@ -68,25 +98,39 @@ export async function measureThroughput(options: ThroughputOptions): Promise<Thr
   const x = tf.randomNormal([options.batch, spec.size, spec.size, spec.channels], 0, 1, "float32", 1);
   const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());
   try {
-    const trainStep = async () => void (await model.trainOnBatch(x, y));
-    const train = await rate(trainStep, options.batch, options.seconds, options.steps);
-    if (options.inspect) await options.inspect(trainStep);
-    let infer = { imgS: 0, n: 0 };
-    if (!options.trainOnly) {
-      infer = await rate(
-        async () => {
-          const out = model.predict(x) as tf.Tensor;
-          await out.data();
-          out.dispose();
-        },
-        options.batch,
-        options.seconds / 2,
-      );
-    }
-    return { train_img_s: round1(train.imgS), infer_img_s: round1(infer.imgS), train_steps: train.n };
+    return await timeSteps(options, async () => void (await model.trainOnBatch(x, y)), () => model.predict(x) as tf.Tensor);
   } finally {
     tf.dispose([x, y]);
     model.dispose();
+  }
+}
+
+/**
+ * The pixel fine-tuning path: random uint8 faces, augmented afresh for every step (augment.ts),
+ * the frozen trunk forward, then a training step of the tail; inference runs un-augmented faces
+ * through trunk and tail.
+ */
+async function measurePixelFineTune(options: ThroughputOptions): Promise<Throughput> {
+  const side = FINETUNE_PIXELS_SIDE;
+  const { trunk, tail } = buildPixelFineTuneBench({ classes: 20 });
+  tail.compile({ optimizer: newOptimizer(1e-3), loss: "categoricalCrossentropy" });
+  const rng = mulberry32(3);
+  const pixels = Uint8Array.from({ length: options.batch * side * side * 3 }, () => Math.floor(rng() * 256));
+  const rows = Uint32Array.from({ length: options.batch }, (_, i) => i);
+  const shape: [number, number, number, number] = [options.batch, side, side, 3];
+  const y = tf.tidy(() => tf.oneHot(tf.randomUniform([options.batch], 0, 20, "int32", 2), 20).toFloat());
+  const plain = tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(pixels), shape), 255));
+  try {
+    const trainStep = async () => {
+      const maps = tf.tidy(() => trunk.predict(tf.tensor4d(augmentBatch(pixels, side, rows, DEFAULT_AUGMENT, rng), shape)) as tf.Tensor);
+      await tail.trainOnBatch(maps, y);
+      maps.dispose();
+    };
+    return await timeSteps(options, trainStep, () => tf.tidy(() => tail.predict(trunk.predict(plain) as tf.Tensor) as tf.Tensor));
+  } finally {
+    tf.dispose([y, plain]);
+    trunk.dispose();
+    tail.dispose();
   }
 }
 

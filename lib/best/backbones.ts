@@ -20,7 +20,7 @@ import { readManifestWeights } from "../core/weights";
 import { FACENET_NATIVE_SIZE, FaceNetStageName, buildFaceNetDescriptor, buildFaceNetTrunk, faceNetStageShape } from "../models/facenet";
 
 /** Names of the backbones (one per preprocessing). */
-export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64"] as const;
+export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64", "facenet-maps32"] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
 
 /** What a backbone expects and gives. */
@@ -41,9 +41,10 @@ export interface BackboneSpec {
  * The trunk-map backbones: the output of a stage of face-api's network, the frozen trunk of
  * fine-tuning (fine-tuning.ts trains the stages after it). "facenet-maps" ends after
  * stage128 (8x8x128 per face: stage256 and the descriptor train), "facenet-maps64" after
- * stage64 (17x17x64: stage128 trains too).
+ * stage64 (17x17x64: stage128 trains too), "facenet-maps32" after stage32 (35x35x32: stage64
+ * trains too; fine-tuning on augmented pixels only needs it for validation and prediction).
  */
-export const FACENET_MAPS_STAGES = { "facenet-maps": "facenet_stage128", "facenet-maps64": "facenet_stage64" } as const satisfies Record<string, FaceNetStageName>;
+export const FACENET_MAPS_STAGES = { "facenet-maps": "facenet_stage128", "facenet-maps64": "facenet_stage64", "facenet-maps32": "facenet_stage32" } as const satisfies Record<string, FaceNetStageName>;
 export type FaceNetMapsName = keyof typeof FACENET_MAPS_STAGES;
 
 /** True for the trunk-map backbones. */
@@ -103,6 +104,7 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
   },
   "facenet-maps": mapsSpec("facenet-maps"),
   "facenet-maps64": mapsSpec("facenet-maps64"),
+  "facenet-maps32": mapsSpec("facenet-maps32"),
   faceres: { name: "faceres", ...FACERES, preprocessing: "RGB 224x224 (bilinear from 200x200), values 0..255" },
   "faceres-caffe": {
     name: "faceres-caffe",

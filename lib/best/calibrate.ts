@@ -28,7 +28,7 @@ export interface CalibrateOptions {
 export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRecord> {
   const log = o.log ?? console.log;
   await initBackend();
-  const source = readJsonFile<{ model: string; fitFaces: number; predictions: ValidationPrediction[] }>(path.join(o.from, VALIDATION_PREDICTIONS_FILE), "Write it with npm run cli -- best train --validation-only --out <that folder>.");
+  const source = readJsonFile<{ model: string; fitFaces: number; predictions: ValidationPrediction[] }>(path.join(o.from, VALIDATION_PREDICTIONS_FILE), "Write it with npm run cli -- best train --out <that folder> (or best train --validation-only).");
   const split = await loadBestSplit({ dir: o.dir });
   // The calibration must come from the validation faces, never a test face.
   const validationFiles = new Set(split.validation.map((i) => split.records[i].file));
@@ -38,7 +38,7 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
     throw new Error(`${o.from}/${VALIDATION_PREDICTIONS_FILE} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${validationFiles.size} validation faces of this split: rerun best train --validation-only on the same data.`);
   }
   const rows = source.predictions;
-  const fittedOn = { split: "validation", model: `${source.model} (validation-only run, fitted on ${source.fitFaces} faces)` };
+  const fittedOn = { split: "validation", model: `${source.model} (its ablation fit, on ${source.fitFaces} other training faces)` };
   const age = fitAgeInterval(rows, fittedOn);
   const gender = fitGenderTemperature(rows.map((r) => r.pFemale), rows.map((r) => r.gender), fittedOn);
   log(`[calibrate] ${rows.length} validation faces: 10-90th percentiles held ${(age.rawCoverage * 100).toFixed(1)}% of real ages; scales ${age.lowerScale.toFixed(3)} (below) and ${age.upperScale.toFixed(3)} (above) hold ${(age.coverage * 100).toFixed(1)}%; gender temperature ${gender.temperature} (ECE ${(gender.eceBefore * 100).toFixed(1)}% -> ${(gender.eceAfter * 100).toFixed(1)}%)`);

@@ -2,7 +2,7 @@
  * MODEL_CARD.md of a best-model run, written from the run's own figures so the card and the
  * model can never disagree.
  */
-import { BACKBONES } from "./backbones";
+import { BACKBONES, FaceNetMapsName } from "./backbones";
 import { fineTuneMaps } from "./fine-tuning";
 import type { BestRunRecord } from "./types";
 import type { BestMetrics } from "./head-training";
@@ -20,6 +20,25 @@ function band(m: BestMetrics, label: string) {
   return m.genderByBand.find((b) => b.band === label);
 }
 
+/** What fine-tuning on each cached trunk map trains (face-api's stages after it) and leaves frozen. */
+const TUNED_STAGES: Record<FaceNetMapsName, { count: string; stages: string[]; weights: string; frozenTo: string; maps: string }> = {
+  "facenet-maps": { count: "stage", stages: ["stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2"], weights: "4.4M", frozenTo: "stage128", maps: "8x8x128" },
+  "facenet-maps64": {
+    count: "two stages",
+    stages: ["stage128: three residual blocks, 64 -> 128 channels, 17x17 -> 8x8", "stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2"],
+    weights: "5.3M",
+    frozenTo: "stage64",
+    maps: "17x17x64",
+  },
+  "facenet-maps32": {
+    count: "three stages",
+    stages: ["stage64: four residual blocks, 32 -> 64 channels, 35x35 -> 17x17", "stage128: three residual blocks, 64 -> 128 channels, 17x17 -> 8x8", "stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2"],
+    weights: "5.6M",
+    frozenTo: "stage32",
+    maps: "35x35x32",
+  },
+};
+
 /** The model card as Markdown. */
 export function bestModelCard(r: BestRunRecord): string {
   const t = r.test;
@@ -28,7 +47,9 @@ export function bestModelCard(r: BestRunRecord): string {
   const g13 = band(t, "13+")?.accuracy ?? NaN;
   const ft = c.fineTune;
   const mapsName = fineTuneMaps(c);
-  const deeper = mapsName === "facenet-maps64";
+  const tuned = TUNED_STAGES[mapsName];
+  const aug = ft?.augment;
+  const ablationSeconds = r.ablation.reduce((sum, a) => sum + a.seconds, 0);
   const extracted = [...new Set([...c.features.map((f) => f.backbone), ...(ft ? [mapsName] : [])])];
   const backbones = extracted.map((b) => BACKBONES[b]);
   const heads = [...new Set(c.features.map((f) => f.backbone))].join(",");
@@ -40,11 +61,11 @@ export function bestModelCard(r: BestRunRecord): string {
       ? [
           "Age (years) and gender from a face crop, for UTKFace-like aligned crops. face-api's face",
           "recognition network (a ResNet trained for identity) reads the face; its early stages keep",
-          `their pretrained weights, its last ${deeper ? "two stages" : "stage"} and two heads were trained here together: an age`,
+          `their pretrained weights, its last ${tuned.count} and two heads were trained here together${aug ? " on augmented faces" : ""}: an age`,
           "distribution over 0..100 years (read out as its expected value) and P(female).",
           "",
-          "Reproduce (about 40 minutes on one core of a shared 2-core machine: 8 minutes of feature",
-          "extraction, 15 of ablation, then the fine-tuning of the chosen model on every training face):",
+          `Reproduce (about ${Math.round((ablationSeconds + (t.trainSeconds ?? 0)) / 60) + 5} minutes on ${r.engine ?? "2 CPU cores"}: about 5 minutes of feature`,
+          `extraction, ${Math.round(ablationSeconds / 60)} of ablation, then ${Math.round((t.trainSeconds ?? 0) / 60)} of fine-tuning the chosen model on every training face):`,
         ]
       : [
           "Age (years) and gender from a face crop, for UTKFace-like aligned crops. Frozen pretrained face",
@@ -79,11 +100,13 @@ export function bestModelCard(r: BestRunRecord): string {
     `- Training: Adam ${c.learningRate}, batch ${c.batchSize}, ${c.epochs} epochs (${ft ? "the DLDL-v2 step's validation-best count" : "the validation-best count"}), mirrored copies ${c.flipTrain ? "as extra training rows" : "not used"}; prediction averages the plain and mirrored views: ${c.flipTest ? "yes" : "no"}.`,
     ...(ft
       ? [
-          `- Fine-tuning: the heads' standardiser is folded into their first layer, so ${
-            deeper
-              ? "face-api's last two stages (stage128: three residual blocks, 64 -> 128 channels, 17x17 -> 8x8; stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2; then the 256 -> 128 descriptor layer; 5.3M weights, starting from the pretrained ones)"
-              : "face-api's last stage (stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2, then the 256 -> 128 descriptor layer; 4.4M weights, starting from the pretrained ones)"
-          } and the heads form one network, trained together for ${ft.epochs} epochs, batch ${ft.batchSize}, Adam ${ft.learningRate} with a one-epoch linear warm-up and a cosine decay to 0, on the training faces and their mirror images${c.genderWeight && c.genderWeight !== 1 ? `, the gender loss weighted ${c.genderWeight}x` : ""}. The stages before it (stem to ${deeper ? "stage64" : "stage128"}) stay frozen: their ${deeper ? "17x17x64" : "8x8x128"} output of every face is computed once and cached (\`${mapsName}\`).`,
+          `- Fine-tuning: the heads' standardiser is folded into their first layer, so face-api's last ${tuned.count} (${tuned.stages.join("; ")}; then the 256 -> 128 descriptor layer; ${tuned.weights} weights, starting from the pretrained ones) and the heads form one network, trained together for ${ft.epochs} epochs, batch ${ft.batchSize}, Adam ${ft.learningRate} with a one-epoch linear warm-up and a cosine decay to 0, ${
+            aug
+              ? `on augmented training faces: every epoch shows each face once, afresh rotated by up to ${aug.rotation} degrees, zoomed by up to ${aug.scale * 100}%, shifted by up to ${aug.shift * 100}% of the side, mirrored at random, its brightness changed by up to ${aug.brightness * 100}% and its contrast by up to ${aug.contrast * 100}% (lib/best/augment.ts)`
+              : "on the training faces and their mirror images"
+          }${c.genderWeight && c.genderWeight !== 1 ? `, the gender loss weighted ${c.genderWeight}x` : ""}. The stages before it (stem to ${tuned.frozenTo}) stay frozen: ${
+            aug ? `they run forward on every augmented batch; for validation, the test split and prediction their ${tuned.maps} output of the plain face and its mirror image is cached (\`${mapsName}\`)` : `their ${tuned.maps} output of every face is computed once and cached (\`${mapsName}\`)`
+          }.`,
           "- Stored: heads/ holds that whole network after the frozen stages (tfjs layers model, weights as float16: half the bytes, predictions within a small fraction of a year of the float32 ones); the frozen stages load from the npm package.",
         ]
       : []),
@@ -183,7 +206,7 @@ export function bestModelCard(r: BestRunRecord): string {
     "## Limits",
     "",
     ft
-      ? `- Fine-tuned on ${r.trainedOn} faces of one dataset: only face-api's last ${deeper ? "two stages" : "stage"} and the heads learned, and only mirror images served as augmentation (the cached maps allow no crops or colour changes). Gender stays the weak output, children's above all (see the band table).`
+      ? `- Fine-tuned on ${r.trainedOn} faces of one dataset: only face-api's last ${tuned.count} and the heads learned, ${aug ? "on mildly augmented faces (small rotations, zooms and shifts, mirror images, brightness and contrast)" : "and only mirror images served as augmentation (the cached maps allow no crops or colour changes)"}. Gender stays the weak output, children's above all (see the band table).`
       : `- Frozen features: the backbones were trained for face identity and keep their weights; only the heads learn. That gives MAE ${num(t.mae)} and gender ${pct(t.genderAccuracy)} here; the issue's MAE <= 4.0 and 93% gender need more: fine-tuning of the backbones (at least their last blocks) on the training faces (\`best train\`'s fine-tuning step), and faceres features of every training face for fusion.`,
     "- Children: gender is hard to read for ages 0-3 and 4-12 for every network (see the band table); ages over 100 are predicted at most 100.",
     "- The heads read face crops like UTKFace's aligned crops (face centred, filling the frame). On other photos `npm run cli -- predict` finds each face first and cuts it framed like those crops (docs/photos.md); framing still matters: faces the detector misses or frames oddly are predicted worse.",
@@ -192,7 +215,7 @@ export function bestModelCard(r: BestRunRecord): string {
     "## Licences",
     "",
     ft
-      ? `- heads/ and best.json: trained here, MIT like this repository; heads/ includes face-api's last ${deeper ? "two stages" : "stage"}, fine-tuned from the weights of the package below (keep its licence and credits with it).`
+      ? `- heads/ and best.json: trained here, MIT like this repository; heads/ includes face-api's last ${tuned.count}, fine-tuned from the weights of the package below (keep its licence and credits with it).`
       : "- Heads (heads/, best.json): trained here, MIT like this repository.",
     ...backbones.map((b) => `- ${b.package}: ${b.licence}.`),
     "- UTKFace: non-commercial research use only (its authors' terms); the heads were trained on it.",
@@ -213,14 +236,16 @@ function calibrationSection(r: BestRunRecord): string[] {
   return [
     "## How sure it is: age interval and P(female) (issue 19)",
     "",
-    `Each prediction carries an age interval: the ${a.lowQuantile * 100}th-${a.highQuantile * 100}th percentiles of the predicted age distribution, widened on each side of the point estimate (below by ${num(a.lowerScale, 3)}x, above by ${num(a.upperScale, 3)}x) so that ${pct(a.level)} of real ages fall inside, and P(female) after a temperature of ${num(k.gender.temperature, 3)} on its logit (which never changes the predicted gender). Both were fitted on the ${a.fittedOn.faces} ${a.fittedOn.split} faces, predicted by ${k.source.model.replace(/ \(validation-only run.*$/, "")} trained on the other ${k.source.fitFaces} training faces only (\`best train --validation-only\`, so it never saw them), and are stored in best.json (\`calibration\`); the final model applies them. The raw percentiles held ${pct(a.rawCoverage)} of the validation faces' real ages.`,
+    `Each prediction carries an age interval: the ${a.lowQuantile * 100}th-${a.highQuantile * 100}th percentiles of the predicted age distribution, widened on each side of the point estimate (below by ${num(a.lowerScale, 3)}x, above by ${num(a.upperScale, 3)}x) so that ${pct(a.level)} of real ages fall inside, and P(female) after a temperature of ${num(k.gender.temperature, 3)} on its logit (which never changes the predicted gender). Both were fitted on the ${a.fittedOn.faces} ${a.fittedOn.split} faces, predicted by ${k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, "")} as the ablation trained it, on the other ${k.source.fitFaces} training faces only (so it never saw them), and are stored in best.json (\`calibration\`); the final model applies them. The raw percentiles held ${pct(a.rawCoverage)} of the validation faces' real ages.`,
     "",
     "```bash",
-    `UTKFACE_DIR=${r.data.dir} npm run cli -- best train --validation-only --deeper --steps "${k.source.model}" --out ${k.source.run}`,
+    ...(k.source.run === "models/best"
+      ? []
+      : [`UTKFACE_DIR=${r.data.dir} npm run cli -- best train --validation-only ${r.args?.filter((x) => x === "--deeper" || x === "--pixels").join(" ") ?? "--deeper"} --steps "${k.source.model}" --out ${k.source.run}`]),
     `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out models/best`,
     "```",
     "",
-    "That run's validation predictions are kept here as validation-predictions.json, so `best calibrate --from models/best` refits the same calibration without the fine-tuning (it predicts the test split again).",
+    `${k.source.run === "models/best" ? "`best train` keeps the chosen step's validation predictions in the model folder" : "That run's validation predictions are kept here"} as validation-predictions.json, so \`best calibrate --from models/best\` refits the same calibration without any training (it predicts the test split again).`,
     "",
     `| faces | real age inside | below the interval | above it | mean width (years) |`,
     `|---|---|---|---|---|`,

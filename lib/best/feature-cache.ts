@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { decodeImageFile } from "../data/dataset";
 import { CACHE_DIR } from "../core/paths";
-import { readFileIfReadable, writeFileAtomic } from "../core/files";
+import { writeFileAtomic, writeFileAtomicWith } from "../core/files";
 import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./backbones";
 
 /** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */
@@ -66,6 +66,11 @@ export interface FeatureCacheOptions {
   mirrored?: boolean;
   /** Faces per resumable chunk (default 512; tests use a few). */
   chunkFaces?: number;
+  /**
+   * Bytes per read, write and hash update of the sealed cache file (default 1 GiB, under the
+   * 2 GiB that one call takes); tests pass a few hundred to exercise the slicing on small files.
+   */
+  sliceBytes?: number;
   /** Told when a chunk file on disk is damaged and extracted again (default: a warning on stderr). */
   onWarning?: (message: string) => void;
 }
@@ -102,8 +107,33 @@ export function featureCacheFile(files: readonly string[], backbone: BackboneNam
   return path.join(cacheDir, `${backbone}-${files.length}${mirrored ? "" : "-plain"}-${featureCacheKey(files, backbone, mirrored).slice(0, 16)}.bin`);
 }
 
-function sha256(data: Uint8Array): string {
-  return crypto.createHash("sha256").update(data).digest("hex");
+/**
+ * Bytes per hash update, read and write: OpenSSL and fs calls take at most 2 GiB at once, and
+ * fs.readFileSync no file over 2 GiB (face-api's stage32 maps of 8,818 faces and their mirror
+ * images are 2.8 GB).
+ */
+const SLICE_BYTES = 1 << 30;
+
+/** sha256 of `data` in slices. */
+function sha256(data: Uint8Array, slice = SLICE_BYTES): string {
+  const h = crypto.createHash("sha256");
+  for (let o = 0; o < data.length; o += slice) h.update(data.subarray(o, Math.min(data.length, o + slice)));
+  return h.digest("hex");
+}
+
+/** Writes all of `data` at the file position, in slices. */
+function writeAll(fd: number, data: Uint8Array, slice = SLICE_BYTES): void {
+  for (let o = 0; o < data.length; ) o += fs.writeSync(fd, data, o, Math.min(slice, data.length - o));
+}
+
+/** Reads exactly `out.length` bytes from `position`, in slices; false when the file ends first. */
+function readExactly(fd: number, out: Uint8Array, position: number, slice = SLICE_BYTES): boolean {
+  for (let o = 0; o < out.length; ) {
+    const n = fs.readSync(fd, out, o, Math.min(slice, out.length - o), position + o);
+    if (n === 0) return false;
+    o += n;
+  }
+  return true;
 }
 
 function bytesOf(a: Float32Array): Uint8Array {
@@ -111,22 +141,33 @@ function bytesOf(a: Float32Array): Uint8Array {
 }
 
 /** Reads a cache file; anything stale or damaged gives undefined (the caller rebuilds). */
-function readFeatureCache(file: string, key: string): { header: CacheHeader; payload: Float32Array } | undefined {
-  const buf = readFileIfReadable(file);
-  if (!buf) return undefined;
+function readFeatureCache(file: string, key: string, slice = SLICE_BYTES): { header: CacheHeader; payload: Float32Array } | undefined {
+  let fd: number;
   try {
-    if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) return undefined;
-    const headerLength = buf.readUInt32LE(8);
-    const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString("utf8")) as CacheHeader;
+    fd = fs.openSync(file, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    // Read piece by piece: the file can pass the 2 GiB that fs.readFileSync refuses.
+    const size = fs.fstatSync(fd).size;
+    const prefix = Buffer.alloc(12);
+    if (size < 12 || !readExactly(fd, prefix, 0) || !prefix.subarray(0, 8).equals(MAGIC)) return undefined;
+    const headerLength = prefix.readUInt32LE(8);
+    const json = Buffer.alloc(headerLength);
+    if (12 + headerLength > size || !readExactly(fd, json, 12)) return undefined;
+    const header = JSON.parse(json.toString("utf8")) as CacheHeader;
     if (header.format !== FEATURE_CACHE_FORMAT || header.key !== key) return undefined;
-    const bytes = buf.subarray(12 + headerLength);
-    if (bytes.length !== (header.mirrored === false ? 1 : 2) * header.files.length * header.dim * 4 || sha256(bytes) !== header.sha256) return undefined;
-    // Copy into an aligned buffer: a Float32Array view needs a multiple-of-4 offset.
-    const payload = new Float32Array(bytes.length / 4);
-    bytesOf(payload).set(bytes);
+    const length = (header.mirrored === false ? 1 : 2) * header.files.length * header.dim * 4;
+    if (size - 12 - headerLength !== length) return undefined;
+    // Straight into an aligned float array (a Float32Array view needs a multiple-of-4 offset).
+    const payload = new Float32Array(length / 4);
+    if (!readExactly(fd, bytesOf(payload), 12 + headerLength, slice) || sha256(bytesOf(payload), slice) !== header.sha256) return undefined;
     return { header, payload };
   } catch {
     return undefined;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -160,13 +201,17 @@ function readPart(file: string, values: number): Float32Array | string | undefin
   return chunk;
 }
 
-function writeFeatureCache(file: string, header: Omit<CacheHeader, "sha256">, payload: Float32Array): void {
+function writeFeatureCache(file: string, header: Omit<CacheHeader, "sha256">, payload: Float32Array, slice = SLICE_BYTES): void {
   const bytes = bytesOf(payload);
-  const json = Buffer.from(JSON.stringify({ ...header, sha256: sha256(bytes) }), "utf8");
+  const json = Buffer.from(JSON.stringify({ ...header, sha256: sha256(bytes, slice) }), "utf8");
   const prefix = Buffer.alloc(12);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(json.length, 8);
-  writeFileAtomic(file, Buffer.concat([prefix, json, bytes]));
+  writeFileAtomicWith(file, (fd) => {
+    writeAll(fd, prefix);
+    writeAll(fd, json);
+    writeAll(fd, bytes, slice);
+  });
 }
 
 /**
@@ -187,7 +232,7 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
   const n = files.length;
   const dim = spec.dim;
   if (cacheFile) {
-    const hit = readFeatureCache(cacheFile, key);
+    const hit = readFeatureCache(cacheFile, key, options.sliceBytes);
     if (hit) {
       return { backbone: spec.name, files: names, dim, plain: hit.payload.subarray(0, n * dim), flipped: mirrored ? hit.payload.subarray(n * dim) : undefined, cacheFile, cacheHit: true };
     }
@@ -231,7 +276,7 @@ export async function extractFeatureSet(files: readonly string[], backboneName: 
     if (!options.loaded) backbone.dispose();
   }
   if (cacheFile) {
-    writeFeatureCache(cacheFile, { format: FEATURE_CACHE_FORMAT, key, backbone: spec.name, dim, mirrored, files: names }, payload);
+    writeFeatureCache(cacheFile, { format: FEATURE_CACHE_FORMAT, key, backbone: spec.name, dim, mirrored, files: names }, payload, options.sliceBytes);
     if (partsDir) fs.rmSync(partsDir, { recursive: true, force: true });
   }
   return { backbone: spec.name, files: names, dim, plain: payload.subarray(0, n * dim), flipped: mirrored ? payload.subarray(n * dim) : undefined, cacheFile, cacheHit: false };

@@ -15,12 +15,19 @@
  *
  * The result is a `TrainedHeads` whose model reads "facenet-maps" rows with no standardiser, so
  * scoring, saving and `predict` treat it like any other heads.
+ *
+ * `fineTuneOnPixels` trains the same model on augmented faces instead of cached maps: the maps
+ * of a face change with every augmentation, so the frozen trunk runs on each batch (forward only)
+ * and only the stages after it learn. The trained model reads the same un-augmented maps, so
+ * it is saved, scored and used exactly like the cached-maps one.
  */
 import * as tf from "@tensorflow/tfjs";
 import { FACENET_MAPS_STAGES, FaceNetMapsName, backboneSpec } from "./backbones";
-import { faceNetStageShape, faceNetTail, loadFaceNetWeights } from "../models/facenet";
+import { buildFaceNetTrunk, faceNetStageShape, faceNetTail, loadFaceNetWeights } from "../models/facenet";
 import { headOutputs } from "./heads";
-import { FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./head-training";
+import { augmentBatch } from "./augment";
+import { mulberry32 } from "../data/splits";
+import { BatchSource, FeaturePart, HeadConfig, HeadTrainingData, HeadValidationData, TrainedHeads, fitRows, validationPoint, withMirroredRows } from "./head-training";
 
 /** The cached trunk output fine-tuning trains on by default. */
 export const FINETUNE_BACKBONE: FaceNetMapsName = "facenet-maps";
@@ -90,21 +97,80 @@ export async function fineTuneHeads(heads: TrainedHeads, train: HeadTrainingData
   const dim = backboneSpec(fineTuneMaps(config)).dim;
   const model = buildFineTuneModel(heads);
   heads.model.dispose();
-  const tuned: TrainedHeads = { config, model, standardizer: null, curve: [] };
   const rows = withMirroredRows(config, train);
+  return fitFineTune(config, model, rows.plain, dim, rows, validation, onEpoch, "rows");
+}
+
+/**
+ * The fine-tuning loop both paths share: Adam with a warm-up and a cosine decay over the
+ * fineTune epochs, the validation figures after every epoch in the curve, one progress line
+ * each ("rows" or "faces" per second; the pixel path says so).
+ */
+async function fitFineTune(
+  config: HeadConfig,
+  model: tf.LayersModel,
+  x: Float32Array | BatchSource,
+  dim: number,
+  labels: { ages: number[]; genders: number[] },
+  validation: HeadValidationData | undefined,
+  onEpoch: ((line: string) => void) | undefined,
+  unit: "rows" | "faces",
+): Promise<TrainedHeads> {
+  const ft = config.fineTune!;
+  const tuned: TrainedHeads = { config, model, standardizer: null, curve: [] };
   const started = Date.now();
-  await fitRows(model, rows.plain, dim, rows.ages, rows.genders, {
+  await fitRows(model, x, dim, labels.ages, labels.genders, {
     ...config,
-    epochs: config.fineTune.epochs,
-    learningRate: config.fineTune.learningRate,
-    batchSize: config.fineTune.batchSize,
+    epochs: ft.epochs,
+    learningRate: ft.learningRate,
+    batchSize: ft.batchSize,
     schedule: "cosine",
     onEpoch: (epoch, loss) => {
       const point = validation ? validationPoint(tuned, validation, epoch) : undefined;
       if (point) tuned.curve.push(point);
-      const rate = (rows.ages.length * epoch) / ((Date.now() - started) / 1000);
-      onEpoch?.(`[fine-tune] ${config.name} epoch ${epoch}/${config.fineTune!.epochs}: loss ${loss.toFixed(3)}${point ? `, validation MAE ${point.mae.toFixed(2)}, gender ${(point.genderAccuracy * 100).toFixed(1)}%` : ""}, ${rate.toFixed(0)} rows/s`);
+      const rate = (labels.ages.length * epoch) / ((Date.now() - started) / 1000);
+      onEpoch?.(`[fine-tune] ${config.name} epoch ${epoch}/${ft.epochs}${unit === "faces" ? " (augmented pixels)" : ""}: loss ${loss.toFixed(3)}${point ? `, validation MAE ${point.mae.toFixed(2)}, gender ${(point.genderAccuracy * 100).toFixed(1)}%` : ""}, ${rate.toFixed(0)} ${unit}/s`);
     },
   });
   return tuned;
+}
+
+/** Training faces as pixels: n x side x side x 3 uint8 (HWC RGB, the backbone's input size). */
+export interface PixelTrainingData {
+  pixels: Uint8Array;
+  side: number;
+  ages: number[];
+  genders: number[];
+}
+
+/**
+ * Fine-tunes trained heads with face-api's stages after the cached trunk on augmented faces
+ * (`config.fineTune.augment`): each batch is augmented afresh (seeded), run through the frozen
+ * trunk, and the stages after it train with the heads. `validation` holds the un-augmented
+ * cached maps, as for `fineTuneHeads`. `heads.model` is disposed.
+ */
+export async function fineTuneOnPixels(heads: TrainedHeads, train: PixelTrainingData, validation?: HeadValidationData, onEpoch?: (line: string) => void): Promise<TrainedHeads> {
+  const config = heads.config;
+  const augment = config.fineTune?.augment;
+  if (!config.fineTune || !augment) throw new Error(`Head config "${config.name}" has no fineTune.augment settings: fine-tune it on cached maps (fineTuneHeads).`);
+  const per = train.side * train.side * 3;
+  if (train.pixels.length !== train.ages.length * per) throw new Error(`Pixel training data hold ${train.pixels.length / per} faces of ${train.side}x${train.side} RGB, labels ${train.ages.length}.`);
+  const mapsName = fineTuneMaps(config);
+  const spec = backboneSpec(mapsName);
+  if (train.side !== spec.size) throw new Error(`${mapsName} reads ${spec.size}x${spec.size} faces, the pixels are ${train.side}x${train.side}.`);
+  const trunk = buildFaceNetTrunk(FACENET_MAPS_STAGES[mapsName], spec.size);
+  const model = buildFineTuneModel(heads);
+  heads.model.dispose();
+  const rng = mulberry32(config.seed + 101);
+  const side = train.side;
+  const batch = (idx: Uint32Array) =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(augmentBatch(train.pixels, side, idx, augment, rng), [idx.length, side, side, 3]);
+      return tf.reshape(trunk.predict(x) as tf.Tensor, [idx.length, spec.dim]);
+    });
+  try {
+    return await fitFineTune(config, model, batch, spec.dim, train, validation, onEpoch, "faces");
+  } finally {
+    trunk.dispose();
+  }
 }

@@ -15,6 +15,7 @@ import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, bui
 import type { PredictionRow, RunMetrics } from "../records/runs";
 import { mulberry32 } from "../data/splits";
 import { newOptimizer } from "../training/train";
+import type { AugmentOptions } from "./augment";
 
 /** Which columns of a backbone's features a head reads. */
 export interface FeaturePart {
@@ -63,6 +64,14 @@ export interface FineTuneConfig {
   batchSize: number;
   /** The cached trunk maps it trains on (default "facenet-maps": stage256 and the descriptor train). */
   maps?: FaceNetMapsName;
+  /**
+   * Train on augmented pixels instead of the cached maps: every batch's faces are augmented
+   * (augment.ts), run through the frozen trunk, and the stages after it train on the result.
+   * Each epoch shows every face once (mirrored or not at random), so the epoch count is about
+   * twice that of a cached-maps run, which shows each face and its mirror image every epoch.
+   * Validation and prediction still read the un-augmented cached maps.
+   */
+  augment?: AugmentOptions;
 }
 
 /** Defaults of a head config: FINDINGS' MLP 256, Adam 1e-3, DLDL with a 2-year spread. */
@@ -193,6 +202,12 @@ export function validationPoint(heads: Pick<TrainedHeads, "model" | "standardize
   };
 }
 
+/**
+ * Makes one batch's input tensor (the shape the model reads) from the batch's row indices; the
+ * caller of fitRows disposes nothing: fitRows frees each batch after its step.
+ */
+export type BatchSource = (rows: Uint32Array) => tf.Tensor;
+
 /** Options of `fitRows`. */
 export interface FitRowsOptions {
   epochs: number;
@@ -222,11 +237,12 @@ export interface FitRowsOptions {
  * trunk maps): Adam, a seeded shuffle per epoch, each batch gathered from the rows in JS memory
  * (so hundreds of MB of trunk maps never sit on the tensor heap at once), DLDL targets for age
  * and binary cross-entropy for gender. `x` holds `ages.length` rows of `dim` values, already in
- * the layout the model reads. Adam's state is freed at the end.
+ * the layout the model reads, or is a `BatchSource` that makes each batch's input tensor from
+ * its row indices (fine-tuning on augmented pixels). Adam's state is freed at the end.
  */
-export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: number, ages: readonly number[], genders: readonly number[], o: FitRowsOptions): Promise<void> {
+export async function fitRows(model: tf.LayersModel, x: Float32Array | BatchSource, dim: number, ages: readonly number[], genders: readonly number[], o: FitRowsOptions): Promise<void> {
   const rows = ages.length;
-  if (x.length !== rows * dim) throw new Error(`Training rows hold ${x.length / dim} rows of ${dim} values, labels ${rows}.`);
+  if (typeof x !== "function" && x.length !== rows * dim) throw new Error(`Training rows hold ${x.length / dim} rows of ${dim} values, labels ${rows}.`);
   const optimizer = newOptimizer(o.learningRate);
   const genderWeight = o.genderWeight ?? 1;
   // Each row's gender loss weight (balance by age band), set per batch before its step (tfjs
@@ -258,9 +274,7 @@ export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: numbe
         const warm = o.schedule === "cosine" && epoch === 1 ? Math.min(1, (batches + 1) / batchesPerEpoch) : 1;
         (optimizer as unknown as { learningRate: number }).learningRate = epochRate * warm;
         const idx = order.subarray(s, Math.min(rows, s + o.batchSize));
-        const bx = new Float32Array(idx.length * dim);
-        idx.forEach((r, k) => bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim));
-        const xs = tf.tensor(bx, [idx.length, ...inputShape]);
+        const xs = typeof x === "function" ? x(idx) : gatherBatch(x, dim, idx, inputShape);
         const ya = tf.tensor2d(ageDistributionTargets(Array.from(idx, (r) => ages[r]), o.sigma), [idx.length, AGE_BINS]);
         const yg = tf.tensor2d(Float32Array.from(idx, (r) => genders[r] * (1 - eps) + eps / 2), [idx.length, 1]);
         batchWeight = rowWeight && tf.tensor1d(Float32Array.from(idx, (r) => rowWeight[r]));
@@ -276,6 +290,13 @@ export async function fitRows(model: tf.LayersModel, x: Float32Array, dim: numbe
     // Adam's moment estimates are not freed by model.dispose().
     optimizer.dispose();
   }
+}
+
+/** The rows `idx` of `x` (rows of `dim` values) as one tensor of the model's input shape. */
+function gatherBatch(x: Float32Array, dim: number, idx: Uint32Array, inputShape: number[]): tf.Tensor {
+  const bx = new Float32Array(idx.length * dim);
+  idx.forEach((r, k) => bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim));
+  return tf.tensor(bx, [idx.length, ...inputShape]);
 }
 
 /**

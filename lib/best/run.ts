@@ -9,7 +9,7 @@ import * as path from "path";
 import { readJsonFile } from "../core/file-errors";
 import { initBackend } from "../engine/backend";
 import { GENDER_THRESHOLD } from "../data/labels";
-import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, hasOwnOutputs } from "./backbones";
+import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, backboneSpec, hasOwnOutputs } from "./backbones";
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "./feature-cache";
 import { expectedAges } from "./heads";
 import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "./model-folder";
@@ -22,7 +22,9 @@ import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from
 
 export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
-import { fineTuneHeads, modelInputs } from "./fine-tuning";
+import { fineTuneHeads, fineTuneMaps, fineTuneOnPixels, modelInputs } from "./fine-tuning";
+import { DEFAULT_AUGMENT } from "./augment";
+import { loadFaces } from "../data/dataset";
 import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./calibration";
 
 
@@ -44,7 +46,7 @@ const DLDL_HEAD_EPOCHS = 15;
 export function defaultAblation(
   backbones: readonly BackboneName[],
   epochs = DEFAULT_HEAD_CONFIG.epochs,
-  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean; genderSmoothing?: number; genderBalance?: boolean } = {},
+  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean; pixels?: boolean; genderSmoothing?: number; genderBalance?: boolean } = {},
 ): AblationStep[] {
   const fineTune = options.fineTune ?? DEFAULT_FINE_TUNE;
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
@@ -75,6 +77,22 @@ export function defaultAblation(
       if (options.deeper) {
         const deeper = { ...fineTune, maps: "facenet-maps64" as const };
         steps.push({ kind: "heads", description: `the same one stage deeper: stage128 fine-tuned too, on cached stage64 maps (17x17x64; 5.3M weights train)`, config: cfg("facenet fine-tune deeper", { ...dldl, fineTune: deeper }) });
+      }
+      if (options.pixels) {
+        // Each epoch shows every face once (mirrored at random) where the cached-maps steps show
+        // each face and its mirror image: twice the epochs make the same number of steps.
+        const a = DEFAULT_AUGMENT;
+        const pixels = { ...fineTune, epochs: 2 * fineTune.epochs, maps: "facenet-maps64" as const, augment: a };
+        steps.push({
+          kind: "heads",
+          description: `the same on augmented pixels: every batch's faces rotated (up to ${a.rotation} degrees), zoomed (${a.scale * 100}%), shifted (${a.shift * 100}%), mirrored at random, brightness ${a.brightness * 100}% and contrast ${a.contrast * 100}%, then through the frozen stem to stage64; ${pixels.epochs} epochs of one view per face`,
+          config: cfg("facenet fine-tune pixels", { ...dldl, fineTune: pixels }),
+        });
+        steps.push({
+          kind: "heads",
+          description: "the same one stage deeper: stage64 trains too (the frozen trunk ends after stage32: 35x35x32 maps; 5.6M weights train)",
+          config: cfg("facenet fine-tune pixels deeper", { ...dldl, fineTune: { ...pixels, maps: "facenet-maps32" } }),
+        });
       }
       if (options.genderWeight !== undefined && options.genderWeight !== 1) {
         const genderWeight = options.genderWeight;
@@ -355,6 +373,9 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "run.json"), { ...result, fusionAblation: undefined, preprocessing: undefined });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);
+  // The chosen step's ablation fit never saw the validation faces: its predictions of them are
+  // what `best calibrate --from <this folder>` fits the interval and the temperature on.
+  writeJsonAtomic(path.join(out, VALIDATION_PREDICTIONS_FILE), { model: chosen.row.name, fitFaces: chosen.row.faces, predictions: chosen.validation });
   writeJsonAtomic(
     path.join(out, "predictions.json"),
     testRows.map((r) => ({ file: r.file, age: r.age, gender: r.gender, predAge: Number((r.predAge as number).toFixed(2)), pFemale: Number((r.pFemale as number).toFixed(4)) })),
@@ -385,7 +406,30 @@ async function fitConfig(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<st
   const features = inputsOf(cfg, split, sets, fit, cfg.features);
   if (!cfg.fineTune) return trainHeads(cfg, features, validation && inputsOf(cfg, split, sets, validation));
   const heads = await trainHeads(cfg, features);
-  return fineTuneHeads(heads, inputsOf(cfg, split, sets, fit), validation && inputsOf(cfg, split, sets, validation), log);
+  const val = validation && inputsOf(cfg, split, sets, validation);
+  if (!cfg.fineTune.augment) return fineTuneHeads(heads, inputsOf(cfg, split, sets, fit), val, log);
+  const side = backboneSpec(fineTuneMaps(cfg)).size;
+  return fineTuneOnPixels(heads, { pixels: await facePixels(split, fit, side, log), side, ...labels(split, fit) }, val, log);
+}
+
+/**
+ * RGB pixels of faces `idx` of the split at `side` (the backbone's input: area-averaged from the
+ * crop, as the feature cache decodes them), through the pixel cache of loadFaces.
+ */
+async function facePixels(split: BestSplit, idx: readonly number[], side: number, log: (line: string) => void): Promise<Uint8Array> {
+  const t = Date.now();
+  const data = await loadFaces({ dir: split.dir, size: side, color: "rgb" });
+  const row = new Map(data.records.map((r, i) => [r.file, i]));
+  const per = side * side * 3;
+  const out = new Uint8Array(idx.length * per);
+  idx.forEach((i, k) => {
+    const file = split.records[i].file;
+    const r = row.get(file);
+    if (r === undefined) throw new Error(`Face ${file} of the split did not load at ${side}x${side} RGB from ${split.dir}; check that the folder did not change during the run.`);
+    out.set(data.pixels.subarray(r * per, (r + 1) * per), k * per);
+  });
+  log(`[pixels] ${idx.length} faces at ${side}x${side} RGB for fine-tuning on augmented pixels (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  return out;
 }
 
 /** Gender decided from P(female), as everywhere in the library. */
