@@ -358,7 +358,7 @@ console.log(written.map((f) => ut.portablePath(f)).join("\\n"));
   "07-best-model": [
     header(
       "07 · The best model: a pretrained face network, fine-tuned (issue 12)",
-      "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender, and the last step fine-tunes face-api's last stage together with the heads on cached maps of its frozen early stages. Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
+      "Goes beyond the report: pretrained face networks installed from npm (face-api's recognition ResNet, human's faceres) compute features of each face and of its mirror image, cached on disk; small heads trained on those features predict age as a distribution over years (DLDL, expected-value readout) and gender, and the last steps fine-tune face-api's last stages together with the heads, on cached maps of its frozen early stages and on augmented faces (rotated, zoomed, shifted, mirrored, brightness and contrast changed). Shows the ablation chosen on a validation split, the held-out figures of the shipped `models/best` (MAE per decade, gender per age band, 20-group accuracy), the comparison with the report's models on the same 1,764 held-out faces, and predictions on held-out sample faces with their photos. The quick profile uses the shipped model (nothing trains); the full profile retrains it into results/07-best/.",
       "about 20 s: reads models/best and predicts a few sample faces",
       "the one-off feature extraction of 8,818 faces (about 30 min per backbone on a quiet 2-core machine, far longer on a busy one), then minutes for the ablation and the final heads",
       false,
@@ -373,14 +373,17 @@ import * as path from "path";
 const faces = await ut.loadFaces({ dir: dataDir, size: 100, color: "rgb" });
 console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}\`);
 `),
-    md("## Model\nThe shipped `models/best` (quick profile) or a fresh run (full profile). The frozen part of each backbone loads from its npm package; the folder holds what was trained here (the heads, and for a fine-tuned model face-api's last stage with them) and best.json."),
+    md("## Model\nThe shipped `models/best` (quick profile) or a fresh run (full profile). The frozen part of each backbone loads from its npm package; the folder holds what was trained here (the heads, and for a fine-tuned model face-api's last stages with them) and best.json."),
     code(`
 const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best") : path.join(ut.REPO_ROOT, "models", "best");
 `),
-    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last step fine-tunes), then the chosen step on every training face, then one look at the test split (`npm run cli -- best train` does the same; about 30 minutes on 2 cores)."),
+    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last steps fine-tune), then the chosen step on every training face, then one look at the test split, then the age interval and the gender temperature fitted on the chosen step's validation predictions (`npm run cli -- best train --deeper --pixels` and `best calibrate` do the same; about 70 minutes on 2 cores)."),
     code(`
 // The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
-if (profile.profile === "full") await ut.best.runBest({ dir: dataDir, outDir: modelDir, steps: ut.best.defaultAblation(["facenet"]) });
+if (profile.profile === "full") {
+  await ut.best.runBest({ dir: dataDir, outDir: modelDir, steps: ut.best.defaultAblation(["facenet"], undefined, { deeper: true, pixels: true }) });
+  await ut.best.calibrateBest({ dir: dataDir, modelDir, from: modelDir });
+}
 const report = ut.best.loadBestReport(modelDir);
 ut.showTable(report.model.backbones, { title: "Backbones (frozen) and their licences" });
 ut.showTable([{ ...report.model.config, features: report.model.config.features.map((f) => f.backbone + (f.columns === "pooled" ? " (pooled)" : "")).join(" + ") }], { title: "Chosen heads" });

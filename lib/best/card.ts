@@ -77,7 +77,8 @@ export function bestModelCard(r: BestRunRecord): string {
         ]),
     "",
     "```bash",
-    `UTKFACE_DIR=${s.dir} npm run cli -- best features${r.subset ? "" : ` --backbones ${extracted.join(",")}`}`,
+    // Without options, best features extracts every trunk map the fine-tuning steps read.
+    `UTKFACE_DIR=${s.dir} npm run cli -- best features${r.subset || ft ? "" : ` --backbones ${extracted.join(",")}`}`,
     `UTKFACE_DIR=${s.dir} npm run cli -- best prep --first-train 400   # optional: the preprocessing table`,
     `UTKFACE_DIR=${s.dir} npm run cli -- best train ${r.args ? r.args.join(" ") : `--out models/best${r.subset ? "" : ` --backbones ${heads}`}`}`,
     "npm run cli -- predict --model models/best data/sample",

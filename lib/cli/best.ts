@@ -30,9 +30,10 @@ export const help = `Usage: npm run cli -- best <features|prep|train|calibrate|c
 
 Options of features:
   --dir D                 UTKFace folder (default $UTKFACE_DIR, data/UTKFace, data/sample)
-  (no option)             what models/best needs (best train --deeper): facenet, facenet-maps and
-                          facenet-maps64 (its trunk maps after stage128 and stage64, for
-                          fine-tuning) on every face with mirrored copies (8 min on one core)
+  (no option)             what models/best needs (best train --deeper --pixels): facenet,
+                          facenet-maps, facenet-maps64 and facenet-maps32 (its trunk maps after
+                          stage128, stage64 and stage32, for fine-tuning; 4.7 GB for 8,818
+                          faces) on every face with mirrored copies (8 min on 2 cores)
   --recipe fusion         also faceres-caffe on the first 1000 training faces + every test face
   --backbones a,b         of ${BACKBONE_NAMES.join(", ")}, on every face
   --train-faces N         only the first N training faces (seeded order) plus every test face:
@@ -63,13 +64,13 @@ async function features(argv: string[]): Promise<number> {
   const trainFaces = intOption("train-faces", values["train-faces"]);
   await initBackend();
   const split = await loadBestSplit({ dir: values.dir });
-  // Default: what models/best needs (facenet and both trunk maps for fine-tuning, every face); --recipe fusion: BEST_RECIPE's features.
+  // Default: what models/best needs (facenet and the trunk maps of every fine-tuning step, every face); --recipe fusion: BEST_RECIPE's features.
   const plan: { backbone: BackboneName; indices: number[]; mirrored: boolean; what: string }[] = [];
   if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
   if (values.recipe !== "fusion") {
     const indices = firstTrain ? [...split.fit, ...split.validation].slice(0, firstTrain) : featureRows(split, trainFaces);
     const what = firstTrain ? `first ${firstTrain} training faces` : trainFaces ? `first ${trainFaces} training faces + every test face` : "every face";
-    for (const b of (values.backbones ?? `facenet,${FINETUNE_BACKBONE},facenet-maps64`).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
+    for (const b of (values.backbones ?? `facenet,${FINETUNE_BACKBONE},facenet-maps64,facenet-maps32`).split(",")) plan.push({ backbone: backboneSpec(b.trim()).name, indices, mirrored: !values["plain-only"], what });
   } else {
     const sub = BEST_RECIPE.subset;
     for (const b of BEST_RECIPE.backbones) {
