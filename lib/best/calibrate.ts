@@ -10,7 +10,7 @@ import * as path from "path";
 import { initBackend } from "../engine/backend";
 import { readJsonFile } from "../core/file-errors";
 import { writeJsonAtomic } from "../core/files";
-import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
+import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
 import { loadBestSplit } from "./faces";
 import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./calibration";
 
@@ -45,7 +45,7 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
 
   const bestFile = path.join(o.modelDir, BEST_MODEL_FILE);
   const file = readJsonFile<BestModelFile>(bestFile, "Is it a best-model folder (npm run cli -- best train)?");
-  writeJsonAtomic(bestFile, { ...file, format: BEST_MODEL_FORMAT, calibration: { age, gender } });
+  writeJsonAtomic(bestFile, { ...file, format: file.ensemble ? BEST_ENSEMBLE_FORMAT : BEST_MODEL_FORMAT, calibration: { age, gender } });
 
   // The one look at the test split, through the whole predictor as a user runs it.
   const model = await loadBestModel(o.modelDir);

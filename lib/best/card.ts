@@ -108,6 +108,11 @@ export function bestModelCard(r: BestRunRecord): string {
           }${c.genderWeight && c.genderWeight !== 1 ? `, the gender loss weighted ${c.genderWeight}x` : ""}. The stages before it (stem to ${tuned.frozenTo}) stay frozen: ${
             aug ? `they run forward on every augmented batch; for validation, the test split and prediction their ${tuned.maps} output of the plain face and its mirror image is cached (\`${mapsName}\`)` : `their ${tuned.maps} output of every face is computed once and cached (\`${mapsName}\`)`
           }.`,
+          ...(r.members && r.members.length > 1
+            ? [
+                `- Ensemble: ${r.members.length} such networks, their age distributions and P(female) averaged: ${r.members.map((m) => `"${m.name}" (from ${TUNED_STAGES[fineTuneMaps(m)].frozenTo}'s output on${m.fineTune?.augment ? " augmented faces" : " cached maps"}, ${m.fineTune?.epochs} epochs)`).join(" and ")}; the line above describes the first, heads-2/ holds the second.`,
+              ]
+            : []),
           "- Stored: heads/ holds that whole network after the frozen stages (tfjs layers model, weights as float16: half the bytes, predictions within a small fraction of a year of the float32 ones); the frozen stages load from the npm package.",
         ]
       : []),

@@ -183,6 +183,16 @@ export function predictHeads(heads: Pick<TrainedHeads, "model" | "standardizer" 
   };
 }
 
+/** The mean of several models' outputs for the same faces (an ensemble): age distributions and P(female) averaged. */
+export function averageOutputs(outs: readonly HeadOutputs[]): HeadOutputs {
+  if (outs.length === 0) throw new Error("An ensemble needs at least one model's outputs.");
+  if (outs.length === 1) return outs[0];
+  const n = outs[0].n;
+  if (outs.some((o) => o.n !== n)) throw new Error(`Ensemble members predicted different numbers of faces: ${outs.map((o) => o.n).join(", ")}.`);
+  const mean = (pick: (o: HeadOutputs) => Float32Array) => pick(outs[0]).map((_, i) => outs.reduce((sum, o) => sum + pick(o)[i], 0) / outs.length);
+  return { ageProbabilities: mean((o) => o.ageProbabilities), pFemale: mean((o) => o.pFemale), n };
+}
+
 /** Validation rows of `trainHeads` / `fineTuneHeads`: features as the model reads them (un-standardised) and labels. */
 export interface HeadValidationData {
   plain: Float32Array;

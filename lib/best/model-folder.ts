@@ -13,7 +13,7 @@ import { extractFeatureSet, FeatureSet } from "./feature-cache";
 import { Standardizer, expectedAges } from "./heads";
 import { loadModelFile } from "../models/model-files";
 import { readJsonFile } from "../core/file-errors";
-import { FeaturePart, HeadConfig, fuseFeatures, predictHeads } from "./head-training";
+import { FeaturePart, HeadConfig, averageOutputs, fuseFeatures, predictHeads } from "./head-training";
 import { modelInputs } from "./fine-tuning";
 import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "./calibration";
 import type * as tf from "@tensorflow/tfjs";
@@ -47,10 +47,28 @@ export const BEST_MODEL_FILE = "best.json";
 /** Format tag of best.json, bumped when its meaning changes. */
 export const BEST_MODEL_FORMAT = "utkface-best-v3";
 /**
- * Formats this library reads: v1 (frozen features only), v2 (optionally fine-tuned, standardizer
- * may be null) and v3 (v2 plus an optional `calibration`: age interval, gender temperature).
+ * The format of an ensemble's best.json: v3 plus `ensemble`, the members after the first. A
+ * reader of v3 alone would predict with the first member only, so it refuses the file instead.
  */
-const READABLE_FORMATS = ["utkface-best-v1", "utkface-best-v2", BEST_MODEL_FORMAT];
+export const BEST_ENSEMBLE_FORMAT = "utkface-best-v4";
+/**
+ * Formats this library reads: v1 (frozen features only), v2 (optionally fine-tuned, standardizer
+ * may be null), v3 (v2 plus an optional `calibration`: age interval, gender temperature) and v4
+ * (v3 plus `ensemble`).
+ */
+const READABLE_FORMATS = ["utkface-best-v1", "utkface-best-v2", BEST_MODEL_FORMAT, BEST_ENSEMBLE_FORMAT];
+
+/** The folder of an ensemble member's heads inside a model folder: heads/, heads-2/, heads-3/ ... */
+export function headsFolder(member: number): string {
+  return member === 0 ? "heads" : `heads-${member + 1}`;
+}
+
+/** One model of a best-model folder: its settings, standardiser and (loaded) heads. */
+export interface BestMember {
+  config: HeadConfig;
+  standardizer: Standardizer | null;
+  heads: tf.LayersModel;
+}
 
 /** Contents of best.json. */
 export interface BestModelFile {
@@ -64,6 +82,8 @@ export interface BestModelFile {
   mirrored?: Record<string, boolean>;
   /** How sure it is (issue 19): fitted on validation faces; absent in older files (no interval, raw P(female)). */
   calibration?: BestCalibration;
+  /** An ensemble's members after the first (format v4): their heads folder and settings; the outputs of all are averaged. */
+  ensemble?: { heads: string; config: HeadConfig; standardizer: Standardizer | null }[];
   /** Anything else worth keeping beside the model (metrics summary, data, dates). */
   [key: string]: unknown;
 }
@@ -72,7 +92,10 @@ export interface BestModelFile {
 export interface BestModel {
   dir: string;
   file: BestModelFile;
+  /** The first member's heads (the only ones of a single model). */
   heads: tf.LayersModel;
+  /** Every member, the first included; their outputs are averaged. */
+  members: BestMember[];
   backbones: Map<string, Backbone>;
 }
 
@@ -99,15 +122,26 @@ export async function loadBestModel(dir: string): Promise<BestModel> {
   if (!fs.existsSync(file)) throw new Error(`${dir} is not a best-model folder: ${BEST_MODEL_FILE} is missing (train one with npm run cli -- best train).`);
   const json = readBestModelJson(file);
   if (!READABLE_FORMATS.includes(json.format)) throw new Error(`${file} has format "${json.format}", this library reads ${READABLE_FORMATS.map((f) => `"${f}"`).join(" and ")}: retrain it (npm run cli -- best train).`);
-  const heads = await loadModelFile(path.join(dir, "heads", "model.json"));
+  const specs = [{ heads: headsFolder(0), config: json.config, standardizer: json.standardizer }, ...(json.ensemble ?? [])];
+  if (json.ensemble !== undefined && (!Array.isArray(json.ensemble) || json.ensemble.some((e) => typeof e?.heads !== "string" || typeof e.config !== "object" || e.config === null))) {
+    throw new Error(`${file} is damaged: its "ensemble" is not a list of heads folders with their settings. ${BEST_FIX}`);
+  }
+  const members: BestMember[] = [];
   const backbones = new Map<string, Backbone>();
-  for (const part of modelInputs(json.config)) if (!backbones.has(part.backbone)) backbones.set(part.backbone, await loadBackbone(part.backbone));
-  return { dir, file: json, heads, backbones };
+  try {
+    for (const m of specs) members.push({ config: m.config, standardizer: m.standardizer ?? null, heads: await loadModelFile(path.join(dir, m.heads, "model.json")) });
+    for (const m of members) for (const part of modelInputs(m.config)) if (!backbones.has(part.backbone)) backbones.set(part.backbone, await loadBackbone(part.backbone));
+  } catch (e) {
+    members.forEach((m) => m.heads.dispose());
+    backbones.forEach((b) => b.dispose());
+    throw e;
+  }
+  return { dir, file: json, heads: members[0].heads, members, backbones };
 }
 
 /** Frees the heads and backbones of a loaded best model. */
 export function disposeBestModel(m: BestModel): void {
-  m.heads.dispose();
+  m.members.forEach((x) => x.heads.dispose());
   m.backbones.forEach((b) => b.dispose());
 }
 
@@ -119,14 +153,18 @@ export function disposeBestModel(m: BestModel): void {
  */
 export async function predictBestFiles(modelOrDir: string | BestModel, files: readonly string[], batchSize = 32, onBatch?: (done: number, total: number) => void): Promise<BestFilePrediction[]> {
   const m = typeof modelOrDir === "string" ? await loadBestModel(modelOrDir) : modelOrDir;
-  const parts: FeaturePart[] = modelInputs(m.file.config);
   const out: BestFilePrediction[] = [];
   try {
     const predictChunk = async (chunk: readonly string[]): Promise<BestFilePrediction[]> => {
       const sets = new Map<string, FeatureSet>();
       for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone, mirrored: m.file.mirrored?.[name] ?? true }));
       const rows = chunk.map((_, i) => i);
-      const pred = predictHeads({ model: m.heads, standardizer: m.file.standardizer, config: m.file.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
+      const pred = averageOutputs(
+        m.members.map((x) => {
+          const parts: FeaturePart[] = modelInputs(x.config);
+          return predictHeads({ model: x.heads, standardizer: x.standardizer, config: x.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
+        }),
+      );
       const ages = expectedAges(pred.ageProbabilities, pred.n);
       const cal = m.file.calibration;
       const interval = cal?.age && intervalInputs(pred.ageProbabilities, pred.n, cal.age);

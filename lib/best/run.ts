@@ -12,7 +12,7 @@ import { GENDER_THRESHOLD } from "../data/labels";
 import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, backboneSpec, hasOwnOutputs } from "./backbones";
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "./feature-cache";
 import { expectedAges } from "./heads";
-import { BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, loadBestModel, disposeBestModel, predictBestFiles } from "./model-folder";
+import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, headsFolder, loadBestModel, disposeBestModel, predictBestFiles } from "./model-folder";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic, writeJsonAtomic } from "../core/files";
 import { saveModel } from "../models/model-files";
@@ -21,15 +21,21 @@ import { bestModelCard } from "./card";
 import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
 
 export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
-import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
+import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, averageOutputs, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
 import { fineTuneHeads, fineTuneMaps, fineTuneOnPixels, modelInputs } from "./fine-tuning";
 import { DEFAULT_AUGMENT } from "./augment";
 import { loadFaces } from "../data/dataset";
 import { CALIBRATION_FILE, CalibrationRecord, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, intervalInputs } from "./calibration";
 
 
-/** A named ablation step: a head config or a backbone's own outputs (no training). */
-export type AblationStep = { kind: "heads"; description: string; config: HeadConfig } | { kind: "own"; description: string; backbone: BackboneName; name: string };
+/**
+ * A named ablation step: a head config, a backbone's own outputs (no training), or an ensemble
+ * of heads steps that ran before it (their validation outputs averaged: nothing trains).
+ */
+export type AblationStep =
+  | { kind: "heads"; description: string; config: HeadConfig }
+  | { kind: "own"; description: string; backbone: BackboneName; name: string }
+  | { kind: "ensemble"; description: string; name: string; of: string[] };
 
 /**
  * Fine-tuning of the ablation's last step, chosen on the validation split: 8 epochs at 1e-4
@@ -46,7 +52,7 @@ const DLDL_HEAD_EPOCHS = 15;
 export function defaultAblation(
   backbones: readonly BackboneName[],
   epochs = DEFAULT_HEAD_CONFIG.epochs,
-  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean; pixels?: boolean; genderSmoothing?: number; genderBalance?: boolean } = {},
+  options: { short?: boolean; fineTune?: FineTuneConfig; genderWeight?: number; deeper?: boolean; pixels?: boolean; ensemble?: boolean; genderSmoothing?: number; genderBalance?: boolean } = {},
 ): AblationStep[] {
   const fineTune = options.fineTune ?? DEFAULT_FINE_TUNE;
   const base = { ...DEFAULT_HEAD_CONFIG, epochs };
@@ -93,6 +99,11 @@ export function defaultAblation(
           description: "the same one stage deeper: stage64 trains too (the frozen trunk ends after stage32: 35x35x32 maps; 5.6M weights train)",
           config: cfg("facenet fine-tune pixels deeper", { ...dldl, fineTune: { ...pixels, maps: "facenet-maps32" } }),
         });
+      }
+      // Two fine-tuned networks of different depth, averaged (trained once each in the final run).
+      const pair = options.pixels ? ["facenet fine-tune pixels", "facenet fine-tune pixels deeper"] : options.deeper ? ["facenet fine-tune", "facenet fine-tune deeper"] : undefined;
+      if (options.ensemble && pair) {
+        steps.push({ kind: "ensemble", name: `ensemble: ${pair.join(" + ")}`, of: pair, description: `the age distributions and P(female) of ${pair.map((n) => `"${n}"`).join(" and ")} averaged (each as trained above; the final model trains both)` });
       }
       if (options.genderWeight !== undefined && options.genderWeight !== 1) {
         const genderWeight = options.genderWeight;
@@ -246,7 +257,7 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const needed = new Set<BackboneName>();
   for (const s of options.steps) {
     if (s.kind === "own") needed.add(s.backbone);
-    else [...s.config.features, ...modelInputs(s.config)].forEach((f) => needed.add(f.backbone));
+    else if (s.kind === "heads") [...s.config.features, ...modelInputs(s.config)].forEach((f) => needed.add(f.backbone));
   }
   // One data context per face set: every face (backbones with an all-faces cache) and, with a
   // subset, the subset's faces (slow backbones). Both choose on the same validation faces, so
@@ -276,10 +287,25 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const training = (c: Context, idx: number[]) => idx.map((i) => c.split.records[i]);
 
   const ablation: AblationRow[] = [];
-  let chosen: { config: HeadConfig; row: AblationRow; ctx: Context; validation: ValidationPrediction[] } | undefined;
+  // Each heads step's validation outputs, for ensemble steps after it.
+  const fitted = new Map<string, { config: HeadConfig; row: AblationRow; ctx: Context; out: HeadOutputs }>();
+  let chosen: { configs: HeadConfig[]; row: AblationRow; ctx: Context; validation: ValidationPrediction[] } | undefined;
   for (const step of options.steps) {
     const t = Date.now();
-    if (step.kind === "own") {
+    if (step.kind === "ensemble") {
+      const members = step.of.map((n) => {
+        const m = fitted.get(n);
+        if (!m) throw new Error(`Ablation step "${step.name}" averages "${n}", which has not run before it: list that step first (--steps).`);
+        return m;
+      });
+      const c = members[0].ctx;
+      if (members.some((m) => m.ctx !== c)) throw new Error(`Ablation step "${step.name}" averages steps fitted on different faces.`);
+      const out = averageOutputs(members.map((m) => m.out));
+      const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
+      const row: AblationRow = { name: step.name, description: step.description, faces: c.fit.length, dim: members.reduce((d, x) => d + x.row.dim, 0), bestEpoch: 0, ...summary(m), seconds: members.reduce((sec, x) => sec + x.row.seconds, 0) };
+      ablation.push(row);
+      if (!chosen || row.mae < chosen.row.mae) chosen = { configs: members.map((x) => ({ ...x.config, epochs: x.row.bestEpoch })), row, ctx: c, validation: validationPredictions(c.split, c.validation, out) };
+    } else if (step.kind === "own") {
       const c = contextOf([step.backbone]);
       const out = ownOutputs(c.sets.get(step.backbone)!, c.validation);
       const m = bestMetrics(bestPredictionRows(c.split.records, c.validation, out), "validation", training(c, c.fit));
@@ -299,7 +325,8 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
       const validation = validationPredictions(c.split, c.validation, out);
       const row: AblationRow = { name: cfg.name, description: step.description, faces: c.fit.length, dim: fusedDim(modelInputs(cfg)), bestEpoch: best.epoch, ...summary(m), mae: best.mae, seconds: (Date.now() - t) / 1000 };
       ablation.push(row);
-      if (!chosen || row.mae < chosen.row.mae) chosen = { config: cfg, row, ctx: c, validation };
+      fitted.set(cfg.name, { config: cfg, row, ctx: c, out });
+      if (!chosen || row.mae < chosen.row.mae) chosen = { configs: [{ ...cfg, epochs: row.bestEpoch }], row, ctx: c, validation };
     }
     const r = ablation[ablation.length - 1];
     log(`[ablation] ${r.name}: validation MAE ${r.mae.toFixed(2)}, gender ${(r.genderAccuracy * 100).toFixed(1)}% (13+: ${(r.genderAccuracy13 * 100).toFixed(1)}%), 20-group ${(r.ageGroupAccuracy * 100).toFixed(1)}%, epoch ${r.bestEpoch}, fit on ${r.faces} faces, ${r.seconds.toFixed(0)} s`);
@@ -315,19 +342,33 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
     return undefined;
   }
 
-  // The final heads: the chosen config at its best epoch count, on every training face of its context.
+  // The final heads: the chosen config (each of an ensemble's) at its best epoch count, on every
+  // training face of its context; each is scored on the test split and saved before the next trains.
   const { ctx } = chosen;
   const split = ctx.split;
   const sets = ctx.sets;
   const trainRows = ctx.finalTrain;
-  const finalConfig: HeadConfig = { ...chosen.config, epochs: chosen.row.bestEpoch };
-  log(`[final] ${finalConfig.name}, ${finalConfig.epochs} epochs on ${trainRows.length} training faces`);
+  const configs = chosen.configs;
+  const finalConfig = configs[0];
+  const out = path.resolve(options.outDir);
+  fs.mkdirSync(out, { recursive: true });
   const t = Date.now();
-  const heads = await fitConfig(finalConfig, split, sets, trainRows, undefined, log);
+  const testOuts: HeadOutputs[] = [];
+  const standardizers: (TrainedHeads["standardizer"])[] = [];
+  for (const [k, cfg] of configs.entries()) {
+    log(`[final] ${cfg.name}, ${cfg.epochs} epochs on ${trainRows.length} training faces${configs.length > 1 ? ` (ensemble member ${k + 1} of ${configs.length})` : ""}`);
+    const heads = await fitConfig(cfg, split, sets, trainRows, undefined, log);
+    // The one look at the test split.
+    const testInputs = inputsOf(cfg, split, sets, split.test);
+    testOuts.push(predictHeads(heads, testInputs.plain, testInputs.flipped));
+    standardizers.push(heads.standardizer);
+    // A fine-tuned model holds face-api's last stages (millions of weights): stored as float16.
+    await saveModel(heads.model, path.join(out, headsFolder(k)), { model: "best", inputs: cfg.fineTune ? "face-api trunk maps (facenet-maps), see ../best.json" : "fused standardised features, see ../best.json" }, { float16: !!cfg.fineTune });
+    heads.model.dispose();
+  }
   const trainSeconds = (Date.now() - t) / 1000;
-  // The one look at the test split.
-  const testInputs = inputsOf(finalConfig, split, sets, split.test);
-  const testOut = predictHeads(heads, testInputs.plain, testInputs.flipped);
+  for (let k = configs.length; fs.existsSync(path.join(out, headsFolder(k))); k++) fs.rmSync(path.join(out, headsFolder(k)), { recursive: true, force: true });
+  const testOut = averageOutputs(testOuts);
   const testRows = bestPredictionRows(split.records, split.test, testOut);
   const test = bestMetrics(testRows, "test", training(ctx, trainRows), "best");
   test.trainSeconds = trainSeconds;
@@ -337,18 +378,16 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const testOwn = ownBackbone && ownCtx ? bestMetrics(bestPredictionRows(ownCtx.split.records, ownCtx.split.test, ownOutputs(ownCtx.sets.get(ownBackbone)!, ownCtx.split.test)), "test", training(ownCtx, ownCtx.finalTrain), `${ownBackbone} own outputs`) : undefined;
   const mirrored = Object.fromEntries([...sets].map(([name, set]) => [name, set.flipped !== undefined]));
 
-  const out = path.resolve(options.outDir);
-  fs.mkdirSync(out, { recursive: true });
-  // A fine-tuned model holds face-api's last stages (millions of weights): stored as float16.
-  await saveModel(heads.model, path.join(out, "heads"), { model: "best", inputs: finalConfig.fineTune ? "face-api trunk maps (facenet-maps), see ../best.json" : "fused standardised features, see ../best.json" }, { float16: !!finalConfig.fineTune });
-  heads.model.dispose();
   const rel = (p: string) => path.relative(process.cwd(), p).split(path.sep).join("/");
+  const rounded = (z: TrainedHeads["standardizer"]) => z && { mean: z.mean.map((v) => Number(v.toPrecision(7))), std: z.std.map((v) => Number(v.toPrecision(7))) };
+  const inputs = [...new Map(configs.flatMap((c) => modelInputs(c)).map((f) => [f.backbone, f])).values()];
   const file: BestModelFile = {
-    format: BEST_MODEL_FORMAT,
+    format: configs.length > 1 ? BEST_ENSEMBLE_FORMAT : BEST_MODEL_FORMAT,
     config: finalConfig,
-    standardizer: heads.standardizer && { mean: heads.standardizer.mean.map((v) => Number(v.toPrecision(7))), std: heads.standardizer.std.map((v) => Number(v.toPrecision(7))) },
+    standardizer: rounded(standardizers[0]),
+    ...(configs.length > 1 ? { ensemble: configs.slice(1).map((c, i) => ({ heads: headsFolder(i + 1), config: c, standardizer: rounded(standardizers[i + 1]) })) } : {}),
     mirrored,
-    backbones: modelInputs(finalConfig).map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
+    backbones: inputs.map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
     data: { dir: rel(split.dir), faces: all.records.length, trainedOn: trainRows.length, test: split.test.length, seed: split.seed },
   };
   writeJsonAtomic(path.join(out, BEST_MODEL_FILE), file);
@@ -369,7 +408,7 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const data = { dir: path.relative(REPO_ROOT, all.dir).split(path.sep).join("/"), faces: all.records.length, test: all.test.length, seed: all.seed, testFraction: all.testFraction };
   const backend = await initBackend();
   const engine = backend.engine ?? `tfjs ${backend.name} backend, ${backend.threads || "auto"} thread(s)`;
-  const result: BestRunRecord = { args: options.args, fusionAblation, ablation, chosen: finalConfig, test, testOwn, secondsPerImage, engine, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
+  const result: BestRunRecord = { args: options.args, fusionAblation, ablation, chosen: finalConfig, ...(configs.length > 1 ? { members: configs } : {}), test, testOwn, secondsPerImage, engine, data, trainedOn: trainRows.length, subset: sub, validationFaces: ctx.validation.length, preprocessing };
   writeJsonAtomic(path.join(out, "metrics.json"), { test, testOwn, secondsPerImage });
   writeJsonAtomic(path.join(out, "run.json"), { ...result, fusionAblation: undefined, preprocessing: undefined });
   writeJsonAtomic(path.join(out, "ablation.json"), ablation);

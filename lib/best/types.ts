@@ -41,6 +41,8 @@ export interface BestRunRecord {
   args?: string[];
   ablation: AblationRow[];
   chosen: HeadConfig;
+  /** An ensemble's members (the first is `chosen`), their outputs averaged; absent for one model. */
+  members?: HeadConfig[];
   test: BestMetrics;
   /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
   testOwn?: BestMetrics;

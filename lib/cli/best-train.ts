@@ -31,6 +31,8 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
                     cached stage64 maps: 1.3 GB of cache, about twice the time)
   --pixels          also try the deeper step on augmented pixels (rotation, zoom, shift, mirror,
                     brightness, contrast; the frozen stem to stage64 runs on every batch)
+  --ensemble        also try the two fine-tuning steps of --pixels (or of --deeper) averaged;
+                    chosen, the final run trains both
   --gender-weight W also try the fine-tuning step with the gender loss weighted W times
   --validation-only run the ablation and write its ablation.json only: no final model, the
                     test split untouched (for trying steps before the one final run); also
@@ -45,7 +47,7 @@ metrics.json, ablation.json, predictions.json, MODEL_CARD.md. Features come from
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" }, "fine-tune-epochs": { type: "string" }, "fine-tune-lr": { type: "string" }, "validation-only": { type: "boolean" }, "gender-weight": { type: "string" }, deeper: { type: "boolean" }, pixels: { type: "boolean" }, steps: { type: "string" }, "gender-smoothing": { type: "string" }, "gender-balance": { type: "boolean" } },
+    options: { dir: { type: "string" }, out: { type: "string" }, recipe: { type: "string" }, backbones: { type: "string" }, epochs: { type: "string" }, "train-faces": { type: "string" }, "subset-backbones": { type: "string" }, "plain-only": { type: "boolean" }, "fine-tune-epochs": { type: "string" }, "fine-tune-lr": { type: "string" }, "validation-only": { type: "boolean" }, "gender-weight": { type: "string" }, deeper: { type: "boolean" }, pixels: { type: "boolean" }, ensemble: { type: "boolean" }, steps: { type: "string" }, "gender-smoothing": { type: "string" }, "gender-balance": { type: "boolean" } },
     strict: true,
   });
   if (values.recipe !== undefined && values.recipe !== "fusion") throw new Error(`--recipe must be "fusion", got "${values.recipe}".`);
@@ -60,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       ? BEST_RECIPE.subset
       : undefined;
   const fineTune = { epochs: intOption("fine-tune-epochs", values["fine-tune-epochs"], 0) ?? DEFAULT_FINE_TUNE.epochs, learningRate: numberOption("fine-tune-lr", values["fine-tune-lr"]) ?? DEFAULT_FINE_TUNE.learningRate, batchSize: DEFAULT_FINE_TUNE.batchSize };
-  let steps = defaultAblation(backbones, epochs, { short: !!subset, fineTune, genderWeight: numberOption("gender-weight", values["gender-weight"]), deeper: values.deeper, pixels: values.pixels, genderSmoothing: numberOption("gender-smoothing", values["gender-smoothing"]), genderBalance: values["gender-balance"] });
+  let steps = defaultAblation(backbones, epochs, { short: !!subset, fineTune, genderWeight: numberOption("gender-weight", values["gender-weight"]), deeper: values.deeper, pixels: values.pixels, ensemble: values.ensemble, genderSmoothing: numberOption("gender-smoothing", values["gender-smoothing"]), genderBalance: values["gender-balance"] });
   if (values.steps !== undefined) {
     const wanted = values.steps.split(",").map((n) => n.trim());
     const names = steps.map((s) => (s.kind === "heads" ? s.config.name : s.name));
