@@ -9,6 +9,8 @@ import type { BestMetrics } from "./head-training";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
 export const BEST_TARGETS = { mae: 4.0, gender: 0.93, gender13: 0.97, group20: 0.48 };
+/** Issue 19's targets (best model v2), on the held-out test split. */
+export const V2_TARGETS = { mae: 3.4, gender: 0.925, gender13: 0.975, gender4to12: 0.9, group20: 0.55 };
 /** face-api.js ageGenderNet (trained on UTKFace itself, so optimistic) on crop_part1-like faces. */
 export const FACE_API_FIGURES = { mae: 4.27, gender: 0.921, bands: { "0-3": 0.73, "4-12": 0.92, "13-19": 0.94, "20-59": 0.99, "60+": 0.95 } as Record<string, number>, group20: 0.448 };
 
@@ -145,6 +147,17 @@ export function bestModelCard(r: BestRunRecord): string {
     `Speed: ${num(r.secondsPerImage, 3)} s per image through the whole predictor (decode, every backbone on the face and its mirror image, heads), ${r.engine ?? "tfjs wasm backend, 1 thread"}, batches of 32, on a shared 2-core machine; most of it is the backbones.`,
     "",
     ...calibrationSection(r),
+    "## Targets of issue 19 (test split)",
+    "",
+    "| target | goal | this model | |",
+    "|---|---|---|---|",
+    `| age MAE | <= ${V2_TARGETS.mae} | ${num(t.mae)} | ${met((t.mae ?? 99) <= V2_TARGETS.mae)} |`,
+    `| gender accuracy | >= ${pct(V2_TARGETS.gender)} | ${pct(t.genderAccuracy)} | ${met((t.genderAccuracy ?? 0) >= V2_TARGETS.gender)} |`,
+    `| gender accuracy, ages 13+ | >= ${pct(V2_TARGETS.gender13)} | ${pct(g13)} | ${met(g13 >= V2_TARGETS.gender13)} |`,
+    `| gender accuracy, ages 4-12 | >= ${pct(V2_TARGETS.gender4to12)} | ${pct(band(t, "4-12")?.accuracy)} | ${met((band(t, "4-12")?.accuracy ?? 0) >= V2_TARGETS.gender4to12)} |`,
+    `| 20-group accuracy | >= ${pct(V2_TARGETS.group20)} | ${pct(t.ageAccuracy)} | ${met((t.ageAccuracy ?? 0) >= V2_TARGETS.group20)} |`,
+    ...(r.calibration ? [`| real ages inside the 80% interval | 77.0-83.0% | ${pct(r.calibration.test.coverage.coverage)} | ${met(Math.abs(r.calibration.test.coverage.coverage - r.calibration.age.level) <= 0.03)} |`] : []),
+    "",
     "## Targets of issue 12 (test split)",
     "",
     "| target | goal | this model | |",
@@ -258,7 +271,12 @@ function calibrationSection(r: BestRunRecord): string[] {
     `| validation (fitted on), ${v.coverage.faces} | ${pct(v.coverage.coverage)} | ${pct(v.coverage.below)} | ${pct(v.coverage.above)} | ${num(v.coverage.meanWidth, 1)} |`,
     `| **test, ${t.faces}** (looked at once) | **${pct(t.coverage.coverage)}** | ${pct(t.coverage.below)} | ${pct(t.coverage.above)} | ${num(t.coverage.meanWidth, 1)} |`,
     "",
-    `Target: ${pct(a.level)} of test faces inside, within 3 points: ${met(within)}. The model's test MAE through the whole predictor (decode, backbones, float16 heads) when scored for this: ${num(t.mae)}.`,
+    `Target: ${pct(a.level)} of test faces inside, within 3 points: ${met(within)}. The model's test MAE through the whole predictor (decode, backbones, float16 heads) when scored for this: ${num(t.mae)}.${(() => {
+      const step = r.ablation.find((x) => x.name === k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, ""));
+      return !within && step && t.coverage.coverage < a.level
+        ? ` The validation faces were easier for the chosen step than the test faces are for the final model (validation MAE ${num(step.mae)}, test ${num(t.mae)}), so scales that hold ${pct(a.level)} there hold less here; a larger calibration set (out-of-fold predictions of every training face) is the way to close it without looking at the test split.`
+        : "";
+    })()}`,
     "",
     "Interval coverage by decade of the real age (test split):",
     "",
@@ -272,7 +290,7 @@ function calibrationSection(r: BestRunRecord): string[] {
       const used = t.byDecade.filter((b) => b.faces > 0);
       const lo = used.reduce((x, y) => (y.coverage < x.coverage ? y : x));
       const hi = used.reduce((x, y) => (y.coverage > x.coverage ? y : x));
-      return `The 80% holds over all faces, not per age: one pair of scales for every age leaves the interval loose where the model is sure and right (${hi.band}: ${pct(hi.coverage)} inside) and tight where its age errors are largest (${lo.band}: ${pct(lo.coverage)}). Scales per predicted-age band, fitted on validation, are the next step; they were not tried here because the test split has now been looked at.`;
+      return `The 80% holds over all faces, not per age: one pair of scales for every age leaves the interval loose where the model is sure and right (${hi.band}: ${pct(hi.coverage)} inside) and tight where its age errors are largest (${lo.band}: ${pct(lo.coverage)}). Scales per band of the predicted age (0-12, 13-29, 30-49, 50+) were tried on the validation predictions alone, fitted on half of them and scored on the other half: children's coverage came down towards 80%, but teens' fell further, the middle decades rose above 85%, and the mean width grew by a fifth; not adopted.`;
     })(),
     "",
     `Gender reliability (test split, ${t.faces} faces; ten equal bins of P(female)): expected calibration error ${pct(t.eceBefore)} raw, ${pct(t.eceAfter)} with the temperature (validation: ${pct(k.gender.eceBefore)} -> ${pct(k.gender.eceAfter)}). Figure: notebook 07's reliability diagram.`,

@@ -16,7 +16,8 @@ import { writeFileAtomic, writeFileAtomicWith } from "../core/files";
 import { Backbone, BackboneName, backboneSpec, loadBackbone } from "./backbones";
 
 /** Bumped whenever extraction changes (decoding, preprocessing, layout), so old files are rebuilt. */
-export const FEATURE_CACHE_FORMAT = "utkface-features-v1";
+// v2: face-api's per-channel scales folded into the filters of its early stages (rounding changes).
+export const FEATURE_CACHE_FORMAT = "utkface-features-v2";
 const MAGIC = Buffer.from("UTKFT001", "ascii");
 /** Faces per resumable chunk: about a minute of faceres on one core. */
 const CHUNK_FACES = 512;

@@ -37,6 +37,9 @@ export const FACENET_DESCRIPTOR_SIZE = 128;
  */
 export const FACENET_MEAN_RGB: readonly number[] = [122.782, 117.001, 104.298];
 
+/** Stages whose per-channel scales are folded into their filters (see FaceNetStage.conv). */
+const FOLDED_STAGES: ReadonlySet<string> = new Set(["facenet_stem", "facenet_stage32", "facenet_stage64"]);
+
 /** The backbone's layers in order; fine-tuning unfreezes from the end of this list. */
 export const FACENET_STAGES = ["facenet_stem", "facenet_stage32", "facenet_stage64", "facenet_stage128", "facenet_stage256", "facenet_descriptor"] as const;
 export type FaceNetStageName = (typeof FACENET_STAGES)[number];
@@ -207,11 +210,25 @@ export class FaceNetStage extends tf.layers.Layer {
     return this.params.get(name)!.read();
   }
 
-  /** conv + bias, then dlib's per-channel scale, optionally ReLU (face-api convLayer). */
+  /**
+   * conv + bias, then dlib's per-channel scale, optionally ReLU (face-api convLayer). In the
+   * stages whose maps are large (FOLDED_STAGES) the scale is folded into the filter:
+   * conv(x, W) * s + (bias * s + b) = conv(x, W * s) + (bias * s + b), one fused convolution
+   * with its bias (and ReLU where tfjs fuses it: inference) instead of a convolution and three
+   * or four passes over the activations; the folding itself is one pass over the filter, which is
+   * small there. In stage128 and stage256 the filters outweigh the 8x8 and 4x4 maps, so the
+   * scale stays a pass over the output. Both forms are the same arithmetic up to rounding
+   * (test/transfer.test.ts: the descriptor stays within 1e-4 of face-api's own).
+   */
   private conv(x: tf.Tensor4D, c: ConvSpec, stride: 1 | 2, relu: boolean, padding: "same" | "valid"): tf.Tensor4D {
-    let out = tf.conv2d(x, this.read(`${c.prefix}/conv/filters`) as tf.Tensor4D, stride, padding);
-    out = tf.add(out, this.read(`${c.prefix}/conv/bias`));
-    out = tf.add(tf.mul(out, this.read(`${c.prefix}/scale/weights`)), this.read(`${c.prefix}/scale/biases`));
+    const filters = this.read(`${c.prefix}/conv/filters`) as tf.Tensor4D;
+    const scale = this.read(`${c.prefix}/scale/weights`);
+    const shift = this.read(`${c.prefix}/scale/biases`);
+    const bias = this.read(`${c.prefix}/conv/bias`);
+    if (FOLDED_STAGES.has(this.stage)) {
+      return tf.fused.conv2d({ x, filter: tf.mul(filters, scale) as tf.Tensor4D, strides: stride, pad: padding, bias: tf.add(tf.mul(bias, scale), shift), activation: relu ? "relu" : "linear" });
+    }
+    const out = tf.add(tf.mul(tf.fused.conv2d({ x, filter: filters, strides: stride, pad: padding, bias }), scale), shift) as tf.Tensor4D;
     return relu ? tf.relu(out) : out;
   }
 
