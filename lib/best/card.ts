@@ -18,6 +18,14 @@ const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ?
 const num = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
 const met = (ok: boolean) => (ok ? "met" : "**not met**");
 
+/** One row of a targets table: what, the goal in words, this model's figure, whether it is met. */
+type TargetRow = [string, string, string, boolean];
+
+/** A "## title" section with a targets table. */
+function targetsTable(title: string, rows: TargetRow[]): string[] {
+  return [`## ${title}`, "", "| target | goal | this model | |", "|---|---|---|---|", ...rows.map(([what, goal, value, ok]) => `| ${what} | ${goal} | ${value} | ${met(ok)} |`)];
+}
+
 function band(m: BestMetrics, label: string) {
   return m.genderByBand.find((b) => b.band === label);
 }
@@ -147,28 +155,24 @@ export function bestModelCard(r: BestRunRecord): string {
     `Speed: ${num(r.secondsPerImage, 3)} s per image through the whole predictor (decode, every backbone on the face and its mirror image, heads), ${r.engine ?? "tfjs wasm backend, 1 thread"}, batches of 32, on a shared 2-core machine; most of it is the backbones.`,
     "",
     ...calibrationSection(r),
-    "## Targets of issue 19 (test split)",
+    ...targetsTable("Targets of issue 19 (test split)", [
+      ["age MAE", `<= ${V2_TARGETS.mae}`, num(t.mae), (t.mae ?? 99) <= V2_TARGETS.mae],
+      ["gender accuracy", `>= ${pct(V2_TARGETS.gender)}`, pct(t.genderAccuracy), (t.genderAccuracy ?? 0) >= V2_TARGETS.gender],
+      ["gender accuracy, ages 13+", `>= ${pct(V2_TARGETS.gender13)}`, pct(g13), g13 >= V2_TARGETS.gender13],
+      ["gender accuracy, ages 4-12", `>= ${pct(V2_TARGETS.gender4to12)}`, pct(band(t, "4-12")?.accuracy), (band(t, "4-12")?.accuracy ?? 0) >= V2_TARGETS.gender4to12],
+      ["20-group accuracy", `>= ${pct(V2_TARGETS.group20)}`, pct(t.ageAccuracy), (t.ageAccuracy ?? 0) >= V2_TARGETS.group20],
+      ...(r.calibration ? [["real ages inside the 80% interval", "77.0-83.0%", pct(r.calibration.test.coverage.coverage), Math.abs(r.calibration.test.coverage.coverage - r.calibration.age.level) <= 0.03] as TargetRow] : []),
+    ]),
     "",
-    "| target | goal | this model | |",
-    "|---|---|---|---|",
-    `| age MAE | <= ${V2_TARGETS.mae} | ${num(t.mae)} | ${met((t.mae ?? 99) <= V2_TARGETS.mae)} |`,
-    `| gender accuracy | >= ${pct(V2_TARGETS.gender)} | ${pct(t.genderAccuracy)} | ${met((t.genderAccuracy ?? 0) >= V2_TARGETS.gender)} |`,
-    `| gender accuracy, ages 13+ | >= ${pct(V2_TARGETS.gender13)} | ${pct(g13)} | ${met(g13 >= V2_TARGETS.gender13)} |`,
-    `| gender accuracy, ages 4-12 | >= ${pct(V2_TARGETS.gender4to12)} | ${pct(band(t, "4-12")?.accuracy)} | ${met((band(t, "4-12")?.accuracy ?? 0) >= V2_TARGETS.gender4to12)} |`,
-    `| 20-group accuracy | >= ${pct(V2_TARGETS.group20)} | ${pct(t.ageAccuracy)} | ${met((t.ageAccuracy ?? 0) >= V2_TARGETS.group20)} |`,
-    ...(r.calibration ? [`| real ages inside the 80% interval | 77.0-83.0% | ${pct(r.calibration.test.coverage.coverage)} | ${met(Math.abs(r.calibration.test.coverage.coverage - r.calibration.age.level) <= 0.03)} |`] : []),
-    "",
-    "## Targets of issue 12 (test split)",
-    "",
-    "| target | goal | this model | |",
-    "|---|---|---|---|",
-    `| age MAE | <= ${BEST_TARGETS.mae} | ${num(t.mae)} | ${met((t.mae ?? 99) <= BEST_TARGETS.mae)} |`,
-    `| gender accuracy | >= ${pct(BEST_TARGETS.gender)} | ${pct(t.genderAccuracy)} | ${met((t.genderAccuracy ?? 0) >= BEST_TARGETS.gender)} |`,
-    `| gender accuracy, ages 13+ | >= ${pct(BEST_TARGETS.gender13)} | ${pct(g13)} | ${met(g13 >= BEST_TARGETS.gender13)} |`,
-    `| 20-group accuracy | >= ${pct(BEST_TARGETS.group20)} | ${pct(t.ageAccuracy)} | ${met((t.ageAccuracy ?? 0) >= BEST_TARGETS.group20)} |`,
-    `| beat face-api.js MAE | < ${FACE_API_FIGURES.mae} | ${num(t.mae)} | ${met((t.mae ?? 99) < FACE_API_FIGURES.mae)} |`,
-    `| beat face-api.js gender | > ${pct(FACE_API_FIGURES.gender)} | ${pct(t.genderAccuracy)} | ${met((t.genderAccuracy ?? 0) > FACE_API_FIGURES.gender)} |`,
-    `| beat face-api.js 20-group | > ${pct(FACE_API_FIGURES.group20)} | ${pct(t.ageAccuracy)} | ${met((t.ageAccuracy ?? 0) > FACE_API_FIGURES.group20)} |`,
+    ...targetsTable("Targets of issue 12 (test split)", [
+      ["age MAE", `<= ${BEST_TARGETS.mae}`, num(t.mae), (t.mae ?? 99) <= BEST_TARGETS.mae],
+      ["gender accuracy", `>= ${pct(BEST_TARGETS.gender)}`, pct(t.genderAccuracy), (t.genderAccuracy ?? 0) >= BEST_TARGETS.gender],
+      ["gender accuracy, ages 13+", `>= ${pct(BEST_TARGETS.gender13)}`, pct(g13), g13 >= BEST_TARGETS.gender13],
+      ["20-group accuracy", `>= ${pct(BEST_TARGETS.group20)}`, pct(t.ageAccuracy), (t.ageAccuracy ?? 0) >= BEST_TARGETS.group20],
+      ["beat face-api.js MAE", `< ${FACE_API_FIGURES.mae}`, num(t.mae), (t.mae ?? 99) < FACE_API_FIGURES.mae],
+      ["beat face-api.js gender", `> ${pct(FACE_API_FIGURES.gender)}`, pct(t.genderAccuracy), (t.genderAccuracy ?? 0) > FACE_API_FIGURES.gender],
+      ["beat face-api.js 20-group", `> ${pct(FACE_API_FIGURES.group20)}`, pct(t.ageAccuracy), (t.ageAccuracy ?? 0) > FACE_API_FIGURES.group20],
+    ]),
     "",
     "face-api.js's figures come from its ageGenderNet, which was trained on UTKFace itself, so they are optimistic.",
     "",
