@@ -3,7 +3,7 @@
  * (backbones.ts) and their cached features (feature-cache.ts), the DLDL age and gender heads
  * (heads.ts) and their training on feature rows (head-training.ts), fine-tuning face-api's last
  * stage with the heads (fine-tuning.ts), the run with its ablation (run.ts, faces.ts, types.ts),
- * calibrated intervals (calibration.ts, calibrate.ts), the model card (card.ts), a saved
+ * calibrated intervals (calibration.ts, calibrate.ts, cross-fit.ts), the model card (card.ts), a saved
  * models/best folder (model-folder.ts) and what notebook 07 shows (report.ts).
  *
  * This is the folder's entry, what notebooks get as `ut.best`. Modules of lib/ import the file
@@ -30,6 +30,8 @@ export { bestModelCard } from "./card";
 // How sure it is: calibration of a trained folder.
 export { calibrateBest } from "./calibrate";
 export type { CalibrateOptions } from "./calibrate";
+export { crossFitBest, crossFitFolds, OUT_OF_FOLD_FILE } from "./cross-fit";
+export type { CrossFitOptions, OutOfFoldFile } from "./cross-fit";
 export type { CalibrationRecord, BestCalibration, ReliabilityBin } from "./calibration";
 
 // A models/best folder: load and predict.

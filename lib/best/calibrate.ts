@@ -11,15 +11,18 @@ import { initBackend } from "../engine/backend";
 import { readJsonFile } from "../core/file-errors";
 import { writeJsonAtomic } from "../core/files";
 import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
-import { loadBestSplit } from "./faces";
+import { BestSplit, loadBestSplit } from "./faces";
+import { OUT_OF_FOLD_FILE, OutOfFoldFile, folderRecipe, recipeKey } from "./cross-fit";
 import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./calibration";
 
 /** Options of `calibrateBest`. */
 export interface CalibrateOptions {
   /** The model folder to calibrate (models/best). */
   modelDir: string;
-  /** The validation-only run folder holding validation-predictions.json. */
+  /** The folder holding validation-predictions.json (a best train run's), or with `outOfFold` out-of-fold-predictions.json (best cross-fit's). */
   from: string;
+  /** Fit on the out-of-fold predictions of every training face instead of the validation faces. */
+  outOfFold?: boolean;
   dir?: string;
   log?: (line: string) => void;
 }
@@ -28,20 +31,13 @@ export interface CalibrateOptions {
 export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRecord> {
   const log = o.log ?? console.log;
   await initBackend();
-  const source = readJsonFile<{ model: string; fitFaces: number; predictions: ValidationPrediction[] }>(path.join(o.from, VALIDATION_PREDICTIONS_FILE), "Write it with npm run cli -- best train --out <that folder> (or best train --validation-only).");
   const split = await loadBestSplit({ dir: o.dir });
-  // The calibration must come from the validation faces, never a test face.
-  const validationFiles = new Set(split.validation.map((i) => split.records[i].file));
   const testFiles = split.test.map((i) => split.records[i].file);
-  const stray = source.predictions.filter((p) => !validationFiles.has(p.file));
-  if (stray.length || source.predictions.length !== validationFiles.size) {
-    throw new Error(`${o.from}/${VALIDATION_PREDICTIONS_FILE} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${validationFiles.size} validation faces of this split: rerun best train --validation-only on the same data.`);
-  }
-  const rows = source.predictions;
-  const fittedOn = { split: "validation", model: `${source.model} (its ablation fit, on ${source.fitFaces} other training faces)` };
+  const { rows, fittedOn, source } = o.outOfFold ? outOfFoldSource(o.from, split, o.modelDir) : validationSource(o.from, split);
+  if (!o.outOfFold && fs.existsSync(path.join(o.from, OUT_OF_FOLD_FILE))) log(`[calibrate] ${path.join(o.from, OUT_OF_FOLD_FILE)} is there too: --out-of-fold fits on it (every training face) instead of the validation faces`);
   const age = fitAgeInterval(rows, fittedOn);
   const gender = fitGenderTemperature(rows.map((r) => r.pFemale), rows.map((r) => r.gender), fittedOn);
-  log(`[calibrate] ${rows.length} validation faces: 10-90th percentiles held ${(age.rawCoverage * 100).toFixed(1)}% of real ages; scales ${age.lowerScale.toFixed(3)} (below) and ${age.upperScale.toFixed(3)} (above) hold ${(age.coverage * 100).toFixed(1)}%; gender temperature ${gender.temperature} (ECE ${(gender.eceBefore * 100).toFixed(1)}% -> ${(gender.eceAfter * 100).toFixed(1)}%)`);
+  log(`[calibrate] ${rows.length} ${fittedOn.split} faces: 10-90th percentiles held ${(age.rawCoverage * 100).toFixed(1)}% of real ages; scales ${age.lowerScale.toFixed(3)} (below) and ${age.upperScale.toFixed(3)} (above) hold ${(age.coverage * 100).toFixed(1)}%; gender temperature ${gender.temperature} (ECE ${(gender.eceBefore * 100).toFixed(1)}% -> ${(gender.eceAfter * 100).toFixed(1)}%)`);
 
   const bestFile = path.join(o.modelDir, BEST_MODEL_FILE);
   const file = readJsonFile<BestModelFile>(bestFile, "Is it a best-model folder (npm run cli -- best train)?");
@@ -79,7 +75,7 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
   const record: CalibrationRecord = {
     age,
     gender,
-    source: { run: path.relative(process.cwd(), path.resolve(o.from)).split(path.sep).join("/"), model: source.model, fitFaces: source.fitFaces },
+    source: { run: path.relative(process.cwd(), path.resolve(o.from)).split(path.sep).join("/"), ...source },
     validation: {
       coverage: intervalCoverage(rows, age),
       byDecade: intervalCoverageByBand(rows, age),
@@ -99,6 +95,8 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
   };
   record.test.eceBefore = expectedCalibrationError(record.test.reliability);
   record.test.eceAfter = expectedCalibrationError(record.test.reliabilityCalibrated);
+  const earlier = earlierLooks(path.join(o.modelDir, CALIBRATION_FILE), record);
+  if (earlier.length) record.earlierLooks = earlier;
   writeJsonAtomic(path.join(o.modelDir, CALIBRATION_FILE), record);
   // predictions.json gains each test face's interval and calibrated P(female).
   const predFile = path.join(o.modelDir, "predictions.json");
@@ -112,6 +110,57 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
   }
   log(`[calibrate] test split, ${test.length} faces (looked at once): ${(record.test.coverage.coverage * 100).toFixed(1)}% of real ages inside the 80% interval, mean width ${record.test.coverage.meanWidth.toFixed(1)} years; gender ECE ${(record.test.eceBefore * 100).toFixed(1)}% -> ${(record.test.eceAfter * 100).toFixed(1)}%; MAE ${record.test.mae.toFixed(2)}`);
   return record;
+}
+
+/**
+ * The test split's earlier looks at this same final model with a calibration fitted otherwise
+ * (validation faces, then out-of-fold ones, say), kept so the card can say the split was looked
+ * at more than once. The same model is told by the same test MAE through the whole predictor; a
+ * refit on the same kind of faces is the same look again, not a new one.
+ */
+function earlierLooks(file: string, now: CalibrationRecord): NonNullable<CalibrationRecord["earlierLooks"]> {
+  if (!fs.existsSync(file)) return [];
+  const prev = readJsonFile<CalibrationRecord>(file, "Delete it: best calibrate writes it anew.");
+  if (!prev.test || prev.test.mae !== now.test.mae) return [];
+  const looks = prev.earlierLooks ?? [];
+  if (prev.age.fittedOn.split === now.age.fittedOn.split && prev.age.fittedOn.faces === now.age.fittedOn.faces) return looks;
+  return [...looks, { fittedOn: prev.age.fittedOn, testCoverage: prev.test.coverage.coverage, testMeanWidth: prev.test.coverage.meanWidth }];
+}
+
+type Source = { rows: ValidationPrediction[]; fittedOn: { split: string; model: string }; source: Omit<CalibrationRecord["source"], "run"> };
+
+/** The chosen step's predictions of the validation faces (its ablation fit never trained on them). */
+function validationSource(from: string, split: BestSplit): Source {
+  const file = path.join(from, VALIDATION_PREDICTIONS_FILE);
+  const source = readJsonFile<{ model: string; fitFaces: number; predictions: ValidationPrediction[] }>(file, "Write it with npm run cli -- best train --out <that folder> (or best train --validation-only).");
+  // The calibration must come from the validation faces, never a test face.
+  const validationFiles = new Set(split.validation.map((i) => split.records[i].file));
+  const stray = source.predictions.filter((p) => !validationFiles.has(p.file));
+  if (stray.length || source.predictions.length !== validationFiles.size) {
+    throw new Error(`${file} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${validationFiles.size} validation faces of this split: rerun best train --validation-only on the same data.`);
+  }
+  return {
+    rows: source.predictions,
+    fittedOn: { split: "validation", model: `${source.model} (its ablation fit, on ${source.fitFaces} other training faces)` },
+    source: { model: source.model, fitFaces: source.fitFaces },
+  };
+}
+
+/** Every training face's out-of-fold prediction (best cross-fit): each from a model that never trained on it. */
+function outOfFoldSource(from: string, split: BestSplit, modelDir: string): Source {
+  const file = path.join(from, OUT_OF_FOLD_FILE);
+  const source = readJsonFile<OutOfFoldFile>(file, `Write it with npm run cli -- best cross-fit --from ${from}.`);
+  if (source.recipe !== recipeKey(folderRecipe(modelDir))) throw new Error(`${file} was cross-fitted with another recipe than ${path.join(modelDir, BEST_MODEL_FILE)}'s (it was retrained since): rerun npm run cli -- best cross-fit --from ${modelDir}.`);
+  const trainFiles = new Set(split.train.map((i) => split.records[i].file));
+  const stray = source.predictions.filter((p) => !trainFiles.has(p.file));
+  if (stray.length || new Set(source.predictions.map((p) => p.file)).size !== trainFiles.size) {
+    throw new Error(`${file} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${trainFiles.size} training faces of this split (first: ${stray[0]?.file ?? "none"}): rerun best cross-fit on the same data.`);
+  }
+  return {
+    rows: source.predictions,
+    fittedOn: { split: "out-of-fold training", model: `${source.model} (${source.folds} folds, each predicted by the recipe fitted on the other ${source.fitFaces.min}-${source.fitFaces.max} training faces)` },
+    source: { model: source.model, fitFaces: source.fitFaces.min, folds: source.folds },
+  };
 }
 
 /** The raw P(female) back from a calibrated one. */

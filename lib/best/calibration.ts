@@ -232,9 +232,11 @@ export type Coverage = ReturnType<typeof intervalCoverage>;
 export interface CalibrationRecord {
   age: AgeIntervalCalibration;
   gender: GenderCalibration;
-  /** The validation-only run the calibration was fitted on (its folder, model name, fit faces). */
-  source: { run: string; model: string; fitFaces: number };
+  /** The run the calibration was fitted on (its folder, model name, fit faces; folds when cross-fitted). */
+  source: { run: string; model: string; fitFaces: number; folds?: number };
   validation: { coverage: Coverage; byDecade: ({ band: string } & Coverage)[]; reliability: ReliabilityBin[]; reliabilityCalibrated: ReliabilityBin[] };
+  /** Earlier looks at the test split with the same final model, calibrated on other faces (oldest first). */
+  earlierLooks?: { fittedOn: AgeIntervalCalibration["fittedOn"]; testCoverage: number; testMeanWidth: number }[];
   test: {
     faces: number;
     /** MAE of the re-run predictions (decode + backbones + stored heads), beside metrics.json's. */

@@ -259,28 +259,36 @@ function calibrationSection(r: BestRunRecord): string[] {
   return [
     "## How sure it is: age interval and P(female) (issue 19)",
     "",
-    `Each prediction carries an age interval: the ${a.lowQuantile * 100}th-${a.highQuantile * 100}th percentiles of the predicted age distribution, widened on each side of the point estimate (below by ${num(a.lowerScale, 3)}x, above by ${num(a.upperScale, 3)}x) so that ${pct(a.level)} of real ages fall inside, and P(female) after a temperature of ${num(k.gender.temperature, 3)} on its logit (which never changes the predicted gender). Both were fitted on the ${a.fittedOn.faces} ${a.fittedOn.split} faces, predicted by ${k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, "")} as the ablation trained it, on the other ${k.source.fitFaces} training faces only (so it never saw them), and are stored in best.json (\`calibration\`); the final model applies them. The raw percentiles held ${pct(a.rawCoverage)} of the validation faces' real ages.`,
+    `Each prediction carries an age interval: the ${a.lowQuantile * 100}th-${a.highQuantile * 100}th percentiles of the predicted age distribution, widened on each side of the point estimate (below by ${num(a.lowerScale, 3)}x, above by ${num(a.upperScale, 3)}x) so that ${pct(a.level)} of real ages fall inside, and P(female) after a temperature of ${num(k.gender.temperature, 3)} on its logit (which never changes the predicted gender). ${
+      k.source.folds
+        ? `Both were fitted on out-of-fold predictions of all ${a.fittedOn.faces} training faces: ${k.source.model}'s recipe trained ${k.source.folds} times, each time on the training faces of the other folds (${k.source.fitFaces} or more) and predicting the fold it left out (\`best cross-fit\`), so no face was predicted by a model that had seen it. They`
+        : `Both were fitted on the ${a.fittedOn.faces} ${a.fittedOn.split} faces, predicted by ${k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, "")} as the ablation trained it, on the other ${k.source.fitFaces} training faces only (so it never saw them), and`
+    } are stored in best.json (\`calibration\`); the final model applies them. The raw percentiles held ${pct(a.rawCoverage)} of ${k.source.folds ? "those" : "the validation"} faces' real ages.`,
     "",
     "```bash",
-    ...(k.source.run === "models/best"
-      ? []
-      : [`UTKFACE_DIR=${r.data.dir} npm run cli -- best train --validation-only ${r.args?.filter((x) => x === "--deeper" || x === "--pixels").join(" ") ?? "--deeper"} --steps "${k.source.model}" --out ${k.source.run}`]),
-    `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out models/best`,
+    ...(k.source.folds
+      ? [`UTKFACE_DIR=${r.data.dir} npm run cli -- best cross-fit --from ${k.source.run} --folds ${k.source.folds}`, `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out-of-fold --out models/best`]
+      : [
+          ...(k.source.run === "models/best" ? [] : [`UTKFACE_DIR=${r.data.dir} npm run cli -- best train --validation-only ${r.args?.filter((x) => x === "--deeper" || x === "--pixels" || x === "--ensemble").join(" ") ?? "--deeper"} --steps "${k.source.model}" --out ${k.source.run}`]),
+          `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out models/best`,
+        ]),
     "```",
     "",
-    `${k.source.run === "models/best" ? "`best train` keeps the chosen step's validation predictions in the model folder" : "That run's validation predictions are kept here"} as validation-predictions.json, so \`best calibrate --from models/best\` refits the same calibration without any training (it predicts the test split again).`,
+    k.source.folds
+      ? `The out-of-fold predictions are kept in the model folder as out-of-fold-predictions.json (each fold's in data/.cache/crossfit while it runs, so an interrupted cross-fit resumes at the first missing fold), so \`best calibrate --from models/best --out-of-fold\` refits the same calibration without any training (it predicts the test split again).`
+      : `${k.source.run === "models/best" ? "`best train` keeps the chosen step's validation predictions in the model folder" : "That run's validation predictions are kept here"} as validation-predictions.json, so \`best calibrate --from models/best\` refits the same calibration without any training (it predicts the test split again).`,
     "",
     `| faces | real age inside | below the interval | above it | mean width (years) |`,
     `|---|---|---|---|---|`,
-    `| validation (fitted on), ${v.coverage.faces} | ${pct(v.coverage.coverage)} | ${pct(v.coverage.below)} | ${pct(v.coverage.above)} | ${num(v.coverage.meanWidth, 1)} |`,
-    `| **test, ${t.faces}** (looked at once) | **${pct(t.coverage.coverage)}** | ${pct(t.coverage.below)} | ${pct(t.coverage.above)} | ${num(t.coverage.meanWidth, 1)} |`,
+    `| ${k.source.folds ? "training, out of fold" : "validation"} (fitted on), ${v.coverage.faces} | ${pct(v.coverage.coverage)} | ${pct(v.coverage.below)} | ${pct(v.coverage.above)} | ${num(v.coverage.meanWidth, 1)} |`,
+    `| **test, ${t.faces}** (looked at ${k.earlierLooks?.length ? `${["", "once", "twice", "three times"][k.earlierLooks.length + 1] ?? `${k.earlierLooks.length + 1} times`}, see below` : "once"}) | **${pct(t.coverage.coverage)}** | ${pct(t.coverage.below)} | ${pct(t.coverage.above)} | ${num(t.coverage.meanWidth, 1)} |`,
     "",
     `Target: ${pct(a.level)} of test faces inside, within 3 points: ${met(within)}. The model's test MAE through the whole predictor (decode, backbones, float16 heads) when scored for this: ${num(t.mae)}.${(() => {
       const step = r.ablation.find((x) => x.name === k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, ""));
-      return !within && step && t.coverage.coverage < a.level
+      return !within && !k.source.folds && step && t.coverage.coverage < a.level
         ? ` The validation faces were easier for the chosen step than the test faces are for the final model (validation MAE ${num(step.mae)}, test ${num(t.mae)}), so scales that hold ${pct(a.level)} there hold less here; a larger calibration set (out-of-fold predictions of every training face) is the way to close it without looking at the test split.`
         : "";
-    })()}`,
+    })()}${(k.earlierLooks ?? []).map((e) => ` Before this, the test split was scored once with the same model and a calibration fitted on the ${e.fittedOn.faces} ${e.fittedOn.split} faces: ${pct(e.testCoverage)} inside (mean width ${num(e.testMeanWidth, 1)} years)${k.source.folds ? "; that shortfall is why the calibration moved to out-of-fold predictions of every training face, as that card said it would, and the scales above were fitted without any test face" : ""}.`).join("")}`,
     "",
     "Interval coverage by decade of the real age (test split):",
     "",

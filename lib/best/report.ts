@@ -95,7 +95,7 @@ export function intervalCoverageFigure(c: CalibrationRecord, ctx?: FigureContext
 export function calibrationRows(c: CalibrationRecord): { faces: string; inside: string; below: string; above: string; "mean width (years)": string; "gender ECE raw": string; "gender ECE calibrated": string }[] {
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   return [
-    { faces: `validation, ${c.validation.coverage.faces} (fitted on)`, inside: pct(c.validation.coverage.coverage), below: pct(c.validation.coverage.below), above: pct(c.validation.coverage.above), "mean width (years)": c.validation.coverage.meanWidth.toFixed(1), "gender ECE raw": pct(c.gender.eceBefore), "gender ECE calibrated": pct(c.gender.eceAfter) },
+    { faces: `${c.source.folds ? "training, out of fold" : "validation"}, ${c.validation.coverage.faces} (fitted on)`, inside: pct(c.validation.coverage.coverage), below: pct(c.validation.coverage.below), above: pct(c.validation.coverage.above), "mean width (years)": c.validation.coverage.meanWidth.toFixed(1), "gender ECE raw": pct(c.gender.eceBefore), "gender ECE calibrated": pct(c.gender.eceAfter) },
     { faces: `test, ${c.test.faces}`, inside: pct(c.test.coverage.coverage), below: pct(c.test.coverage.below), above: pct(c.test.coverage.above), "mean width (years)": c.test.coverage.meanWidth.toFixed(1), "gender ECE raw": pct(c.test.eceBefore), "gender ECE calibrated": pct(c.test.eceAfter) },
   ];
 }

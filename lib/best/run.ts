@@ -424,14 +424,14 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   return result;
 }
 
-function validationPredictions(split: BestSplit, idx: readonly number[], out: HeadOutputs): ValidationPrediction[] {
+export function validationPredictions(split: BestSplit, idx: readonly number[], out: HeadOutputs): ValidationPrediction[] {
   const x = intervalInputs(out.ageProbabilities, out.n);
   const r4 = (v: number) => Number(v.toFixed(4));
   return idx.map((i, k) => ({ file: split.records[i].file, age: split.records[i].age, gender: split.records[i].gender as number, predAge: r4(x[k].predAge), q10: r4(x[k].q10), q90: r4(x[k].q90), pFemale: r4(out.pFemale[k]) }));
 }
 
 /** The rows a model of `cfg` reads for some faces (plain and mirrored) and their labels. */
-function inputsOf(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, idx: number[], parts: FeaturePart[] = modelInputs(cfg)) {
+export function inputsOf(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, idx: number[], parts: FeaturePart[] = modelInputs(cfg)) {
   return { plain: fuseFeatures(sets, parts, idx, "plain"), flipped: fuseFeatures(sets, parts, idx, "flipped"), ...labels(split, idx) };
 }
 
@@ -441,7 +441,7 @@ function inputsOf(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, F
  * `validation`, the returned curve is the validation figures (every 5 heads epochs, or every
  * fine-tuning epoch).
  */
-async function fitConfig(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, fit: number[], validation: number[] | undefined, log: (line: string) => void): Promise<TrainedHeads> {
+export async function fitConfig(cfg: HeadConfig, split: BestSplit, sets: ReadonlyMap<string, FeatureSet>, fit: number[], validation: number[] | undefined, log: (line: string) => void): Promise<TrainedHeads> {
   const features = inputsOf(cfg, split, sets, fit, cfg.features);
   if (!cfg.fineTune) return trainHeads(cfg, features, validation && inputsOf(cfg, split, sets, validation));
   const heads = await trainHeads(cfg, features);

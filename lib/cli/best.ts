@@ -13,7 +13,7 @@ import { FINETUNE_BACKBONE } from "../best/fine-tuning";
 import { writeJsonAtomic } from "../core/files";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best <features|prep|train|calibrate|card> [options]
+export const help = `Usage: npm run cli -- best <features|prep|train|cross-fit|calibrate|card> [options]
 
   features   extract and cache frozen backbone features (plain + mirrored) of every face;
              resumable: rerun after an interruption and it continues at the first missing chunk
@@ -23,7 +23,12 @@ export const help = `Usage: npm run cli -- best <features|prep|train|calibrate|c
              to hold 80% of real ages) and the gender temperature on RUN's validation-
              predictions.json (best train --validation-only --out RUN: a model that never
              trained on those faces), store them in <--out>/best.json, then score the test split
-             once (calibration.json, predictions.json, MODEL_CARD.md)
+             once (calibration.json, predictions.json, MODEL_CARD.md); with --out-of-fold it
+             fits on RUN's out-of-fold-predictions.json (best cross-fit) instead
+  cross-fit  --from models/best [--folds 5]: train the folder's recipe once per fold of the
+             training faces, each time predicting the fold left out, and write every training
+             face's out-of-fold prediction to <--from>/out-of-fold-predictions.json (never
+             reads the test split; resumable: done folds are kept in data/.cache/crossfit)
   card       rewrite <--out>/MODEL_CARD.md from its run.json and the tables beside it
   train      choose heads on the validation split, train the final heads on all training faces,
              score the held-out split once and write the model folder (see train --help below)
@@ -110,15 +115,21 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub === "calibrate") {
-    const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, out: { type: "string" }, dir: { type: "string" } }, strict: true });
-    if (!values.from) throw new Error("best calibrate needs --from <folder of a best train --validation-only run>.");
+    const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, out: { type: "string" }, dir: { type: "string" }, "out-of-fold": { type: "boolean" } }, strict: true });
+    if (!values.from) throw new Error("best calibrate needs --from <folder of a best train run, or of best cross-fit with --out-of-fold>.");
     const { calibrateBest } = await import("../best/calibrate");
     const out = values.out ?? "models/best";
-    await calibrateBest({ modelDir: out, from: values.from, dir: values.dir });
+    await calibrateBest({ modelDir: out, from: values.from, dir: values.dir, outOfFold: values["out-of-fold"] });
     rewriteModelCard(out);
     console.log(`${path.join(out, "best.json")}, calibration.json and MODEL_CARD.md written`);
     return 0;
   }
+  if (sub === "cross-fit") {
+    const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, folds: { type: "string" }, dir: { type: "string" } }, strict: true });
+    const { crossFitBest } = await import("../best/cross-fit");
+    await crossFitBest({ modelDir: values.from ?? "models/best", folds: intOption("folds", values.folds), dir: values.dir });
+    return 0;
+  }
   if (sub === "train") return (await import("./best-train")).run(rest);
-  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features", "prep", "train", "calibrate" or "card" (see --help).`);
+  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features", "prep", "train", "cross-fit", "calibrate" or "card" (see --help).`);
 }
