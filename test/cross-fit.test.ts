@@ -100,7 +100,7 @@ test("cross-fit predicts every training face out of fold, resumes at the missing
   assert.ok(Math.abs(record.validation.coverage.coverage - 0.8) < 0.03, `fitted coverage ${record.validation.coverage.coverage}`);
   assert.equal(record.test.faces, split.test.length);
   const card = rewriteModelCard(outDir);
-  assert.match(card, /fitted on out-of-fold predictions of all \d+ training faces: mlp 256's recipe trained 3 times/);
+  assert.match(card, /fitted on out-of-fold predictions of all \d+ training faces: the recipe of mlp 256 trained 3 times/);
   assert.match(card, /best cross-fit --from .* --folds 3/);
   assert.match(card, /\| training, out of fold \(fitted on\), \d+ \|/);
   assert.match(card, /\(looked at twice, see below\)/);

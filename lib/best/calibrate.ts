@@ -108,7 +108,7 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
       return r ? { ...p, ageLow: Number(r.low.toFixed(2)), ageHigh: Number(r.high.toFixed(2)), pFemaleCalibrated: Number(r.pFemale.toFixed(4)) } : p;
     }));
   }
-  log(`[calibrate] test split, ${test.length} faces (looked at once): ${(record.test.coverage.coverage * 100).toFixed(1)}% of real ages inside the 80% interval, mean width ${record.test.coverage.meanWidth.toFixed(1)} years; gender ECE ${(record.test.eceBefore * 100).toFixed(1)}% -> ${(record.test.eceAfter * 100).toFixed(1)}%; MAE ${record.test.mae.toFixed(2)}`);
+  log(`[calibrate] test split, ${test.length} faces (${record.earlierLooks ? `looked at ${record.earlierLooks.length + 1} times with this model` : "looked at once"}): ${(record.test.coverage.coverage * 100).toFixed(1)}% of real ages inside the 80% interval, mean width ${record.test.coverage.meanWidth.toFixed(1)} years; gender ECE ${(record.test.eceBefore * 100).toFixed(1)}% -> ${(record.test.eceAfter * 100).toFixed(1)}%; MAE ${record.test.mae.toFixed(2)}`);
   return record;
 }
 

@@ -4,7 +4,7 @@
  */
 import { BACKBONES, FaceNetMapsName } from "./backbones";
 import { fineTuneMaps } from "./fine-tuning";
-import type { BestRunRecord } from "./types";
+import type { BestRunRecord, InputAblationRow } from "./types";
 import type { BestMetrics } from "./head-training";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
@@ -214,6 +214,26 @@ export function bestModelCard(r: BestRunRecord): string {
           "",
         ]
       : []),
+    ...(r.inputAblation
+      ? [
+          "## face-api's input: framing and size (training faces only)",
+          "",
+          `How the network should see a 200x200 crop: a centre square of a fraction of its side (above 1 the crop is mirrored outwards at its edges), resized bilinearly to the side fed to the network; frozen DLDL-v2 heads on the 128-d descriptor (no flips) fitted on the first ${r.inputAblation[0].fitFaces} fit faces and scored on the next ${r.inputAblation[0].scoredFaces} (never a validation or test face; \`UTKFACE_DIR=${s.dir} npx tsx scripts/facenet-input.ts --out models/best\`). ${(() => {
+            const rows = r.inputAblation!;
+            const lowest = rows.reduce((x, y) => (y.mae < x.mae ? y : x));
+            const surest = rows.reduce((x, y) => (y.genderAccuracy > x.genderAccuracy ? y : x));
+            const asIs = (x: InputAblationRow) => x.fraction === 1 && x.side === BACKBONES.facenet.size;
+            return asIs(lowest) && asIs(surest)
+              ? `The crop as it is, at the native ${BACKBONES.facenet.size} px, has the lowest MAE and the best gender accuracy (a gender difference under a point is within the noise of ${rows[0].scoredFaces} faces): tighter framing loses children's gender, looser framing loses age, larger inputs lose both (the frozen trunk's filters were trained at one face scale), so neither another framing nor a larger input is worth a fine-tuning run.`
+              : `Lowest MAE: fraction ${lowest.fraction} at ${lowest.side} px; best gender: fraction ${surest.fraction} at ${surest.side} px.`;
+          })()}`,
+          "",
+          "| fraction of the crop | side (px) | MAE | gender | 0-3 | 4-12 | 13+ | 20-group |",
+          "|---|---|---|---|---|---|---|---|",
+          ...r.inputAblation.map((x) => `| ${x.fraction} | ${x.side} | ${num(x.mae)} | ${pct(x.genderAccuracy)} | ${pct(x.genderByBand["0-3"])} | ${pct(x.genderByBand["4-12"])} | ${pct(x.genderByBand["13+"])} | ${pct(x.ageGroupAccuracy)} |`),
+          "",
+        ]
+      : []),
     ...(r.preprocessing
       ? [
           "## faceres preprocessing (training faces only)",
@@ -261,7 +281,7 @@ function calibrationSection(r: BestRunRecord): string[] {
     "",
     `Each prediction carries an age interval: the ${a.lowQuantile * 100}th-${a.highQuantile * 100}th percentiles of the predicted age distribution, widened on each side of the point estimate (below by ${num(a.lowerScale, 3)}x, above by ${num(a.upperScale, 3)}x) so that ${pct(a.level)} of real ages fall inside, and P(female) after a temperature of ${num(k.gender.temperature, 3)} on its logit (which never changes the predicted gender). ${
       k.source.folds
-        ? `Both were fitted on out-of-fold predictions of all ${a.fittedOn.faces} training faces: ${k.source.model}'s recipe trained ${k.source.folds} times, each time on the training faces of the other folds (${k.source.fitFaces} or more) and predicting the fold it left out (\`best cross-fit\`), so no face was predicted by a model that had seen it. They`
+        ? `Both were fitted on out-of-fold predictions of all ${a.fittedOn.faces} training faces: the recipe of ${k.source.model} trained ${k.source.folds} times, each time on the training faces of the other folds (${k.source.fitFaces} or more) and predicting the fold it left out (\`best cross-fit\`), so no face was predicted by a model that had seen it. They`
         : `Both were fitted on the ${a.fittedOn.faces} ${a.fittedOn.split} faces, predicted by ${k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, "")} as the ablation trained it, on the other ${k.source.fitFaces} training faces only (so it never saw them), and`
     } are stored in best.json (\`calibration\`); the final model applies them. The raw percentiles held ${pct(a.rawCoverage)} of ${k.source.folds ? "those" : "the validation"} faces' real ages.`,
     "",
@@ -288,7 +308,7 @@ function calibrationSection(r: BestRunRecord): string[] {
       return !within && !k.source.folds && step && t.coverage.coverage < a.level
         ? ` The validation faces were easier for the chosen step than the test faces are for the final model (validation MAE ${num(step.mae)}, test ${num(t.mae)}), so scales that hold ${pct(a.level)} there hold less here; a larger calibration set (out-of-fold predictions of every training face) is the way to close it without looking at the test split.`
         : "";
-    })()}${(k.earlierLooks ?? []).map((e) => ` Before this, the test split was scored once with the same model and a calibration fitted on the ${e.fittedOn.faces} ${e.fittedOn.split} faces: ${pct(e.testCoverage)} inside (mean width ${num(e.testMeanWidth, 1)} years)${k.source.folds ? "; that shortfall is why the calibration moved to out-of-fold predictions of every training face, as that card said it would, and the scales above were fitted without any test face" : ""}.`).join("")}`,
+    })()}${(k.earlierLooks ?? []).map((e) => ` Before this, the test split was scored once with the same model and a calibration fitted on the ${e.fittedOn.faces} ${e.fittedOn.split} faces: ${pct(e.testCoverage)} inside (mean width ${num(e.testMeanWidth, 1)} years)${k.source.folds ? "; that shortfall is why the calibration now comes from out-of-fold predictions of every training face (the remedy that card named), and the scales above were fitted without any test face" : ""}.`).join("")}`,
     "",
     "Interval coverage by decade of the real age (test split):",
     "",
@@ -305,7 +325,7 @@ function calibrationSection(r: BestRunRecord): string[] {
       return `The 80% holds over all faces, not per age: one pair of scales for every age leaves the interval loose where the model is sure and right (${hi.band}: ${pct(hi.coverage)} inside) and tight where its age errors are largest (${lo.band}: ${pct(lo.coverage)}). Scales per band of the predicted age (0-12, 13-29, 30-49, 50+) were tried on the validation predictions alone, fitted on half of them and scored on the other half: children's coverage came down towards 80%, but teens' fell further, the middle decades rose above 85%, and the mean width grew by a fifth; not adopted.`;
     })(),
     "",
-    `Gender reliability (test split, ${t.faces} faces; ten equal bins of P(female)): expected calibration error ${pct(t.eceBefore)} raw, ${pct(t.eceAfter)} with the temperature (validation: ${pct(k.gender.eceBefore)} -> ${pct(k.gender.eceAfter)}). Figure: notebook 07's reliability diagram.`,
+    `Gender reliability (test split, ${t.faces} faces; ten equal bins of P(female)): expected calibration error ${pct(t.eceBefore)} raw, ${pct(t.eceAfter)} with the temperature (${k.source.folds ? "out-of-fold training faces" : "validation"}: ${pct(k.gender.eceBefore)} -> ${pct(k.gender.eceAfter)}). Figure: notebook 07's reliability diagram.`,
     "",
     "| P(female) bin | faces | mean P(female) | share female |",
     "|---|---|---|---|",

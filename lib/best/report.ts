@@ -13,7 +13,8 @@ import { showFaces } from "../notebook/display";
 import { predictBestFiles, BestModelFile } from "./model-folder";
 import type { PredictionRow } from "../records/runs";
 import { FACE_API_FIGURES } from "./card";
-import type { AblationRow, PreprocessingRow } from "./types";
+import { INPUT_ABLATION_FILE } from "./types";
+import type { AblationRow, InputAblationRow, PreprocessingRow } from "./types";
 import type { BestMetrics } from "./head-training";
 import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./calibration";
 
@@ -27,6 +28,8 @@ export interface BestReport {
   ablation: AblationRow[];
   preprocessing?: PreprocessingRow[];
   fusionAblation?: AblationRow[];
+  /** face-api's input framings and sizes compared on fit faces (input-ablation.json), when the folder holds one. */
+  inputAblation?: InputAblationRow[];
   /** Held-out test predictions of the final model. */
   predictions: PredictionRow[];
   /** The age interval and gender calibration with its validation and test figures (calibration.json), when calibrated. */
@@ -50,6 +53,7 @@ export function loadBestReport(dir: string): BestReport {
     ablation: readJson<AblationRow[]>(path.join(dir, "ablation.json")),
     preprocessing: fs.existsSync(prep) ? readJson<PreprocessingRow[]>(prep) : undefined,
     fusionAblation: fs.existsSync(path.join(dir, "ablation-fusion.json")) ? readJson<AblationRow[]>(path.join(dir, "ablation-fusion.json")) : undefined,
+    inputAblation: fs.existsSync(path.join(dir, INPUT_ABLATION_FILE)) ? readJson<InputAblationRow[]>(path.join(dir, INPUT_ABLATION_FILE)) : undefined,
     predictions: saved.map((p) => ({ ...p, trueGroup: ageGroupOf(p.age), predGroup: ageGroupOf(p.predAge) })),
     calibration: fs.existsSync(path.join(dir, CALIBRATION_FILE)) ? readJson<CalibrationRecord>(path.join(dir, CALIBRATION_FILE)) : undefined,
   };

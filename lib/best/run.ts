@@ -18,9 +18,10 @@ import { writeFileAtomic, writeJsonAtomic } from "../core/files";
 import { saveModel } from "../models/model-files";
 import { BestSplit, featureRows, loadBestSplit } from "./faces";
 import { bestModelCard } from "./card";
-import type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
+import { INPUT_ABLATION_FILE } from "./types";
+import type { AblationRow, BestRunRecord, FeatureSubset, InputAblationRow, PreprocessingRow } from "./types";
 
-export type { AblationRow, BestRunRecord, FeatureSubset, PreprocessingRow } from "./types";
+export type { AblationRow, BestRunRecord, FeatureSubset, InputAblationRow, PreprocessingRow } from "./types";
 import { BestMetrics, DEFAULT_HEAD_CONFIG, FeaturePart, FineTuneConfig, HeadConfig, HeadOutputs, TrainedHeads, averageOutputs, bestMetrics, bestPredictionRows, fuseFeatures, fusedDim, predictHeads, trainHeads } from "./head-training";
 import { fineTuneHeads, fineTuneMaps, fineTuneOnPixels, modelInputs } from "./fine-tuning";
 import { DEFAULT_AUGMENT } from "./augment";
@@ -525,7 +526,7 @@ export function rewriteModelCard(dir: string): string {
   for (const key of ["chosen", "test", "data"] as const) {
     if (typeof run[key] !== "object" || run[key] === null) throw new Error(`${path.join(dir, "run.json")} is damaged: it has no "${key}". ${fix}`);
   }
-  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json"), calibration: read<CalibrationRecord>(CALIBRATION_FILE), genderAblation: read<AblationRow[]>("ablation-gender.json") });
+  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json"), calibration: read<CalibrationRecord>(CALIBRATION_FILE), genderAblation: read<AblationRow[]>("ablation-gender.json"), inputAblation: read<InputAblationRow[]>(INPUT_ABLATION_FILE) });
   writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
   return card;
 }

@@ -64,6 +64,26 @@ export interface BestRunRecord {
   calibration?: CalibrationRecord;
   /** The faceres preprocessing comparison (`best prep`), when the model folder holds one. */
   preprocessing?: PreprocessingRow[];
+  /** face-api's input framing and size compared (scripts/facenet-input.ts; input-ablation.json), when the folder holds one. */
+  inputAblation?: InputAblationRow[];
+}
+
+/** The model folder's table of face-api input framings and sizes (scripts/facenet-input.ts --out). */
+export const INPUT_ABLATION_FILE = "input-ablation.json";
+
+/** One framing and input size of face-api's network, with frozen heads fitted and scored on fit faces only. */
+export interface InputAblationRow {
+  /** Side of the centre square taken, as a fraction of the crop's (above 1: mirrored outwards at the edges). */
+  fraction: number;
+  /** Side fed to the network (its native 150, or larger). */
+  side: number;
+  fitFaces: number;
+  scoredFaces: number;
+  mae: number;
+  genderAccuracy: number;
+  /** Gender accuracy per real-age band ("0-3", "4-12", ..., "13+"). */
+  genderByBand: Record<string, number>;
+  ageGroupAccuracy: number;
 }
 
 /** One row of the preprocessing comparison. */
