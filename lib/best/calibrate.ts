@@ -1,9 +1,11 @@
 /**
  * `best calibrate`: fits the age interval and the gender temperature of a best-model folder on
- * the validation predictions of a validation-only run (`best train --validation-only`, whose
- * model never trained on those faces), stores them in the folder's best.json, then looks at
- * the held-out test split once: interval coverage (overall, per decade) and the reliability of
- * P(female), written to calibration.json and the model card.
+ * predictions of faces the predicting model never trained on: the chosen step's validation
+ * predictions (validation-predictions.json, written by `best train`), or with `outOfFold` the
+ * out-of-fold predictions of every training face (out-of-fold-predictions.json, written by
+ * `best cross-fit`). It stores them in the folder's best.json, then looks at the held-out test
+ * split: interval coverage (overall, per decade) and the reliability of P(female), written to
+ * calibration.json and the model card, with any earlier look at the same model kept beside it.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -153,7 +155,7 @@ function outOfFoldSource(from: string, split: BestSplit, modelDir: string): Sour
   if (source.recipe !== recipeKey(folderRecipe(modelDir))) throw new Error(`${file} was cross-fitted with another recipe than ${path.join(modelDir, BEST_MODEL_FILE)}'s (it was retrained since): rerun npm run cli -- best cross-fit --from ${modelDir}.`);
   const trainFiles = new Set(split.train.map((i) => split.records[i].file));
   const stray = source.predictions.filter((p) => !trainFiles.has(p.file));
-  if (stray.length || new Set(source.predictions.map((p) => p.file)).size !== trainFiles.size) {
+  if (stray.length || source.predictions.length !== trainFiles.size || new Set(source.predictions.map((p) => p.file)).size !== trainFiles.size) {
     throw new Error(`${file} holds ${source.predictions.length} faces, ${stray.length} of them outside the ${trainFiles.size} training faces of this split (first: ${stray[0]?.file ?? "none"}): rerun best cross-fit on the same data.`);
   }
   return {
