@@ -55,6 +55,7 @@ test("cross-fit predicts every training face out of fold, resumes at the missing
   const result = await crossFitBest({ modelDir: outDir, folds: 3, dir: SAMPLE_DATA_DIR, cacheDir, workDir, log: (l) => lines.push(l) });
   assert.equal(result.folds, 3);
   assert.equal(result.model, "mlp 256");
+  assert.equal(result.foldMae.length, 3);
   assert.deepEqual(result.predictions.map((p) => p.file), split.train.map((i) => split.records[i].file));
   const third = split.train.length / 3;
   assert.ok(result.fitFaces.min >= Math.floor(split.train.length - Math.ceil(third)) && result.fitFaces.max <= split.train.length - Math.floor(third), JSON.stringify(result.fitFaces));
@@ -97,6 +98,9 @@ test("cross-fit predicts every training face out of fold, resumes at the missing
   assert.equal(record.age.fittedOn.faces, split.train.length);
   assert.equal(record.age.fittedOn.split, "out-of-fold training");
   assert.equal(record.source.folds, 3);
+  assert.deepEqual(record.source.foldMae, result.foldMae);
+  assert.equal(record.fitted?.faces, split.train.length);
+  assert.ok(Math.abs(record.fitted!.mae - result.predictions.reduce((sum, p) => sum + Math.abs(p.predAge - p.age), 0) / result.predictions.length) < 1e-9);
   assert.ok(Math.abs(record.validation.coverage.coverage - 0.8) < 0.03, `fitted coverage ${record.validation.coverage.coverage}`);
   assert.equal(record.test.faces, split.test.length);
   const card = rewriteModelCard(outDir);
@@ -104,6 +108,7 @@ test("cross-fit predicts every training face out of fold, resumes at the missing
   assert.match(card, /best cross-fit --from .* --folds 3/);
   assert.match(card, /\| training, out of fold \(fitted on\), \d+ \|/);
   assert.match(card, /\(looked at twice, see below\)/);
+  assert.match(card, /Out of fold the recipe itself is measured on \d+ faces instead of the test split's \d+: MAE \d+\.\d\d, gender \d+\.\d% \(0-3 /);
   assert.match(card, /Before this, the test split was scored once with the same model and a calibration fitted on the \d+ validation faces: \d+\.\d% inside/);
 
   // Out-of-fold predictions of another recipe (the folder was retrained since) are refused.

@@ -14,6 +14,8 @@ import { readJsonFile } from "../core/file-errors";
 import { writeJsonAtomic } from "../core/files";
 import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
 import { BestSplit, loadBestSplit } from "./faces";
+import { genderAccuracyByBand } from "./head-training";
+import { GENDER_THRESHOLD } from "../data/labels";
 import { OUT_OF_FOLD_FILE, OutOfFoldFile, folderRecipe, recipeKey } from "./cross-fit";
 import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./calibration";
 
@@ -78,6 +80,12 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
     age,
     gender,
     source: { run: path.relative(process.cwd(), path.resolve(o.from)).split(path.sep).join("/"), ...source },
+    fitted: {
+      faces: rows.length,
+      mae: rows.reduce((sum, r) => sum + Math.abs(r.predAge - r.age), 0) / rows.length,
+      genderAccuracy: rows.filter((r) => (r.pFemale >= GENDER_THRESHOLD ? 1 : 0) === r.gender).length / rows.length,
+      genderByBand: genderAccuracyByBand(rows.map((r) => ({ ...r, trueGroup: -1 }))),
+    },
     validation: {
       coverage: intervalCoverage(rows, age),
       byDecade: intervalCoverageByBand(rows, age),
@@ -161,7 +169,7 @@ function outOfFoldSource(from: string, split: BestSplit, modelDir: string): Sour
   return {
     rows: source.predictions,
     fittedOn: { split: "out-of-fold training", model: `${source.model} (${source.folds} folds, each predicted by the recipe fitted on the other ${source.fitFaces.min}-${source.fitFaces.max} training faces)` },
-    source: { model: source.model, fitFaces: source.fitFaces.min, folds: source.folds },
+    source: { model: source.model, fitFaces: source.fitFaces.min, folds: source.folds, ...(source.foldMae ? { foldMae: source.foldMae } : {}) },
   };
 }
 

@@ -233,8 +233,10 @@ export interface CalibrationRecord {
   age: AgeIntervalCalibration;
   gender: GenderCalibration;
   /** The run the calibration was fitted on (its folder, model name, fit faces; folds when cross-fitted). */
-  source: { run: string; model: string; fitFaces: number; folds?: number };
+  source: { run: string; model: string; fitFaces: number; folds?: number; foldMae?: number[] };
   validation: { coverage: Coverage; byDecade: ({ band: string } & Coverage)[]; reliability: ReliabilityBin[]; reliabilityCalibrated: ReliabilityBin[] };
+  /** The age and gender figures of the predictions it was fitted on (absent in older files). */
+  fitted?: { faces: number; mae: number; genderAccuracy: number; genderByBand: { band: string; images: number; accuracy: number }[] };
   /** Earlier looks at the test split with the same final model, calibrated on other faces (oldest first). */
   earlierLooks?: { fittedOn: AgeIntervalCalibration["fittedOn"]; testCoverage: number; testMeanWidth: number }[];
   test: {

@@ -303,6 +303,12 @@ function calibrationSection(r: BestRunRecord): string[] {
     `| ${k.source.folds ? "training, out of fold" : "validation"} (fitted on), ${v.coverage.faces} | ${pct(v.coverage.coverage)} | ${pct(v.coverage.below)} | ${pct(v.coverage.above)} | ${num(v.coverage.meanWidth, 1)} |`,
     `| **test, ${t.faces}** (looked at ${k.earlierLooks?.length ? `${["", "once", "twice", "three times"][k.earlierLooks.length + 1] ?? `${k.earlierLooks.length + 1} times`}, see below` : "once"}) | **${pct(t.coverage.coverage)}** | ${pct(t.coverage.below)} | ${pct(t.coverage.above)} | ${num(t.coverage.meanWidth, 1)} |`,
     "",
+    ...(k.fitted && k.source.folds
+      ? [
+          `Out of fold the recipe itself is measured on ${k.fitted.faces} faces instead of the test split's ${t.faces}: MAE ${num(k.fitted.mae)}, gender ${pct(k.fitted.genderAccuracy)} (${k.fitted.genderByBand.map((b) => `${b.band} ${pct(b.accuracy)}`).join(", ")}), each face predicted by a model fitted on the other ${k.source.folds - 1} folds of the training faces (the final model trained on all of them).${k.source.foldMae ? ` The fold models' MAE ran from ${num(Math.min(...k.source.foldMae))} to ${num(Math.max(...k.source.foldMae))} over their folds of about ${Math.round(k.fitted.faces / k.source.folds)} faces: how much a split of that size moves the figure.` : ""}`,
+          "",
+        ]
+      : []),
     `Target: ${pct(a.level)} of test faces inside, within 3 points: ${met(within)}. The model's test MAE through the whole predictor (decode, backbones, float16 heads) when scored for this: ${num(t.mae)}.${(() => {
       const step = r.ablation.find((x) => x.name === k.source.model.replace(/ \((validation-only run|its ablation fit).*$/, ""));
       return !within && !k.source.folds && step && t.coverage.coverage < a.level

@@ -39,6 +39,8 @@ export interface OutOfFoldFile {
   folds: number;
   /** Training faces each fold's model was fitted on (the smallest and largest fold's). */
   fitFaces: { min: number; max: number };
+  /** Each fold's MAE on its own faces: how much a split of that size moves the figure. */
+  foldMae: number[];
   /** One per training face, in the split's training order. */
   predictions: ValidationPrediction[];
 }
@@ -101,6 +103,8 @@ export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
   const model = configs.map((c) => c.name).join(" + ");
   const predictions = new Map<string, ValidationPrediction>();
   const sizes: number[] = [];
+  const foldMae: number[] = [];
+  const maeOf = (rows: readonly ValidationPrediction[]) => rows.reduce((sum, r) => sum + Math.abs(r.predAge - r.age), 0) / rows.length;
   for (const [k, held] of parts.entries()) {
     const heldSet = new Set(held);
     const fit = split.train.filter((i) => !heldSet.has(i));
@@ -122,21 +126,21 @@ export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
       }
       rows = validationPredictions(split, held, averageOutputs(outs));
       writeJsonAtomic(file, { model, fold: k + 1, folds, fitFaces: fit.length, predictions: rows });
-      const mae = rows.reduce((s, r) => s + Math.abs(r.predAge - r.age), 0) / rows.length;
-      log(`[cross-fit] fold ${k + 1} of ${folds}: MAE ${mae.toFixed(2)} on its ${rows.length} faces, ${((Date.now() - t) / 60000).toFixed(1)} min`);
+      log(`[cross-fit] fold ${k + 1} of ${folds}: MAE ${maeOf(rows).toFixed(2)} on its ${rows.length} faces, ${((Date.now() - t) / 60000).toFixed(1)} min`);
     }
     if (rows.length !== held.length || rows.some((r, j) => r.file !== split.records[held[j]].file)) throw new Error(`${file} does not hold fold ${k + 1}'s faces: delete it and rerun.`);
     for (const r of rows) predictions.set(r.file, r);
+    foldMae.push(Number(maeOf(rows).toFixed(4)));
   }
   const result: OutOfFoldFile = {
     model,
     recipe: recipeKey(configs),
     folds,
     fitFaces: { min: Math.min(...sizes), max: Math.max(...sizes) },
+    foldMae,
     predictions: split.train.map((i) => predictions.get(split.records[i].file)!),
   };
   writeJsonAtomic(path.join(o.modelDir, OUT_OF_FOLD_FILE), result);
-  const mae = result.predictions.reduce((s, r) => s + Math.abs(r.predAge - r.age), 0) / result.predictions.length;
-  log(`[cross-fit] ${result.predictions.length} training faces predicted out of fold: MAE ${mae.toFixed(2)}; ${path.join(o.modelDir, OUT_OF_FOLD_FILE)} written`);
+  log(`[cross-fit] ${result.predictions.length} training faces predicted out of fold: MAE ${maeOf(result.predictions).toFixed(2)} (folds ${foldMae.map((m) => m.toFixed(2)).join(", ")}); ${path.join(o.modelDir, OUT_OF_FOLD_FILE)} written`);
   return result;
 }
