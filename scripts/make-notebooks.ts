@@ -377,7 +377,7 @@ console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}
     code(`
 const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best") : path.join(ut.REPO_ROOT, "models", "best");
 `),
-    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last steps fine-tune), then the chosen step on every training face, then one look at the test split, then the chosen recipe trained once more per fold of the training faces (5 folds, each predicting the fold it left out), then the age interval and the gender temperature fitted on those out-of-fold predictions of every training face (`npm run cli -- best train --deeper --pixels`, `best cross-fit` and `best calibrate --out-of-fold` do the same; about 2.5 hours on 2 cores)."),
+    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last steps fine-tune), then the chosen step on every training face, then one look at the test split, then the chosen recipe trained once more per fold of the training faces (5 folds, each predicting the fold it left out), then the age interval and the gender temperature fitted on those out-of-fold predictions of every training face (`npm run cli -- best train --deeper --pixels`, `best cross-fit` and `best calibrate --out-of-fold` do the same; about 2 hours on 2 cores)."),
     code(`
 // The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
 if (profile.profile === "full") {
