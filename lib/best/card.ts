@@ -4,7 +4,7 @@
  */
 import { BACKBONES, FaceNetMapsName } from "./backbones";
 import { fineTuneMaps } from "./fine-tuning";
-import type { BestRunRecord, InputAblationRow } from "./types";
+import type { AblationRow, BestRunRecord, InputAblationRow } from "./types";
 import type { BestMetrics } from "./head-training";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
@@ -214,6 +214,7 @@ export function bestModelCard(r: BestRunRecord): string {
           "",
         ]
       : []),
+    ...(r.ensembleAblation ? ensembleSection(r, r.ensembleAblation) : []),
     ...(r.inputAblation
       ? [
           "## face-api's input: framing and size (training faces only)",
@@ -265,6 +266,32 @@ export function bestModelCard(r: BestRunRecord): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The ensemble tried on validation (a second, validation-only run; ablation-ensemble.json). */
+function ensembleSection(r: BestRunRecord, rows: readonly AblationRow[]): string[] {
+  const ensemble = rows.find((x) => x.name.startsWith("ensemble"));
+  const members = rows.filter((x) => x !== ensemble);
+  const best = members.length ? members.reduce((x, y) => (y.mae < x.mae ? y : x)) : undefined;
+  const again = rows.map((x) => ({ x, first: r.ablation.find((y) => y.name === x.name) })).filter((p) => p.first);
+  return [
+    "### Ensemble (issue 19, validation split only)",
+    "",
+    `Tried with \`best train --validation-only --deeper --pixels --ensemble --steps "${rows.map((x) => x.name).join(",")}"\` (a second run of the two pixel steps, then their outputs averaged), on the same ${r.validationFaces} validation faces; copied here as ablation-ensemble.json.${
+      ensemble && best
+        ? ` The average beats its better member by ${num(best.mae - ensemble.mae)} years of MAE (${num(ensemble.mae)} against ${num(best.mae)}) and moves gender by ${num((ensemble.genderAccuracy - best.genderAccuracy) * 100, 1)} points, for twice the training and twice the prediction time.`
+        : ""
+    }${
+      again.length
+        ? ` Run to run, the same steps moved by ${again.map((p) => `${num(Math.abs(p.x.mae - p.first!.mae))} (${p.x.name})`).join(" and ")} between this run and the ablation above (training on 2 threads is not repeatable to the bit), so a gain of that size is noise: models/best stays a single network.`
+        : ""
+    }`,
+    "",
+    "| step | what | MAE | gender | gender 13+ | 20-group | seconds |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map((a) => `| ${a.name} | ${a.description} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.seconds.toFixed(0)} |`),
+    "",
+  ];
 }
 
 /** The model card's section on the age interval and P(female) (issue 19), when calibrated. */

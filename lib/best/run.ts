@@ -526,7 +526,7 @@ export function rewriteModelCard(dir: string): string {
   for (const key of ["chosen", "test", "data"] as const) {
     if (typeof run[key] !== "object" || run[key] === null) throw new Error(`${path.join(dir, "run.json")} is damaged: it has no "${key}". ${fix}`);
   }
-  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json"), calibration: read<CalibrationRecord>(CALIBRATION_FILE), genderAblation: read<AblationRow[]>("ablation-gender.json"), inputAblation: read<InputAblationRow[]>(INPUT_ABLATION_FILE) });
+  const card = bestModelCard({ ...run, fusionAblation: read<AblationRow[]>("ablation-fusion.json"), preprocessing: read<PreprocessingRow[]>("preprocessing.json"), calibration: read<CalibrationRecord>(CALIBRATION_FILE), genderAblation: read<AblationRow[]>("ablation-gender.json"), ensembleAblation: read<AblationRow[]>("ablation-ensemble.json"), inputAblation: read<InputAblationRow[]>(INPUT_ABLATION_FILE) });
   writeFileAtomic(path.join(dir, "MODEL_CARD.md"), card);
   return card;
 }

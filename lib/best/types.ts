@@ -55,6 +55,8 @@ export interface BestRunRecord {
   trainedOn: number;
   /** Gender levers tried on validation (issue 19; ablation-gender.json), when the folder holds them. */
   genderAblation?: AblationRow[];
+  /** An ensemble tried on validation (issue 19; ablation-ensemble.json, a validation-only run), when the folder holds one. */
+  ensembleAblation?: AblationRow[];
   /** Validation faces every ablation step was scored on. */
   validationFaces: number;
   subset?: FeatureSubset;
