@@ -80,9 +80,14 @@ export function folderRecipe(modelDir: string): HeadConfig[] {
   return [file.config, ...(file.ensemble ?? []).map((e) => e.config)];
 }
 
+/** 16 hex digits of the SHA-256 of a value's JSON. */
+function shortHash(value: unknown): string {
+  return crypto.createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 16);
+}
+
 /** A short hash of a recipe's configs. */
 export function recipeKey(configs: readonly HeadConfig[]): string {
-  return crypto.createHash("sha256").update(JSON.stringify(configs)).digest("hex").slice(0, 16);
+  return shortHash(configs);
 }
 
 /** Trains the folder's recipe once per fold and writes every training face's out-of-fold prediction. */
@@ -97,7 +102,7 @@ export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
   for (const c of configs) [...c.features, ...modelInputs(c)].forEach((f) => backbones.add(f.backbone));
   const { split, sets } = await loadFeatureSets(all, [...backbones], { cacheDir: o.cacheDir, log });
   if (split.records.length !== all.records.length) throw new Error("Cross-fitting needs features of every face: extract them with npm run cli -- best features.");
-  const key = crypto.createHash("sha256").update(JSON.stringify({ configs, folds, train: split.train.map((i) => split.records[i].file) })).digest("hex").slice(0, 16);
+  const key = shortHash({ configs, folds, train: split.train.map((i) => split.records[i].file) });
   const work = path.join(o.workDir ?? path.join(REPO_ROOT, "data", ".cache", "crossfit"), key);
   fs.mkdirSync(work, { recursive: true });
   const model = configs.map((c) => c.name).join(" + ");
