@@ -377,12 +377,13 @@ console.log(\`\${faces.records.length} faces from \${ut.portablePath(faces.dir)}
     code(`
 const modelDir = profile.profile === "full" ? path.join(ut.RESULTS_DIR, "07-best") : path.join(ut.REPO_ROOT, "models", "best");
 `),
-    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last steps fine-tune), then the chosen step on every training face, then one look at the test split, then the chosen recipe trained once more per fold of the training faces (5 folds, each predicting the fold it left out), then the age interval and the gender temperature fitted on those out-of-fold predictions of every training face (`npm run cli -- best train --deeper --pixels`, `best cross-fit` and `best calibrate --out-of-fold` do the same; about 2 hours on 2 cores)."),
+    md("## Train\nQuick profile: nothing trains (the shipped model). Full profile: the ablation on the validation split (its last steps fine-tune), then the chosen step on every training face, then one look at the test split, then the chosen recipe trained once more per fold of the training faces (5 folds, each predicting the fold it left out), then heads on human's faceres features trained on the same folds and stacked with it (weights fitted on the out-of-fold predictions of every training face), then the age interval and the gender temperature fitted on the stack's out-of-fold predictions (`npm run cli -- best train --deeper --pixels`, `best cross-fit` and `best stack` do the same; about 2 hours on 2 cores)."),
     code(`
 // The full profile rebuilds models/best (features come from the cache: npm run cli -- best features).
 if (profile.profile === "full") {
   await ut.best.runBest({ dir: dataDir, outDir: modelDir, steps: ut.best.defaultAblation(["facenet"], undefined, { deeper: true, pixels: true }) });
   await ut.best.crossFitBest({ dir: dataDir, modelDir, folds: 5 });
+  await ut.best.stackBest({ dir: dataDir, modelDir, backbone: "faceres-caffe" });
   await ut.best.calibrateBest({ dir: dataDir, modelDir, from: modelDir, outOfFold: true });
 }
 const report = ut.best.loadBestReport(modelDir);
@@ -394,13 +395,14 @@ ut.showTable([{ ...report.model.config, features: report.model.config.features.m
 ut.showTable(report.ablation, { title: "Ablation (validation split)", digits: 3 });
 if (report.fusionAblation) ut.showTable(report.fusionAblation, { title: "Fusion with faceres on the first 1,000 training faces (validation faces among them)", digits: 3 });
 if (report.preprocessing) ut.showTable(report.preprocessing, { title: "faceres preprocessings on training faces only", digits: 3 });
+if (report.stack) ut.showTable(ut.best.stackRows(report.stack), { title: \`Stacking with faceres: each member and the stack out of fold (\${report.stack.fittedOn.faces} training faces, \${report.stack.fittedOn.folds} folds; age weights \${report.stack.ageWeights.join(" / ")})\`, digits: 3 });
 if (report.inputAblation) ut.showTable(report.inputAblation.map(({ genderByBand, ...r }) => ({ ...r, "gender 0-3": genderByBand["0-3"], "gender 4-12": genderByBand["4-12"], "gender 13+": genderByBand["13+"] })), { title: "face-api's input framing and size, frozen heads on fit faces only", digits: 3 });
 ut.showTable(ut.best.bestComparisonRows(report), { title: \`Held-out test split (\${report.test.images} faces): this model, the report's models, face-api.js\` });
 ut.showTable(report.test.maeByBand ?? [], { title: "MAE by decade (test split)" });
 ut.showTable(report.test.genderByBand, { title: "Gender accuracy by age band (test split)", digits: 3 });
 const samplePredictions = await ut.best.showBestSamplePredictions(faces, report, { count: 10 });
 `),
-    md("### How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened so that 80% of real ages fall inside on faces the model never trained on: the out-of-fold predictions of every training face, each fold predicted by the recipe fitted on the other folds) and P(female), temperature-calibrated on the same faces (`npm run cli -- best cross-fit`, then `best calibrate --out-of-fold`). The test split is scored once with each calibration (the card lists earlier looks): the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
+    md("### How sure it is\nEach prediction carries an 80% age interval (the 10th-90th percentiles of the predicted age distribution, widened so that 80% of real ages fall inside on faces the model never trained on: the out-of-fold predictions of every training face, each fold predicted by the recipe fitted on the other folds) and P(female), temperature-calibrated on the same faces (`npm run cli -- best cross-fit`, then `best stack`, which calibrates the stack with `best calibrate --out-of-fold`). The test split is scored once with each calibration (the card lists earlier looks): the share of real ages inside the interval, and the reliability diagram of P(female) (figures below)."),
     code(`
 if (report.calibration) {
   ut.showTable(ut.best.calibrationRows(report.calibration), { title: \`80% age interval and gender calibration: fitted on \${report.calibration.age.fittedOn.faces} \${report.calibration.age.fittedOn.split} faces, scored on \${report.calibration.test.faces} test faces\` });

@@ -70,6 +70,57 @@ test("faceres features of real faces: shape, determinism, own outputs are probab
   }
 });
 
+test("faceres fused at load (conv + batch norm + ReLU6 as one convolution) gives the shipped graph's outputs on real faces, both preprocessings, mirrored too", async () => {
+  const size = backboneSpec("faceres").size;
+  const n = 4;
+  const px = new Uint8Array(n * size * size * 3);
+  for (let i = 0; i < n; i++) px.set(await decodeImageFile(files[i * 7], size, "rgb"), i * size * size * 3);
+  for (const name of ["faceres", "faceres-caffe"]) {
+    const plain = await loadBackbone(name, { fuse: false });
+    const fused = await loadBackbone(name);
+    try {
+      for (const flip of [false, true]) {
+        const a = plain.extract(px, n, flip);
+        const b = fused.extract(px, n, flip);
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < a.length; i++) {
+          diff = Math.max(diff, Math.abs(a[i] - b[i]));
+          scale = Math.max(scale, Math.abs(a[i]));
+        }
+        assert.ok(scale > 0.1 && diff < 1e-4 * scale, `${name}${flip ? " mirrored" : ""}: largest difference ${diff} of outputs up to ${scale}`);
+      }
+    } finally {
+      plain.dispose();
+      fused.dispose();
+    }
+  }
+});
+
+test("fuseConvChains rewrites faceres's 27 conv chains into fused convolutions and leaves the rest of the graph as it is", async () => {
+  const { fuseConvChains } = await import("../lib/engine/fuse-graph");
+  const { fileModelHandler, humanModelDir } = await import("../lib/best/backbones");
+  const shipped = await fileModelHandler(path.join(humanModelDir(), "faceres.json")).load!();
+  const ops = (art: tf.io.ModelArtifacts) => {
+    const count: Record<string, number> = {};
+    for (const n of (art.modelTopology as { node: { op: string }[] }).node) count[n.op] = (count[n.op] ?? 0) + 1;
+    return count;
+  };
+  const before = ops(shipped);
+  const { artifacts, fused } = await fuseConvChains(shipped);
+  const after = ops(artifacts);
+  assert.equal(fused, before.Conv2D + before.DepthwiseConv2dNative);
+  assert.equal(after._FusedConv2D, before.Conv2D);
+  assert.equal(after.FusedDepthwiseConv2dNative, before.DepthwiseConv2dNative);
+  for (const op of ["Conv2D", "DepthwiseConv2dNative", "Relu", "Minimum", "Maximum", "Add", "Mul"]) assert.equal(after[op], undefined, `${op} left: ${JSON.stringify(after)}`);
+  // The heads after the pooling are untouched.
+  for (const op of ["Mean", "_FusedMatMul", "Sigmoid", "Softmax", "Placeholder"]) assert.equal(after[op], before[op], op);
+  // Every weight the graph names is there, and nothing else.
+  const consts = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.filter((x) => x.op === "Const").map((x) => x.name).sort();
+  assert.deepEqual(artifacts.weightSpecs!.map((w) => w.name).sort(), consts);
+  await assert.rejects(fuseConvChains({ modelTopology: { class_name: "Sequential" } }), /needs a tfjs graph model's artifacts/);
+});
+
 test("an unknown backbone is a clear error", async () => {
   assert.throws(() => backboneSpec("gear"), /Unknown backbone "gear". Known backbones: facenet, faceres, faceres-caffe/);
   await assert.rejects(() => loadBackbone("ageGenderNet"), /Unknown backbone/);

@@ -3,7 +3,8 @@
  * (backbones.ts) and their cached features (feature-cache.ts), the DLDL age and gender heads
  * (heads.ts) and their training on feature rows (head-training.ts), fine-tuning face-api's last
  * stage with the heads (fine-tuning.ts), the run with its ablation (run.ts, faces.ts, types.ts),
- * calibrated intervals (calibration.ts, calibrate.ts, cross-fit.ts), the model card (card.ts), a saved
+ * calibrated intervals (calibration.ts, calibrate.ts, cross-fit.ts), stacking with a second
+ * backbone (stack.ts, stack-weights.ts), the model card (card.ts), a saved
  * models/best folder (model-folder.ts) and what notebook 07 shows (report.ts).
  *
  * This is the folder's entry, what notebooks get as `ut.best`. Modules of lib/ import the file
@@ -32,6 +33,8 @@ export { calibrateBest } from "./calibrate";
 export type { CalibrateOptions } from "./calibrate";
 export { crossFitBest, crossFitFolds, OUT_OF_FOLD_FILE } from "./cross-fit";
 export type { CrossFitOptions, OutOfFoldFile } from "./cross-fit";
+export { stackBest, memberConfig } from "./stack";
+export type { StackOptions, BestStack, StackRecord } from "./stack";
 export type { CalibrationRecord, BestCalibration, ReliabilityBin } from "./calibration";
 
 // A models/best folder: load and predict.
@@ -39,5 +42,5 @@ export { isBestModelDir, loadBestModel, disposeBestModel, predictBestFiles, BEST
 export type { BestModel, BestModelFile, BestFilePrediction } from "./model-folder";
 
 // What notebook 07 shows.
-export { loadBestReport, bestFigures, bestComparisonRows, calibrationRows, showBestSamplePredictions, reliabilityFigure, intervalCoverageFigure, genderByBandFigure, REPORT_MODELS_HELD_OUT } from "./report";
+export { loadBestReport, bestFigures, bestComparisonRows, calibrationRows, stackRows, showBestSamplePredictions, reliabilityFigure, intervalCoverageFigure, genderByBandFigure, REPORT_MODELS_HELD_OUT } from "./report";
 export type { BestReport } from "./report";

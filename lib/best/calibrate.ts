@@ -12,10 +12,10 @@ import * as path from "path";
 import { initBackend } from "../engine/backend";
 import { readJsonFile } from "../core/file-errors";
 import { writeJsonAtomic } from "../core/files";
-import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
+import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BEST_STACK_FORMAT, BestModelFile, disposeBestModel, loadBestModel, predictBestFiles } from "./model-folder";
 import { BestSplit, loadBestSplit } from "./faces";
-import { genderAccuracyByBand } from "./head-training";
-import { GENDER_THRESHOLD } from "../data/labels";
+import { bestMetrics, genderAccuracyByBand } from "./head-training";
+import { GENDER_THRESHOLD, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
 import { OUT_OF_FOLD_FILE, OutOfFoldFile, folderRecipe, recipeKey } from "./cross-fit";
 import { CALIBRATION_FILE, CalibrationRecord, Coverage, VALIDATION_PREDICTIONS_FILE, ValidationPrediction, calibratedPFemale, expectedCalibrationError, fitAgeInterval, fitGenderTemperature, intervalCoverage, intervalCoverageByBand, reliabilityBins } from "./calibration";
 
@@ -45,7 +45,7 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
 
   const bestFile = path.join(o.modelDir, BEST_MODEL_FILE);
   const file = readJsonFile<BestModelFile>(bestFile, "Is it a best-model folder (npm run cli -- best train)?");
-  writeJsonAtomic(bestFile, { ...file, format: file.ensemble ? BEST_ENSEMBLE_FORMAT : BEST_MODEL_FORMAT, calibration: { age, gender } });
+  writeJsonAtomic(bestFile, { ...file, format: file.stack ? BEST_STACK_FORMAT : file.ensemble ? BEST_ENSEMBLE_FORMAT : BEST_MODEL_FORMAT, calibration: { age, gender } });
 
   // The one look at the test split, through the whole predictor as a user runs it.
   const model = await loadBestModel(o.modelDir);
@@ -110,7 +110,11 @@ export async function calibrateBest(o: CalibrateOptions): Promise<CalibrationRec
   writeJsonAtomic(path.join(o.modelDir, CALIBRATION_FILE), record);
   // predictions.json gains each test face's interval and calibrated P(female).
   const predFile = path.join(o.modelDir, "predictions.json");
-  if (fs.existsSync(predFile)) {
+  if (file.stack) {
+    // A stacked folder's test figures are its predictor's: `best train` scored its first member alone.
+    rescoreTest(o.modelDir, split, test.map((r) => ({ ...r, pFemale: uncalibrate(r.pFemale, gender.temperature), pFemaleCalibrated: r.pFemale })));
+    log(`[calibrate] stacked folder: metrics.json, run.json and predictions.json rescored from the stacked predictor's test predictions`);
+  } else if (fs.existsSync(predFile)) {
     const byFile = new Map(test.map((r) => [r.file, r]));
     const saved = readJsonFile<{ file: string; [k: string]: unknown }[]>(predFile, "Retrain the folder with npm run cli -- best train.");
     writeJsonAtomic(predFile, saved.map((p) => {
@@ -171,6 +175,27 @@ function outOfFoldSource(from: string, split: BestSplit, modelDir: string): Sour
     fittedOn: { split: "out-of-fold training", model: `${source.model} (${source.folds} folds, each predicted by the recipe fitted on the other ${source.fitFaces.min}-${source.fitFaces.max} training faces)` },
     source: { model: source.model, fitFaces: source.fitFaces.min, folds: source.folds, ...(source.foldMae ? { foldMae: source.foldMae } : {}) },
   };
+}
+
+/**
+ * Rewrites a folder's test figures (metrics.json, run.json's test, predictions.json) from the
+ * whole predictor's test predictions: raw P(female) for the figures (the temperature moves no
+ * decision), both P(female) and the interval in predictions.json.
+ */
+function rescoreTest(modelDir: string, split: BestSplit, test: { file: string; age: number; gender: number; predAge: number; low: number; high: number; pFemale: number; pFemaleCalibrated: number }[]): void {
+  const rows = test.map((r) => ({ file: r.file, age: r.age, gender: r.gender, trueGroup: ageGroupOf(r.age, REPORT_AGE_GROUPS), predAge: r.predAge, predGroup: ageGroupOf(r.predAge, REPORT_AGE_GROUPS), pFemale: r.pFemale }));
+  const training = split.train.map((i) => ({ age: split.records[i].age, gender: split.records[i].gender as number }));
+  const fix = "Retrain the folder with npm run cli -- best train.";
+  const metricsFile = path.join(modelDir, "metrics.json");
+  const prev = fs.existsSync(metricsFile) ? readJsonFile<{ test?: { trainSeconds?: number }; [k: string]: unknown }>(metricsFile, fix) : {};
+  const metrics = { ...bestMetrics(rows, "test", training, "best"), trainSeconds: prev.test?.trainSeconds ?? 0 };
+  writeJsonAtomic(metricsFile, { ...prev, test: metrics });
+  const runFile = path.join(modelDir, "run.json");
+  if (fs.existsSync(runFile)) writeJsonAtomic(runFile, { ...readJsonFile<Record<string, unknown>>(runFile, fix), test: metrics });
+  writeJsonAtomic(path.join(modelDir, "predictions.json"), test.map((r) => ({
+    file: r.file, age: r.age, gender: r.gender, predAge: Number(r.predAge.toFixed(2)), pFemale: Number(r.pFemale.toFixed(4)),
+    ageLow: Number(r.low.toFixed(2)), ageHigh: Number(r.high.toFixed(2)), pFemaleCalibrated: Number(r.pFemaleCalibrated.toFixed(4)),
+  })));
 }
 
 /** The raw P(female) back from a calibrated one. */

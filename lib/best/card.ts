@@ -5,7 +5,8 @@
 import { BACKBONES, FaceNetMapsName } from "./backbones";
 import { fineTuneMaps } from "./fine-tuning";
 import type { AblationRow, BestRunRecord, InputAblationRow } from "./types";
-import type { BestMetrics } from "./head-training";
+import type { BestMetrics, HeadConfig } from "./head-training";
+import type { StackRecord } from "./stack-weights";
 
 /** The issue's targets and face-api.js's figures on faces like these (issue 12). */
 export const BEST_TARGETS = { mae: 4.0, gender: 0.93, gender13: 0.97, group20: 0.48 };
@@ -60,7 +61,9 @@ export function bestModelCard(r: BestRunRecord): string {
   const tuned = TUNED_STAGES[mapsName];
   const aug = ft?.augment;
   const ablationSeconds = r.ablation.reduce((sum, a) => sum + a.seconds, 0);
-  const extracted = [...new Set([...c.features.map((f) => f.backbone), ...(ft ? [mapsName] : [])])];
+  const st = r.stack;
+  const second = st ? r.members?.[1] : undefined;
+  const extracted = [...new Set([...c.features.map((f) => f.backbone), ...(ft ? [mapsName] : []), ...(second ? second.features.map((f) => f.backbone) : [])])];
   const backbones = extracted.map((b) => BACKBONES[b]);
   const heads = [...new Set(c.features.map((f) => f.backbone))].join(",");
   const lines: string[] = [];
@@ -73,9 +76,16 @@ export function bestModelCard(r: BestRunRecord): string {
           "recognition network (a ResNet trained for identity) reads the face; its early stages keep",
           `their pretrained weights, its last ${tuned.count} and two heads were trained here together${aug ? " on augmented faces" : ""}: an age`,
           "distribution over 0..100 years (read out as its expected value) and P(female).",
+          ...(st && second
+            ? [
+                `A second network, human's faceres (frozen, with heads of the same kind trained on its features: \`${second.name}\`), predicts the same face,`,
+                `and the two are stacked: age by weights ${st.ageWeights.join(" / ")} on their expected ages and percentiles, gender by a logistic regression on`,
+                `their logits, all fitted on out-of-fold predictions of every training face (see "Stacking" below).`,
+              ]
+            : []),
           "",
           `Reproduce (about ${Math.round((ablationSeconds + (t.trainSeconds ?? 0)) / 60) + 5} minutes on ${r.engine ?? "2 CPU cores"}: about 5 minutes of feature`,
-          `extraction, ${Math.round(ablationSeconds / 60)} of ablation, then ${Math.round((t.trainSeconds ?? 0) / 60)} of fine-tuning the chosen model on every training face):`,
+          `extraction, ${Math.round(ablationSeconds / 60)} of ablation, then ${Math.round((t.trainSeconds ?? 0) / 60)} of fine-tuning the chosen model on every training face${st ? "; then about an hour of cross-fitting and a few minutes of stacking" : ""}):`,
         ]
       : [
           "Age (years) and gender from a face crop, for UTKFace-like aligned crops. Frozen pretrained face",
@@ -91,6 +101,13 @@ export function bestModelCard(r: BestRunRecord): string {
     `UTKFACE_DIR=${s.dir} npm run cli -- best features${r.subset || ft ? "" : ` --backbones ${extracted.join(",")}`}`,
     `UTKFACE_DIR=${s.dir} npm run cli -- best prep --first-train 400   # optional: the preprocessing table`,
     `UTKFACE_DIR=${s.dir} npm run cli -- best train ${r.args ? r.args.join(" ") : `--out models/best${r.subset ? "" : ` --backbones ${heads}`}`}`,
+    ...(st && second
+      ? [
+          `UTKFACE_DIR=${s.dir} npm run cli -- best features --backbones ${second.features.map((f) => f.backbone).join(",")}`,
+          `UTKFACE_DIR=${s.dir} npm run cli -- best cross-fit --from models/best --folds ${st.fittedOn.folds}`,
+          `UTKFACE_DIR=${s.dir} npm run cli -- best stack --from models/best --backbone ${second.features[0].backbone}   # then calibrates and scores the test split`,
+        ]
+      : []),
     "npm run cli -- predict --model models/best data/sample",
     "```",
     "",
@@ -118,7 +135,11 @@ export function bestModelCard(r: BestRunRecord): string {
           }${c.genderWeight && c.genderWeight !== 1 ? `, the gender loss weighted ${c.genderWeight}x` : ""}. The stages before it (stem to ${tuned.frozenTo}) stay frozen: ${
             aug ? `they run forward on every augmented batch; for validation, the test split and prediction their ${tuned.maps} output of the plain face and its mirror image is cached (\`${mapsName}\`)` : `their ${tuned.maps} output of every face is computed once and cached (\`${mapsName}\`)`
           }.`,
-          ...(r.members && r.members.length > 1
+          ...(st && second
+            ? [
+                `- Stacked with \`${second.name}\` (heads-2/): the same heads settings (dense ${second.hidden} ReLU, dropout ${second.dropout}, ${second.epochs} epochs, ${second.ageLoss === "dldl" ? "DLDL" : "DLDL-v2"}, mirrored copies as extra rows, both views averaged) on ${second.features.map((f) => f.backbone).join(" + ")}'s frozen features (1024-d pooled, its own 100 age bins and gender score), z-scored, trained on every training face. The predictor runs both networks on the face and its mirror image, then combines them by best.json's \`stack\`: expected age, 10th and 90th percentiles averaged with weights ${st.ageWeights.join(" and ")}; logit P(female) = ${num(st.gender.intercept, 3)} + ${num(st.gender.weights[0], 3)} x the first's logit + ${num(st.gender.weights[1], 3)} x the second's. The calibration below applies to the stack.`,
+              ]
+            : r.members && r.members.length > 1
             ? [
                 `- Ensemble: ${r.members.length} such networks, their age distributions and P(female) averaged: ${r.members.map((m) => `"${m.name}" (from ${TUNED_STAGES[fineTuneMaps(m)].frozenTo}'s output on${m.fineTune?.augment ? " augmented faces" : " cached maps"}, ${m.fineTune?.epochs} epochs)`).join(" and ")}; the line above describes the first, heads-2/ holds the second.`,
               ]
@@ -184,11 +205,12 @@ export function bestModelCard(r: BestRunRecord): string {
     "|---|---|---|---|---|---|---|---|---|---|",
     ...r.ablation.map((a) => `| ${a.name} | ${a.description} | ${a.faces} | ${a.dim || "–"} | ${num(a.mae)} | ${pct(a.genderAccuracy)} | ${pct(a.genderAccuracy13)} | ${pct(a.ageGroupAccuracy)} | ${a.bestEpoch || "–"} | ${a.seconds.toFixed(0)} |`),
     "",
+    ...(st && second ? stackSection(r, st, second) : []),
     ...(r.fusionAblation
       ? [
           "### Fusion with faceres (a second run)",
           "",
-          "faceres with the original repository's preprocessing (`faceres-caffe`, chosen below) runs at about 1 face/s on this shared machine, so it was extracted for the first 1,000 training faces of the seeded order plus every test face, without mirrored copies (`npm run cli -- best features --recipe fusion`, 31 min), and `npm run cli -- best train --recipe fusion --out results/best-fusion` compared, on the validation faces among those 1,000 (a subset of the ones above), face-api's heads fitted on every training face with heads that read faceres, fitted on the subset's faces. Its ablation.json is copied here as ablation-fusion.json. Fusion did not beat face-api's descriptor on every face, so models/best builds on face-api's network alone (and fine-tunes it); with faceres on every training face fusion may help the frozen heads (the project's findings measured fusion plus flip averaging about 0.3 MAE better than face-api's descriptor alone).",
+          "faceres with the original repository's preprocessing (`faceres-caffe`, chosen below) ran at about 1 face/s on this shared machine then (its graph's convolution, batch-norm and ReLU6 nodes are now fused at load, lib/engine/fuse-graph.ts: 8,818 faces and their mirror images in under 3 minutes), so it was extracted for the first 1,000 training faces of the seeded order plus every test face, without mirrored copies (`npm run cli -- best features --recipe fusion`, 31 min), and `npm run cli -- best train --recipe fusion --out results/best-fusion` compared, on the validation faces among those 1,000 (a subset of the ones above), face-api's heads fitted on every training face with heads that read faceres, fitted on the subset's faces. Its ablation.json is copied here as ablation-fusion.json. Fusion did not beat face-api's descriptor on every face, so models/best builds on face-api's network alone (and fine-tunes it); with faceres on every training face fusion may help the frozen heads (the project's findings measured fusion plus flip averaging about 0.3 MAE better than face-api's descriptor alone).",
           "",
           "| step | what | fit faces | features | MAE | gender | gender 13+ | 20-group | best epoch | seconds |",
           "|---|---|---|---|---|---|---|---|---|---|",
@@ -268,6 +290,25 @@ export function bestModelCard(r: BestRunRecord): string {
   return lines.join("\n");
 }
 
+/** How the stacked folder's two members were combined, and what each did out of fold (training faces only). */
+function stackSection(r: BestRunRecord, st: StackRecord, second: HeadConfig): string[] {
+  const faces = st.fittedOn.faces;
+  const [a, b, both] = st.outOfFold;
+  const bands = both.genderByBand.map((x) => x.band);
+  return [
+    `### Stacking with faceres (issue 19, out of fold: training faces only)`,
+    "",
+    `\`best stack\` trains \`${second.name}\` once per fold of the ${faces} training faces, on the same ${st.fittedOn.folds} folds as \`best cross-fit\` of the first model, so every training face has a prediction from each member that never saw it; the weights are fitted on those rows (age: the lowest MAE over a 0.01 grid; gender: logistic regression by its log loss). The stack's own row below is nested: each fold combined by weights fitted on the other folds only. The decision to stack was made on these rows; the test split was then scored once (the figures above).`,
+    "",
+    `| out of fold, ${faces} training faces | MAE | gender | ${bands.join(" | ")} |`,
+    `|---|---|---|${bands.map(() => "---").join("|")}|`,
+    ...[a, b, both].map((x) => `| ${x.model} | ${num(x.mae)} | ${pct(x.genderAccuracy)} | ${x.genderByBand.map((y) => pct(y.accuracy)).join(" | ")} |`),
+    "",
+    `Weights on all ${faces} faces: age ${st.ageWeights.join(" / ")}; gender logit = ${num(st.gender.intercept, 3)} + ${num(st.gender.weights[0], 3)} x first + ${num(st.gender.weights[1], 3)} x second. Cost: faceres runs on the face and its mirror image at 224x224, so prediction takes about ${r.secondsPerImage ? `${Math.round(r.secondsPerImage * 1000)} ms` : "twice the time"} a face here.`,
+    "",
+  ];
+}
+
 /** The ensemble tried on validation (a second, validation-only run; ablation-ensemble.json). */
 function ensembleSection(r: BestRunRecord, rows: readonly AblationRow[]): string[] {
   const ensemble = rows.find((x) => x.name.startsWith("ensemble"));
@@ -314,7 +355,11 @@ function calibrationSection(r: BestRunRecord): string[] {
     "",
     "```bash",
     ...(k.source.folds
-      ? [`UTKFACE_DIR=${r.data.dir} npm run cli -- best cross-fit --from ${k.source.run} --folds ${k.source.folds}`, `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out-of-fold --out models/best`]
+      ? [
+          // A stacked folder's out-of-fold rows come from best stack (above), which calibrates too.
+          ...(r.stack ? [] : [`UTKFACE_DIR=${r.data.dir} npm run cli -- best cross-fit --from ${k.source.run} --folds ${k.source.folds}`]),
+          `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out-of-fold --out models/best`,
+        ]
       : [
           ...(k.source.run === "models/best" ? [] : [`UTKFACE_DIR=${r.data.dir} npm run cli -- best train --validation-only ${r.args?.filter((x) => x === "--deeper" || x === "--pixels" || x === "--ensemble").join(" ") ?? "--deeper"} --steps "${k.source.model}" --out ${k.source.run}`]),
           `UTKFACE_DIR=${r.data.dir} npm run cli -- best calibrate --from ${k.source.run} --out models/best`,

@@ -21,6 +21,7 @@ import { permutation } from "../data/splits";
 import { initBackend } from "../engine/backend";
 import { BackboneName } from "./backbones";
 import { BEST_MODEL_FILE, BestModelFile } from "./model-folder";
+import type { FeatureSet } from "./feature-cache";
 import { BestSplit, loadBestSplit } from "./faces";
 import { HeadConfig, HeadOutputs, averageOutputs, predictHeads } from "./head-training";
 import { modelInputs } from "./fine-tuning";
@@ -43,6 +44,8 @@ export interface OutOfFoldFile {
   foldMae: number[];
   /** One per training face, in the split's training order. */
   predictions: ValidationPrediction[];
+  /** A stacked folder's members' own rows (same faces, same order), each with its recipe's hash: `predictions` is their stack. */
+  members?: { model: string; recipe: string; predictions: ValidationPrediction[] }[];
 }
 
 /** Options of `crossFitBest`. */
@@ -90,26 +93,28 @@ export function recipeKey(configs: readonly HeadConfig[]): string {
   return shortHash(configs);
 }
 
-/** Trains the folder's recipe once per fold and writes every training face's out-of-fold prediction. */
-export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
-  const log = o.log ?? console.log;
-  const folds = o.folds ?? 5;
-  await initBackend();
-  const configs = folderRecipe(o.modelDir);
-  const all = await loadBestSplit({ dir: o.dir });
-  const parts = crossFitFolds(all, folds);
-  const backbones = new Set<BackboneName>();
-  for (const c of configs) [...c.features, ...modelInputs(c)].forEach((f) => backbones.add(f.backbone));
-  const { split, sets } = await loadFeatureSets(all, [...backbones], { cacheDir: o.cacheDir, log });
-  if (split.records.length !== all.records.length) throw new Error("Cross-fitting needs features of every face: extract them with npm run cli -- best features.");
+/**
+ * Out-of-fold rows of a recipe on the given folds of the training faces (record indices): per
+ * fold, the recipe fitted on the other folds' faces predicts that fold (an ensemble's members
+ * averaged). Each fold's rows are written as soon as it is done, under a key of the recipe, the
+ * folds and the training faces, and read back on a rerun.
+ */
+export async function outOfFoldRows(
+  configs: readonly HeadConfig[],
+  split: BestSplit,
+  sets: ReadonlyMap<string, FeatureSet>,
+  parts: readonly number[][],
+  workDir: string | undefined,
+  log: (line: string) => void,
+): Promise<{ predictions: ValidationPrediction[]; sizes: number[]; foldMae: number[] }> {
+  const folds = parts.length;
   const key = shortHash({ configs, folds, train: split.train.map((i) => split.records[i].file) });
-  const work = path.join(o.workDir ?? path.join(REPO_ROOT, "data", ".cache", "crossfit"), key);
+  const work = path.join(workDir ?? path.join(REPO_ROOT, "data", ".cache", "crossfit"), key);
   fs.mkdirSync(work, { recursive: true });
   const model = configs.map((c) => c.name).join(" + ");
   const predictions = new Map<string, ValidationPrediction>();
   const sizes: number[] = [];
   const foldMae: number[] = [];
-  const maeOf = (rows: readonly ValidationPrediction[]) => rows.reduce((sum, r) => sum + Math.abs(r.predAge - r.age), 0) / rows.length;
   for (const [k, held] of parts.entries()) {
     const heldSet = new Set(held);
     const fit = split.train.filter((i) => !heldSet.has(i));
@@ -137,13 +142,34 @@ export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
     for (const r of rows) predictions.set(r.file, r);
     foldMae.push(Number(maeOf(rows).toFixed(4)));
   }
+  return { predictions: split.train.map((i) => predictions.get(split.records[i].file)!), sizes, foldMae };
+}
+
+const maeOf = (rows: readonly ValidationPrediction[]) => rows.reduce((sum, r) => sum + Math.abs(r.predAge - r.age), 0) / rows.length;
+
+/** Trains the folder's recipe once per fold and writes every training face's out-of-fold prediction. */
+export async function crossFitBest(o: CrossFitOptions): Promise<OutOfFoldFile> {
+  const log = o.log ?? console.log;
+  const folds = o.folds ?? 5;
+  await initBackend();
+  const bestFile = readJsonFile<BestModelFile>(path.join(o.modelDir, BEST_MODEL_FILE), "Is it a best-model folder (npm run cli -- best train)?");
+  if (bestFile.stack) throw new Error(`${path.join(o.modelDir, BEST_MODEL_FILE)} is stacked: its out-of-fold predictions are written by npm run cli -- best stack --from ${o.modelDir} (which reuses the first member's cross-fit).`);
+  const configs = folderRecipe(o.modelDir);
+  const all = await loadBestSplit({ dir: o.dir });
+  const parts = crossFitFolds(all, folds);
+  const backbones = new Set<BackboneName>();
+  for (const c of configs) [...c.features, ...modelInputs(c)].forEach((f) => backbones.add(f.backbone));
+  const { split, sets } = await loadFeatureSets(all, [...backbones], { cacheDir: o.cacheDir, log });
+  if (split.records.length !== all.records.length) throw new Error("Cross-fitting needs features of every face: extract them with npm run cli -- best features.");
+  const { predictions, sizes, foldMae } = await outOfFoldRows(configs, split, sets, parts, o.workDir, log);
+  const model = configs.map((c) => c.name).join(" + ");
   const result: OutOfFoldFile = {
     model,
     recipe: recipeKey(configs),
     folds,
     fitFaces: { min: Math.min(...sizes), max: Math.max(...sizes) },
     foldMae,
-    predictions: split.train.map((i) => predictions.get(split.records[i].file)!),
+    predictions,
   };
   writeJsonAtomic(path.join(o.modelDir, OUT_OF_FOLD_FILE), result);
   log(`[cross-fit] ${result.predictions.length} training faces predicted out of fold: MAE ${maeOf(result.predictions).toFixed(2)} (folds ${foldMae.map((m) => m.toFixed(2)).join(", ")}); ${path.join(o.modelDir, OUT_OF_FOLD_FILE)} written`);

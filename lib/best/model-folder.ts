@@ -10,12 +10,13 @@ import { initBackend } from "../engine/backend";
 import { decodeAgeGroup, decodeGender, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
 import { Backbone, loadBackbone } from "./backbones";
 import { extractFeatureSet, FeatureSet } from "./feature-cache";
-import { Standardizer, expectedAges } from "./heads";
+import { Standardizer } from "./heads";
 import { loadModelFile } from "../models/model-files";
 import { readJsonFile } from "../core/file-errors";
-import { FeaturePart, HeadConfig, averageOutputs, fuseFeatures, predictHeads } from "./head-training";
+import { FeaturePart, HeadConfig, HeadOutputs, averageOutputs, fuseFeatures, predictHeads } from "./head-training";
 import { modelInputs } from "./fine-tuning";
-import { BestCalibration, ageInterval, calibratedPFemale, intervalInputs } from "./calibration";
+import { AgeIntervalCalibration, BestCalibration, IntervalInputs, ageInterval, calibratedPFemale, intervalInputs } from "./calibration";
+import { BestStack, stackOne } from "./stack-weights";
 import type * as tf from "@tensorflow/tfjs";
 
 /**
@@ -52,11 +53,16 @@ export const BEST_MODEL_FORMAT = "utkface-best-v3";
  */
 export const BEST_ENSEMBLE_FORMAT = "utkface-best-v4";
 /**
- * Formats this library reads: v1 (frozen features only), v2 (optionally fine-tuned, standardizer
- * may be null), v3 (v2 plus an optional `calibration`: age interval, gender temperature) and v4
- * (v3 plus `ensemble`).
+ * The format of a stacked folder's best.json: v4 plus `stack`, the weights combining the members
+ * (lib/best/stack.ts) in place of v4's plain average, which a v4 reader would apply instead.
  */
-const READABLE_FORMATS = ["utkface-best-v1", "utkface-best-v2", BEST_MODEL_FORMAT, BEST_ENSEMBLE_FORMAT];
+export const BEST_STACK_FORMAT = "utkface-best-v5";
+/**
+ * Formats this library reads: v1 (frozen features only), v2 (optionally fine-tuned, standardizer
+ * may be null), v3 (v2 plus an optional `calibration`: age interval, gender temperature), v4
+ * (v3 plus `ensemble`) and v5 (v4 plus `stack`).
+ */
+const READABLE_FORMATS = ["utkface-best-v1", "utkface-best-v2", BEST_MODEL_FORMAT, BEST_ENSEMBLE_FORMAT, BEST_STACK_FORMAT];
 
 /** The folder of an ensemble member's heads inside a model folder: heads/, heads-2/, heads-3/ ... */
 export function headsFolder(member: number): string {
@@ -84,6 +90,8 @@ export interface BestModelFile {
   calibration?: BestCalibration;
   /** An ensemble's members after the first (format v4): their heads folder and settings; the outputs of all are averaged. */
   ensemble?: { heads: string; config: HeadConfig; standardizer: Standardizer | null }[];
+  /** A stacked folder's weights (format v5): the members are combined by these instead of averaged. */
+  stack?: BestStack;
   /** Anything else worth keeping beside the model (metrics summary, data, dates). */
   [key: string]: unknown;
 }
@@ -126,6 +134,10 @@ export async function loadBestModel(dir: string): Promise<BestModel> {
   if (json.ensemble !== undefined && (!Array.isArray(json.ensemble) || json.ensemble.some((e) => typeof e?.heads !== "string" || typeof e.config !== "object" || e.config === null))) {
     throw new Error(`${file} is damaged: its "ensemble" is not a list of heads folders with their settings. ${BEST_FIX}`);
   }
+  const st = json.stack;
+  if (st !== undefined && (!Array.isArray(st?.ageWeights) || st.ageWeights.length !== specs.length || !Array.isArray(st.gender?.weights) || st.gender.weights.length !== specs.length || typeof st.gender.intercept !== "number")) {
+    throw new Error(`${file} is damaged: its "stack" does not hold an age weight and a gender weight for each of its ${specs.length} members. ${BEST_FIX}`);
+  }
   const members: BestMember[] = [];
   const backbones = new Map<string, Backbone>();
   try {
@@ -146,6 +158,20 @@ export function disposeBestModel(m: BestModel): void {
 }
 
 /**
+ * Each face's expected age, its distribution's percentiles (the calibration's levels, else the
+ * 10th and 90th) and raw P(female), from the members' head outputs: their average (one model, an
+ * averaged ensemble) or, for a stacked folder, their stack (lib/best/stack.ts).
+ */
+export function combinedSummaries(outs: readonly HeadOutputs[], stack: BestStack | undefined, levels?: Pick<AgeIntervalCalibration, "lowQuantile" | "highQuantile">): (IntervalInputs & { pFemale: number })[] {
+  if (!stack) {
+    const pred = averageOutputs(outs);
+    return intervalInputs(pred.ageProbabilities, pred.n, levels).map((x, i) => ({ ...x, pFemale: pred.pFemale[i] }));
+  }
+  const each = outs.map((o) => intervalInputs(o.ageProbabilities, o.n, levels).map((x, i) => ({ ...x, pFemale: o.pFemale[i] })));
+  return each[0].map((_, i) => stackOne(stack, each.map((e) => e[i])));
+}
+
+/**
  * Predicts image files (any names) with a best model: each backbone's features of the faces as
  * they are and mirrored, fused, standardised, through the heads, views averaged. Files go in
  * batches of `batchSize`; `onBatch` reports progress. A file that cannot be used gets a row
@@ -159,19 +185,17 @@ export async function predictBestFiles(modelOrDir: string | BestModel, files: re
       const sets = new Map<string, FeatureSet>();
       for (const [name, backbone] of m.backbones) sets.set(name, await extractFeatureSet(chunk, name, { cache: false, loaded: backbone, mirrored: m.file.mirrored?.[name] ?? true }));
       const rows = chunk.map((_, i) => i);
-      const pred = averageOutputs(
-        m.members.map((x) => {
-          const parts: FeaturePart[] = modelInputs(x.config);
-          return predictHeads({ model: x.heads, standardizer: x.standardizer, config: x.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
-        }),
-      );
-      const ages = expectedAges(pred.ageProbabilities, pred.n);
+      const outs = m.members.map((x) => {
+        const parts: FeaturePart[] = modelInputs(x.config);
+        return predictHeads({ model: x.heads, standardizer: x.standardizer, config: x.config }, fuseFeatures(sets, parts, rows, "plain"), fuseFeatures(sets, parts, rows, "flipped"));
+      });
       const cal = m.file.calibration;
-      const interval = cal?.age && intervalInputs(pred.ageProbabilities, pred.n, cal.age);
+      const summaries = combinedSummaries(outs, m.file.stack, cal?.age);
       return chunk.map((file, i) => {
-        const pFemale = cal?.gender ? calibratedPFemale(pred.pFemale[i], cal.gender.temperature) : pred.pFemale[i];
-        const range = interval && ageInterval(interval[i], cal!.age!);
-        return { file, age: ages[i], ageGroup: decodeAgeGroup(ageGroupOf(ages[i], REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pFemale), pFemale, ...(range && { ageLow: range.low, ageHigh: range.high }) };
+        const x = summaries[i];
+        const pFemale = cal?.gender ? calibratedPFemale(x.pFemale, cal.gender.temperature) : x.pFemale;
+        const range = cal?.age && ageInterval(x, cal.age);
+        return { file, age: x.predAge, ageGroup: decodeAgeGroup(ageGroupOf(x.predAge, REPORT_AGE_GROUPS), REPORT_AGE_GROUPS), gender: decodeGender(pFemale), pFemale, ...(range && { ageLow: range.low, ageHigh: range.high }) };
       });
     };
     for (let s = 0; s < files.length; s += batchSize) {

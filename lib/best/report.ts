@@ -16,6 +16,7 @@ import { FACE_API_FIGURES } from "./card";
 import { INPUT_ABLATION_FILE } from "./types";
 import type { AblationRow, InputAblationRow, PreprocessingRow } from "./types";
 import type { BestMetrics } from "./head-training";
+import type { StackRecord } from "./stack-weights";
 import { CALIBRATION_FILE, CalibrationRecord, ReliabilityBin, ageWithInterval } from "./calibration";
 
 /** Everything a best-model folder records about itself. */
@@ -34,6 +35,8 @@ export interface BestReport {
   predictions: PredictionRow[];
   /** The age interval and gender calibration with its validation and test figures (calibration.json), when calibrated. */
   calibration?: CalibrationRecord;
+  /** A stacked folder's weights and out-of-fold figures (run.json's `stack`, written by best stack). */
+  stack?: StackRecord;
 }
 
 function readJson<T>(file: string): T {
@@ -56,7 +59,13 @@ export function loadBestReport(dir: string): BestReport {
     inputAblation: fs.existsSync(path.join(dir, INPUT_ABLATION_FILE)) ? readJson<InputAblationRow[]>(path.join(dir, INPUT_ABLATION_FILE)) : undefined,
     predictions: saved.map((p) => ({ ...p, trueGroup: ageGroupOf(p.age), predGroup: ageGroupOf(p.predAge) })),
     calibration: fs.existsSync(path.join(dir, CALIBRATION_FILE)) ? readJson<CalibrationRecord>(path.join(dir, CALIBRATION_FILE)) : undefined,
+    stack: fs.existsSync(path.join(dir, "run.json")) ? readJson<{ stack?: StackRecord }>(path.join(dir, "run.json")).stack : undefined,
   };
+}
+
+/** A stacked folder's out-of-fold table: each member and the nested stack, MAE and gender per age band (training faces only). */
+export function stackRows(stack: StackRecord): Record<string, string | number>[] {
+  return stack.outOfFold.map((x) => ({ model: x.model, faces: stack.fittedOn.faces, MAE: Number(x.mae.toFixed(2)), gender: Number(x.genderAccuracy.toFixed(3)), ...Object.fromEntries(x.genderByBand.map((b) => [`gender ${b.band}`, Number(b.accuracy.toFixed(3))])) }));
 }
 
 /** Reliability diagram: mean predicted P(female) per bin against the share of females in it, raw and calibrated. */
@@ -154,7 +163,7 @@ export function bestComparisonRows(r: BestReport): { model: string; "20-group": 
   const pct = (v?: number) => (v === undefined ? "" : `${(v * 100).toFixed(1)}%`);
   const row = (model: string, g?: number, w?: number, mae?: number, gender?: number) => ({ model, "20-group": pct(g), "±1 group": pct(w), MAE: mae === undefined ? "" : mae.toFixed(2), gender: pct(gender) });
   return [
-    row(`best (${r.model.config.name})`, r.test.ageAccuracy, r.test.ageAccuracyWithin1, r.test.mae, r.test.genderAccuracy),
+    row(`best (${r.model.config.name}${r.model.stack ? `, stacked with ${r.model.ensemble?.map((e) => e.config.name).join(", ")}` : ""})`, r.test.ageAccuracy, r.test.ageAccuracyWithin1, r.test.mae, r.test.genderAccuracy),
     ...(r.testOwn ? [row(r.testOwn.model, r.testOwn.ageAccuracy, r.testOwn.ageAccuracyWithin1, r.testOwn.mae, r.testOwn.genderAccuracy)] : []),
     ...REPORT_MODELS_HELD_OUT.map((m) => row(m.model, m.ageGroupAccuracy, m.within1, m.mae, m.genderAccuracy)),
     row("face-api.js ageGenderNet (trained on UTKFace; not held out)", FACE_API_FIGURES.group20, undefined, FACE_API_FIGURES.mae, FACE_API_FIGURES.gender),

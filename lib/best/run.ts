@@ -144,9 +144,10 @@ export function defaultAblation(
  * The fusion recipe (`--recipe fusion`): face-api's descriptor on every face (with mirrored
  * copies) and faceres with the original repository's preprocessing (chosen on training faces,
  * see `best prep`) on the first 1,000 training faces plus every test face, without mirrored
- * copies: on this project's shared 2-core machine faceres ran at about 1 face/s, too slow for
- * all faces. On validation it did not beat face-api's descriptor on every face, so models/best
- * is built with `--backbones facenet`.
+ * copies: faceres then ran at about 1 face/s on this project's shared 2-core machine (its graph
+ * is now fused at load and extracts every face in minutes; `best stack` uses it so). On
+ * validation it did not beat face-api's descriptor on every face, so models/best is built with
+ * `--backbones facenet` and stacked with faceres afterwards.
  */
 export const BEST_RECIPE: { backbones: BackboneName[]; subset: FeatureSubset } = {
   backbones: ["facenet", "faceres-caffe"],

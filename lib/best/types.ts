@@ -3,6 +3,7 @@
  * module so the run, its model card and the notebook report share them without import cycles.
  */
 import type { BackboneName } from "./backbones";
+import type { StackRecord } from "./stack-weights";
 import type { BestMetrics, HeadConfig } from "./head-training";
 import type { CalibrationRecord } from "./calibration";
 
@@ -41,8 +42,10 @@ export interface BestRunRecord {
   args?: string[];
   ablation: AblationRow[];
   chosen: HeadConfig;
-  /** An ensemble's members (the first is `chosen`), their outputs averaged; absent for one model. */
+  /** An ensemble's members (the first is `chosen`), their outputs averaged (or stacked, with `stack`); absent for one model. */
   members?: HeadConfig[];
+  /** A stacked folder's weights and out-of-fold figures (`best stack`). */
+  stack?: StackRecord;
   test: BestMetrics;
   /** Own outputs of faceres on the test split, when a faceres backbone was loaded (for comparison). */
   testOwn?: BestMetrics;

@@ -13,7 +13,7 @@ import { FINETUNE_BACKBONE } from "../best/fine-tuning";
 import { writeJsonAtomic } from "../core/files";
 import { intOption } from "./options";
 
-export const help = `Usage: npm run cli -- best <features|prep|train|cross-fit|calibrate|card> [options]
+export const help = `Usage: npm run cli -- best <features|prep|train|cross-fit|stack|calibrate|card> [options]
 
   features   extract and cache frozen backbone features (plain + mirrored) of every face;
              resumable: rerun after an interruption and it continues at the first missing chunk
@@ -29,6 +29,12 @@ export const help = `Usage: npm run cli -- best <features|prep|train|cross-fit|c
              training faces, each time predicting the fold left out, and write every training
              face's out-of-fold prediction to <--from>/out-of-fold-predictions.json (never
              reads the test split; resumable: done folds are kept in data/.cache/crossfit)
+  stack      --from models/best [--backbone faceres-caffe]: stack the folder's model with heads
+             on a second backbone's frozen features (cross-fitted on the folds of the folder's
+             out-of-fold-predictions.json, so best cross-fit first), the weights fitted on
+             every training face's out-of-fold predictions; then calibrate --out-of-fold (the
+             test split's one look) and rewrite the card. Needs the backbone's features
+             (best features --backbones faceres-caffe, about 3 min for 8,818 faces)
   card       rewrite <--out>/MODEL_CARD.md from its run.json and the tables beside it
   train      choose heads on the validation split, train the final heads on all training faces,
              score the held-out split once and write the model folder (see train --help below)
@@ -130,6 +136,18 @@ export async function run(argv: string[]): Promise<number> {
     await crossFitBest({ modelDir: values.from ?? "models/best", folds: intOption("folds", values.folds), dir: values.dir });
     return 0;
   }
+  if (sub === "stack") {
+    const { values } = parseArgs({ args: rest, options: { from: { type: "string" }, backbone: { type: "string" }, dir: { type: "string" } }, strict: true });
+    const { stackBest } = await import("../best/stack");
+    const { calibrateBest } = await import("../best/calibrate");
+    const dir = values.from ?? "models/best";
+    await stackBest({ modelDir: dir, backbone: values.backbone ? backboneSpec(values.backbone).name : undefined, dir: values.dir });
+    // The stacked predictor's interval and temperature, fitted on its out-of-fold rows; then its one look at the test split.
+    await calibrateBest({ modelDir: dir, from: dir, dir: values.dir, outOfFold: true });
+    rewriteModelCard(dir);
+    console.log(`${dir}: stacked, calibrated and scored; MODEL_CARD.md rewritten`);
+    return 0;
+  }
   if (sub === "train") return (await import("./best-train")).run(rest);
-  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features", "prep", "train", "cross-fit", "calibrate" or "card" (see --help).`);
+  throw new Error(`Unknown best subcommand "${sub ?? ""}": use "features", "prep", "train", "cross-fit", "stack", "calibrate" or "card" (see --help).`);
 }
