@@ -44,3 +44,30 @@ test("predict works on an image not named in UTKFace form, leaving absent output
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("predictPhotos predicts a folder's faces a chunk of images at a time, in the files' order, as models/best predicts each file alone", async () => {
+  await initBackend();
+  setBackendQuiet(true);
+  const { predictPhotos } = await import("../lib/inference/photo");
+  const { predictBestFiles } = await import("../lib/best/model-folder");
+  const dir = path.join(REPO_ROOT, "data", "sample");
+  // 40 crops: more than one chunk of faces, plus a file that is no image in the middle of them.
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".jpg")).sort().filter((_, i) => i % 50 === 7).slice(0, 40).map((f) => path.join(dir, f));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "photo-chunks-"));
+  const bad = path.join(tmp, "not-an-image.jpg");
+  fs.writeFileSync(bad, "plain text, not a JPEG");
+  const all = [...files.slice(0, 20), bad, ...files.slice(20)];
+  try {
+    const photos = await predictPhotos(path.join(REPO_ROOT, "models", "best"), all, { detect: "never" });
+    assert.deepEqual(photos.map((p) => p.file), all);
+    assert.ok(photos[20].skipped && photos[20].faces.length === 0, JSON.stringify(photos[20]));
+    const alone = [];
+    for (const f of files) alone.push(...(await predictBestFiles(path.join(REPO_ROOT, "models", "best"), [f])));
+    photos.filter((p) => p.file !== bad).forEach((p, i) => {
+      assert.equal(p.faces.length, 1, p.file);
+      assert.ok(Math.abs(p.faces[0].age! - alone[i].age!) < 0.01 && Math.abs(p.faces[0].pFemale! - alone[i].pFemale!) < 1e-3, `${p.file}: ${p.faces[0].age} ${p.faces[0].pFemale} alone ${alone[i].age} ${alone[i].pFemale}`);
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

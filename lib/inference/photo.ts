@@ -201,8 +201,43 @@ function scaleBox(b: Box, k: number): Box {
 export async function predictPhotos(modelOrDir: string | TrainedModel, files: readonly string[], options: PhotoOptions = {}): Promise<PhotoPrediction[]> {
   const faces = typeof modelOrDir === "string" && isBestModelDir(modelOrDir) ? await bestFacePredictor(modelOrDir) : await trainedFacePredictor(modelOrDir);
   const out: PhotoPrediction[] = [];
+  // Images are read and framed one by one, and their faces predicted together a chunk of images
+  // at a time: the networks run far faster on a batch than on one face after another.
+  type Framed = { slot: number; file: string; size: { width: number; height: number }; k: number; framed: Awaited<ReturnType<typeof frameFaces>>; inputs: FaceInput[] };
+  const pending: Framed[] = [];
+  const flush = async () => {
+    const all = pending.flatMap((x) => x.inputs);
+    let preds: FaceAnswer[][];
+    try {
+      const flat = all.length ? await faces.predict(all) : [];
+      let at = 0;
+      preds = pending.map((x) => flat.slice(at, (at += x.inputs.length)));
+    } catch {
+      // One image that fails (out of memory in the model, a decoder error on a later read)
+      // does not stop the others: the chunk again, image by image.
+      preds = [];
+      for (const x of pending) {
+        try {
+          preds.push(x.inputs.length ? await faces.predict(x.inputs) : []);
+        } catch (e) {
+          out[x.slot] = { file: x.file, ...x.size, source: "detected", faces: [], skipped: `could not be predicted: ${(e as Error).message}` };
+          preds.push([]);
+        }
+      }
+    }
+    pending.forEach((x, j) => {
+      if (out[x.slot]) return;
+      out[x.slot] = {
+        file: x.file,
+        ...x.size,
+        source: x.framed.source,
+        faces: x.framed.faces.map((f, index) => ({ index, ...f, box: scaleBox(f.box, x.k), crop: scaleBox(f.crop, x.k), ...preds[j][index] })),
+      };
+    });
+    pending.length = 0;
+  };
   try {
-    for (const file of files) {
+    for (const [slot, file] of files.entries()) {
       // The training decoder first: it names what is wrong with a bad file in words (cut short,
       // not an image, unreadable), and a bad file must not stop the others.
       let image: RgbImage;
@@ -212,13 +247,13 @@ export async function predictPhotos(modelOrDir: string | TrainedModel, files: re
         // decoded shrunk, never at full size.
         size = await imageSize(file);
         if (Math.min(size.width, size.height) < MIN_IMAGE_SIDE) {
-          out.push({ file, ...size, source: "detected", faces: [], skipped: `too small: ${size.width}x${size.height} px, a face needs at least ${MIN_IMAGE_SIDE}x${MIN_IMAGE_SIDE} px` });
+          out[slot] = { file, ...size, source: "detected", faces: [], skipped: `too small: ${size.width}x${size.height} px, a face needs at least ${MIN_IMAGE_SIDE}x${MIN_IMAGE_SIDE} px` };
           continue;
         }
         await faces.check(file);
         image = await readRgb(file, MAX_WORKING_SIDE);
       } catch (e) {
-        out.push({ file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message });
+        out[slot] = { file, width: 0, height: 0, source: "detected", faces: [], skipped: (e as { reason?: string }).reason ?? (e as Error).message };
         continue;
       }
       // Boxes in the original pixels: the working image may be a shrunk copy.
@@ -227,24 +262,21 @@ export async function predictPhotos(modelOrDir: string | TrainedModel, files: re
         const framed = await frameFaces(image, options);
         // A whole image goes in as its own file, byte for byte the old path; a found face is cut.
         const inputs = await Promise.all(framed.faces.map(async (f) => (framed.source === "whole-image" ? { file } : { bytes: await cutFace(image, f.crop, f.angle) })));
-        const preds = inputs.length ? await faces.predict(inputs) : [];
-        out.push({
-          file,
-          ...size,
-          source: framed.source,
-          faces: framed.faces.map((f, index) => ({ index, ...f, box: scaleBox(f.box, k), crop: scaleBox(f.crop, k), ...preds[index] })),
-        });
+        pending.push({ slot, file, size, k, framed, inputs });
       } catch (e) {
-        // One image that fails (out of memory in the model, a decoder error on a later read)
-        // does not stop the others.
-        out.push({ file, ...size, source: "detected", faces: [], skipped: `could not be predicted: ${(e as Error).message}` });
+        out[slot] = { file, ...size, source: "detected", faces: [], skipped: `could not be predicted: ${(e as Error).message}` };
       }
+      if (pending.reduce((n, x) => n + x.inputs.length, 0) >= PHOTO_BATCH_FACES) await flush();
     }
+    await flush();
   } finally {
     faces.dispose();
   }
   return out;
 }
+
+/** Faces predicted together in one call of the model (a chunk of images' faces). */
+const PHOTO_BATCH_FACES = 32;
 
 /** An image's upright size (EXIF orientation applied) from its header, without decoding it. */
 async function imageSize(file: string): Promise<{ width: number; height: number }> {
