@@ -116,12 +116,12 @@ function foldChain(conv: tf.layers.Layer, bn: tf.layers.Layer, activation: Activ
   const beta = b.center !== false ? bw[k++] : undefined;
   const [mean, variance] = [bw[k++], bw[k++]];
   if (!mean || !variance || mean.size !== channels) return undefined;
-  const [filter, bias] = tf.tidy(() => {
+  const [filter, bias] = tf.tidy((): tf.Tensor[] => {
     const s = tf.div(gamma ?? tf.onesLike(mean), tf.sqrt(tf.add(variance, b.epsilon as number)));
-    const f = tf.mul(kernel.reshape([-1, channels]), s.reshape([1, channels])).reshape(kernel.shape) as tf.Tensor4D;
+    const f = tf.mul(kernel.reshape([-1, channels]), s.reshape([1, channels])).reshape(kernel.shape);
     const shift = tf.sub(convBias ?? tf.zerosLike(mean), mean);
-    return [f, tf.add(tf.mul(shift, s), beta ?? tf.zerosLike(mean)) as tf.Tensor1D] as const;
-  });
+    return [f, tf.add(tf.mul(shift, s), beta ?? tf.zerosLike(mean))];
+  }) as [tf.Tensor4D, tf.Tensor1D];
   const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v as number, v as number]);
   return new FusedConv({
     name: `${conv.name}_folded`,
