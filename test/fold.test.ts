@@ -12,6 +12,7 @@ import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { buildModel } from "../lib/models/registry";
 import { buildMobileNetV1 } from "../lib/bench/mobilenet";
 import { foldBatchNorm, inferenceModel } from "../lib/models/fold";
+import { relativeError } from "./helpers";
 
 setBackendQuiet(true);
 before(async () => {
@@ -25,15 +26,6 @@ async function faces(n: number, size: number, color: "gray" | "rgb"): Promise<tf
   return tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(data.pixels.subarray(0, n * size * size * c)), [n, size, size, c]), 255));
 }
 
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(a[i]));
-  }
-  return d / s;
-}
 
 test("the seed-000 CNN (conv, BatchNorm, ReLU x 8) and MobileNet-v1 (27 conv/depthwise + BN + ReLU6) fold to the same outputs on real faces after training", async () => {
   for (const [name, model, x, classes] of [
@@ -50,7 +42,7 @@ test("the seed-000 CNN (conv, BatchNorm, ReLU x 8) and MobileNet-v1 (27 conv/dep
     assert.equal(f.folded, name === "cnn-seed000" ? 8 : 27);
     assert.equal(f.model.layers.filter((l) => l.getClassName() === "BatchNormalization").length, 0, "no batch norm left");
     const folded = tf.tidy(() => (f.model.predict(x) as tf.Tensor).dataSync() as Float32Array);
-    assert.ok(maxRelDiff(plain, folded) < 1e-4, `${name}: relative difference ${maxRelDiff(plain, folded)}`);
+    assert.ok(relativeError(plain, folded) < 1e-4, `${name}: relative difference ${relativeError(plain, folded)}`);
     // The original still predicts as before and still trains.
     tf.tidy(() => assert.deepEqual((model.predict(x) as tf.Tensor).dataSync(), plain));
     f.dispose();
@@ -79,7 +71,7 @@ test("a model without conv -> batch norm comes back as it is; a conv with an act
   const g = foldBatchNorm(m);
   assert.equal(g.folded, 1, "only the linear conv folds (with its ReLU6)");
   const x = tf.randomUniform([2, 12, 12, 3], 0, 1, "float32", 5);
-  assert.ok(maxRelDiff((m.predict(x) as tf.Tensor).dataSync() as Float32Array, (g.model.predict(x) as tf.Tensor).dataSync() as Float32Array) < 1e-5);
+  assert.ok(relativeError((m.predict(x) as tf.Tensor).dataSync() as Float32Array, (g.model.predict(x) as tf.Tensor).dataSync() as Float32Array) < 1e-5);
   g.dispose();
   tf.dispose(x);
   m.dispose();

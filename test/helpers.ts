@@ -9,3 +9,14 @@
 export function skipUnlessCI(reason: string | false): string | false {
   return process.env.CI === "true" ? false : reason;
 }
+
+/** max |a - b| / max(1, max |b|): relative to the values' scale, robust to near-zero entries. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}

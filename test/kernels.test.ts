@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerTrainingKernels, trainingKernelsInstalled } from "../lib/engine/wasm/training-kernels";
 import { mulberry32 } from "../lib/data/splits";
+import { relativeError } from "./helpers";
 
 before(async () => {
   assert.ok(await tf.setBackend("wasm"), "the wasm backend should load");
@@ -34,16 +35,6 @@ async function runKernelOn(backend: string, kernel: string, inputs: Inputs, attr
   return result;
 }
 
-/** max |a-b| / max(1, max |b|): relative to the gradient's scale, robust to near-zero entries. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 async function assertMatchesCpu(kernel: string, inputs: Inputs, attrs: object, label: string): Promise<void> {
   const cpu = await runKernelOn("cpu", kernel, inputs, attrs);

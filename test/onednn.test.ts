@@ -24,6 +24,7 @@ import { mulberry32 } from "../lib/data/splits";
 import { buildModel } from "../lib/models/registry";
 import { FusedAdamOptimizer } from "../lib/training/adam";
 import { ADAM_KERNEL } from "../lib/engine/onednn/kernels";
+import { relativeError } from "./helpers";
 
 const { addon, reason } = loadOneDnn();
 const debianRoot = process.getuid?.() === 0 && fs.existsSync("/usr/bin/dpkg");
@@ -55,16 +56,6 @@ async function runKernelOn(backend: string, kernel: string, inputs: Inputs, attr
   return result;
 }
 
-/** max |a-b| / max(1, max |b|). */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 async function assertMatchesCpu(kernel: string, inputs: Inputs, attrs: object, label: string): Promise<void> {
   const cpu = await runKernelOn("cpu", kernel, inputs, attrs);
