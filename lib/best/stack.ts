@@ -102,6 +102,7 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   await saveModel(heads.model, path.join(out, headsFolder(1)), { model: "best", inputs: "standardised features, see ../best.json" });
   heads.model.dispose();
   const rounded = (z: typeof heads.standardizer) => z && { mean: z.mean.map((v) => Number(v.toPrecision(7))), std: z.std.map((v) => Number(v.toPrecision(7))) };
+  const stackedRows = stackRows(stack, members);
   const stacked: OutOfFoldFile = {
     model: `${base.name} + ${member.name} (stacked)`,
     recipe: recipeKey([base, member]),
@@ -109,10 +110,10 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
     fitFaces: oof.fitFaces,
     foldMae: folds.map((f) => {
       const inFold = new Set(f);
-      const rows = stackRows(stack, members).filter((_, i) => inFold.has(split.train[i]));
+      const rows = stackedRows.filter((_, i) => inFold.has(split.train[i]));
       return Number((rows.reduce((s, r) => s + Math.abs(r.predAge - r.age), 0) / rows.length).toFixed(4));
     }),
-    predictions: stackRows(stack, members),
+    predictions: stackedRows,
     members: [
       { model: oof.members?.[0]?.model ?? oof.model, recipe: baseRecipe, predictions: baseRows },
       { model: member.name, recipe: recipeKey([member]), predictions: memberOof.predictions },
