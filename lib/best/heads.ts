@@ -155,6 +155,11 @@ export function fitStandardizer(values: Float32Array, rows: number, dim: number)
   return { mean: m, std: s };
 }
 
+/** A standardiser as best.json stores it: every mean and sd to 7 significant digits (null stays null). */
+export function roundedStandardizer(z: Standardizer | null): Standardizer | null {
+  return z && { mean: z.mean.map((v) => Number(v.toPrecision(7))), std: z.std.map((v) => Number(v.toPrecision(7))) };
+}
+
 /** Applies a standardiser (a new array). */
 export function standardize(values: Float32Array, s: Standardizer): Float32Array {
   const dim = s.mean.length;

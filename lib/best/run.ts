@@ -11,7 +11,7 @@ import { initBackend } from "../engine/backend";
 import { GENDER_THRESHOLD } from "../data/labels";
 import { BACKBONES, BackboneName, FACERES_AGE_BINS, FACERES_POOLED, backboneSpec, hasOwnOutputs } from "./backbones";
 import { ExtractionProgress, FeatureSet, extractFeatureSet } from "./feature-cache";
-import { expectedAges } from "./heads";
+import { expectedAges, roundedStandardizer } from "./heads";
 import { BEST_ENSEMBLE_FORMAT, BEST_MODEL_FILE, BEST_MODEL_FORMAT, BestModelFile, headsFolder, loadBestModel, disposeBestModel, predictBestFiles } from "./model-folder";
 import { REPO_ROOT } from "../core/paths";
 import { writeFileAtomic, writeJsonAtomic } from "../core/files";
@@ -381,13 +381,12 @@ export async function runBest(options: BestRunOptions): Promise<BestRunRecord | 
   const mirrored = Object.fromEntries([...sets].map(([name, set]) => [name, set.flipped !== undefined]));
 
   const rel = (p: string) => path.relative(process.cwd(), p).split(path.sep).join("/");
-  const rounded = (z: TrainedHeads["standardizer"]) => z && { mean: z.mean.map((v) => Number(v.toPrecision(7))), std: z.std.map((v) => Number(v.toPrecision(7))) };
   const inputs = [...new Map(configs.flatMap((c) => modelInputs(c)).map((f) => [f.backbone, f])).values()];
   const file: BestModelFile = {
     format: configs.length > 1 ? BEST_ENSEMBLE_FORMAT : BEST_MODEL_FORMAT,
     config: finalConfig,
-    standardizer: rounded(standardizers[0]),
-    ...(configs.length > 1 ? { ensemble: configs.slice(1).map((c, i) => ({ heads: headsFolder(i + 1), config: c, standardizer: rounded(standardizers[i + 1]) })) } : {}),
+    standardizer: roundedStandardizer(standardizers[0]),
+    ...(configs.length > 1 ? { ensemble: configs.slice(1).map((c, i) => ({ heads: headsFolder(i + 1), config: c, standardizer: roundedStandardizer(standardizers[i + 1]) })) } : {}),
     mirrored,
     backbones: inputs.map((f) => ({ ...f, package: BACKBONES[f.backbone].package, licence: BACKBONES[f.backbone].licence, preprocessing: BACKBONES[f.backbone].preprocessing })),
     data: { dir: rel(split.dir), faces: all.records.length, trainedOn: trainRows.length, test: split.test.length, seed: split.seed },

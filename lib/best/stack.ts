@@ -24,6 +24,7 @@ import { BACKBONES, BackboneName, backboneSpec } from "./backbones";
 import { OUT_OF_FOLD_FILE, OutOfFoldFile, crossFitFolds, outOfFoldRows, recipeKey } from "./cross-fit";
 import { loadBestSplit } from "./faces";
 import { HeadConfig } from "./head-training";
+import { roundedStandardizer } from "./heads";
 import { StackRecord, fitStack, nestedStackRows, rowFigures, stackRows } from "./stack-weights";
 export type { BestStack, StackRecord } from "./stack-weights";
 import { BEST_MODEL_FILE, BEST_STACK_FORMAT, BestModelFile, disposeBestModel, headsFolder, loadBestModel, predictBestFiles } from "./model-folder";
@@ -101,7 +102,6 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   const out = path.resolve(o.modelDir);
   await saveModel(heads.model, path.join(out, headsFolder(1)), { model: "best", inputs: "standardised features, see ../best.json" });
   heads.model.dispose();
-  const rounded = (z: typeof heads.standardizer) => z && { mean: z.mean.map((v) => Number(v.toPrecision(7))), std: z.std.map((v) => Number(v.toPrecision(7))) };
   const stackedRows = stackRows(stack, members);
   const stacked: OutOfFoldFile = {
     model: `${base.name} + ${member.name} (stacked)`,
@@ -125,7 +125,7 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   const next: BestModelFile = {
     ...rest,
     format: BEST_STACK_FORMAT,
-    ensemble: [{ heads: headsFolder(1), config: member, standardizer: rounded(heads.standardizer) }],
+    ensemble: [{ heads: headsFolder(1), config: member, standardizer: roundedStandardizer(heads.standardizer) }],
     stack,
     mirrored: { ...(file.mirrored ?? {}), [backbone]: sets.get(backbone)!.flipped !== undefined },
     backbones: [...(file.backbones ?? []).filter((b) => b.backbone !== backbone), { backbone, package: spec.package, licence: spec.licence, preprocessing: spec.preprocessing }],
