@@ -10,6 +10,9 @@
 // Setup: backend, profile, paths.
 export { tf, initBackend, setBackendQuiet, BACKEND_NAMES } from "./engine/backend";
 export type { BackendInfo, BackendName } from "./engine/backend";
+// Arithmetic of the oneDNN engine's convolutions and matrix products: "f32" (default) or "bf16".
+export { setMath, MATH_ENV } from "./engine/onednn/engine";
+export type { MathMode } from "./engine/onednn/engine";
 export { profileSettings, modelProfileSettings, quickOverrides, PROFILE_ENV } from "./training/profile";
 export type { ProfileSettings } from "./training/profile";
 export type { ExperimentProfile, ModelTask } from "./core/kinds";

@@ -49,9 +49,12 @@ export function findTorchPython(explicit?: string): string {
   throw new Error(`No python with torch found (tried ${candidates.join(", ")}). Install python3-torch (Debian) or torch (pip), or set ${TORCH_PYTHON_ENV}.`);
 }
 
-/** Runs the reference for one model; throws with its stderr if it fails. */
-export function runReference(options: { script: string; python: string; model: BenchModel; batch: number; seconds: number; threads?: number }): ReferenceResult {
-  const args = [options.script, "--model", options.model, "--batch", String(options.batch), "--seconds", String(options.seconds)];
+/** Runs a twin under PyTorch's CPU autocast to bfloat16 (the comparison for UTKFACE_MATH=bf16). */
+export const TORCH_AUTOCAST = path.join(REPO_ROOT, "bench", "torch_autocast.py");
+
+/** Runs the reference for one model (under bf16 autocast with `autocast`); throws with its stderr if it fails. */
+export function runReference(options: { script: string; python: string; model: BenchModel; batch: number; seconds: number; threads?: number; autocast?: boolean }): ReferenceResult {
+  const args = [...(options.autocast ? [TORCH_AUTOCAST] : []), options.script, "--model", options.model, "--batch", String(options.batch), "--seconds", String(options.seconds)];
   // Without --threads the script keeps torch's default (1 on the 2-core dev machine: OpenMP reports 1).
   if (options.threads) args.push("--threads", String(options.threads));
   const r = spawnSync(options.python, args, { encoding: "utf8" });

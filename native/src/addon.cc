@@ -67,6 +67,14 @@ stream& cpu_stream() {
 int g_layout = 2;
 bool g_blocked = false;  // activations in blocked layouts (g_layout == 0)
 
+// Arithmetic of convolutions and matrix products: 0 float32 (the default, bit-reproducible),
+// 1 bfloat16 (UTKFACE_MATH=bf16): the operands are rounded to bfloat16 on their way in and the
+// products accumulate in float32 into a float32 result, as PyTorch's CPU autocast does. On a CPU
+// with AMX or AVX512_BF16 oneDNN then runs bf16 kernels (a 64->64 3x3 convolution at 70x70:
+// 10x the float32 rate on one Sapphire Rapids core). A primitive that has no bf16 kernel here
+// (a reference implementation only) stays in float32.
+int g_math = 0;
+
 // One operand of a cached primitive: how tfjs holds it (user) and how the primitive wants it.
 struct Slot {
   int arg = 0;
@@ -118,12 +126,13 @@ Slot output_slot(int arg, const memory::desc& user, const memory::desc& prim) { 
 // A backward convolution (data or weights): its primitive, its inputs and its output, each slot
 // in the layout the primitive asks for its argument.
 template <class Op>
-void backward_conv(Entry& e, const typename Op::desc& d, const convolution_forward::primitive_desc& hint,
+std::string backward_conv(Entry& e, const typename Op::desc& d, const convolution_forward::primitive_desc& hint,
                    std::initializer_list<std::pair<int, const memory::desc*>> ins, int out_arg, const memory::desc& out_user) {
   typename Op::primitive_desc pd(d, cpu_engine(), hint);
   e.prim = Op(pd);
   for (const auto& in : ins) e.ins.push_back(input_slot(in.first, *in.second, pd.query_md(query::exec_arg_md, in.first)));
   e.out = output_slot(out_arg, out_user, pd.query_md(query::exec_arg_md, out_arg));
+  return pd.impl_info_str();
 }
 
 // Denormal floats (below 1.2e-38) take a slow microcode path on x86: 50x slower for Adam's
@@ -277,6 +286,7 @@ napi_value undefined(napi_env env) {
 std::string key_of(const char* op, const int32_t* p, size_t n, double alpha) {
   std::string k(op);
   k.push_back("bpm"[g_layout]);
+  k.push_back("fh"[g_math]);
   k += std::to_string(omp_get_max_threads());
   for (size_t i = 0; i < n; i++) {
     k.push_back(',');
@@ -314,13 +324,17 @@ void set_post_op(primitive_attr& attr, int act, float alpha) {
   attr.set_post_ops(po);
 }
 
+// A bf16 primitive that would run oneDNN's reference code (no bf16 kernel for this CPU or shape).
+struct no_fast_kernel : std::exception {};
+bool is_reference(const char* impl) { return std::string(impl).rfind("ref", 0) == 0; }
+
 // ---- convolution ---------------------------------------------------------------------------
 // p: op (0 forward training, 1 forward inference, 2 backward data, 3 backward weights),
 //    N H W C O kH kW oH oW sH sW dH dW padTop padLeft padBottom padRight groups hasBias act
 // offsets: forward (x, filter, bias, y); backward data (dy, filter, -, dx);
 //          backward weights (x, dy, -, dfilter).
 
-std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
+std::unique_ptr<Entry> make_conv_as(const int32_t* p, float alpha, dt math) {
   const memory::dim N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], O = p[P_O], kH = p[P_KH], kW = p[P_KW], oH = p[P_OH], oW = p[P_OW], G = p[P_G];
   memory::desc src_user({N, C, H, W}, dt::f32, tag::nhwc);
   memory::desc dst_user({N, O, oH, oW}, dt::f32, tag::nhwc);
@@ -342,6 +356,23 @@ std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
   auto dst_md = any_or({N, O, oH, oW}, dst_user);
   auto wei_md = weights_any_or(wdims, wei_user);
   const int op = p[P_OP];
+  if (math == dt::bf16) {
+    // bf16 operands (activations NHWC, weights in the kernel's layout), float32 results: the
+    // forward's dst, backward data's diff_src and backward weights' diff_weights. The inputs
+    // each call reads (x, filter, dy) are rounded by their slot's reorder.
+    const memory::desc x16({N, C, H, W}, dt::bf16, g_layout == 0 ? tag::any : tag::nhwc);
+    const memory::desc y16({N, O, oH, oW}, dt::bf16, g_layout == 0 ? tag::any : tag::nhwc);
+    wei_md = memory::desc(wdims, dt::bf16, tag::any);
+    if (op <= 1) {
+      src_md = x16;
+    } else if (op == 2) {
+      dst_md = y16;
+    } else {
+      src_md = x16;
+      dst_md = y16;
+      wei_md = memory::desc(wdims, dt::f32, tag::any);
+    }
+  }
   auto e = std::make_unique<Entry>();
   const bool bias = p[P_BIAS] != 0 && op <= 1;
   auto fwd_desc = [&](prop_kind pk) {
@@ -352,6 +383,7 @@ std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
     primitive_attr attr;
     set_post_op(attr, p[P_ACT], alpha);
     convolution_forward::primitive_desc pd(fwd_desc(op == 0 ? prop_kind::forward_training : prop_kind::forward_inference), attr, cpu_engine());
+    if (math == dt::bf16 && is_reference(pd.impl_info_str())) throw no_fast_kernel();
     e->prim = convolution_forward(pd);
     e->ins.push_back(input_slot(DNNL_ARG_SRC, src_user, pd.src_desc()));
     e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
@@ -359,17 +391,36 @@ std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
     e->out = output_slot(DNNL_ARG_DST, dst_user, pd.dst_desc());
   } else if (op == 2 || op == 3) {
     // The gradients need the forward primitive as a hint: the input's (op 2) or the weights' (op 3).
-    convolution_forward::primitive_desc hint(fwd_desc(prop_kind::forward_training), cpu_engine());
+    auto hint_md = [&](const memory::desc& md, const memory::dims& dims) { return math == dt::bf16 ? memory::desc(dims, dt::bf16, tag::any) : md; };
+    const auto hint_src = hint_md(src_md, {N, C, H, W}), hint_wei = hint_md(wei_md, wdims);
+    const auto hint_dst = math == dt::bf16 ? memory::desc({N, O, oH, oW}, dt::f32, tag::any) : dst_md;
+    convolution_forward::primitive_desc hint(convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, hint_src, hint_wei, hint_dst, strides, dil, pl, pr), cpu_engine());
+    if (math == dt::bf16 && is_reference(hint.impl_info_str())) throw no_fast_kernel();
+    std::string impl;
     if (op == 2)
-      backward_conv<convolution_backward_data>(*e, convolution_backward_data::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
+      impl = backward_conv<convolution_backward_data>(*e, convolution_backward_data::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
                                                {{DNNL_ARG_DIFF_DST, &dst_user}, {DNNL_ARG_WEIGHTS, &wei_user}}, DNNL_ARG_DIFF_SRC, src_user);
     else
-      backward_conv<convolution_backward_weights>(*e, convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
+      impl = backward_conv<convolution_backward_weights>(*e, convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr), hint,
                                                   {{DNNL_ARG_SRC, &src_user}, {DNNL_ARG_DIFF_DST, &dst_user}}, DNNL_ARG_DIFF_WEIGHTS, wei_user);
+    if (math == dt::bf16 && is_reference(impl.c_str())) throw no_fast_kernel();
   } else {
     throw std::runtime_error("unknown convolution op " + std::to_string(op));
   }
   return e;
+}
+
+// The convolution in the current arithmetic: bf16 where this CPU has a bf16 kernel for it,
+// float32 otherwise (and always in float32 mode).
+std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
+  if (g_math == 1) {
+    try {
+      return make_conv_as(p, alpha, dt::bf16);
+    } catch (const no_fast_kernel&) {
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make_conv_as(p, alpha, dt::f32);
 }
 
 Entry& cached(const std::string& key, const std::function<std::unique_ptr<Entry>()>& make) {
@@ -461,16 +512,22 @@ napi_value Conv(napi_env env, napi_callback_info info) {
 // ---- matmul --------------------------------------------------------------------------------
 // p: batchA batchB M K N transposeA transposeB hasBias act; offsets (a, b, bias, out).
 
-std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
+std::unique_ptr<Entry> make_matmul_as(const int32_t* p, float alpha, dt math) {
   const memory::dim bA = p[M_BA], bB = p[M_BB], M = p[M_M], K = p[M_K], Nn = p[M_N];
-  memory::desc a_md({bA, M, K}, dt::f32, p[M_TA] ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
-  memory::desc b_md({bB, K, Nn}, dt::f32, p[M_TB] ? memory::dims{K * Nn, 1, K} : memory::dims{K * Nn, Nn, 1});
+  const memory::dims a_strides = p[M_TA] ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1};
+  const memory::dims b_strides = p[M_TB] ? memory::dims{K * Nn, 1, K} : memory::dims{K * Nn, Nn, 1};
+  memory::desc a_md({bA, M, K}, dt::f32, a_strides);
+  memory::desc b_md({bB, K, Nn}, dt::f32, b_strides);
   memory::desc c_md({std::max(bA, bB), M, Nn}, dt::f32, tag::abc);
   memory::desc bias_md({1, 1, Nn}, dt::f32, tag::abc);
   primitive_attr attr;
   set_post_op(attr, p[M_ACT], alpha);
-  auto d = p[M_BIAS] ? matmul::desc(a_md, b_md, bias_md, c_md) : matmul::desc(a_md, b_md, c_md);
+  // bf16: both factors rounded on their way in (same strides), the product in float32.
+  const memory::desc a_prim = math == dt::bf16 ? memory::desc({bA, M, K}, dt::bf16, a_strides) : a_md;
+  const memory::desc b_prim = math == dt::bf16 ? memory::desc({bB, K, Nn}, dt::bf16, b_strides) : b_md;
+  auto d = p[M_BIAS] ? matmul::desc(a_prim, b_prim, bias_md, c_md) : matmul::desc(a_prim, b_prim, c_md);
   matmul::primitive_desc pd(d, attr, cpu_engine());
+  if (math == dt::bf16 && is_reference(pd.impl_info_str())) throw no_fast_kernel();
   auto e = std::make_unique<Entry>();
   e->prim = matmul(pd);
   e->ins.push_back(input_slot(DNNL_ARG_SRC, a_md, pd.src_desc()));
@@ -478,6 +535,17 @@ std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
   if (p[M_BIAS]) e->ins.push_back(input_slot(DNNL_ARG_BIAS, bias_md, pd.bias_desc()));
   e->out = output_slot(DNNL_ARG_DST, c_md, pd.dst_desc());
   return e;
+}
+
+std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
+  if (g_math == 1) {
+    try {
+      return make_matmul_as(p, alpha, dt::bf16);
+    } catch (const no_fast_kernel&) {
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make_matmul_as(p, alpha, dt::f32);
 }
 
 napi_value MatMul(napi_env env, napi_callback_info info) {
@@ -1143,6 +1211,40 @@ napi_value SetLayout(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// setMath(0 float32 | 1 bfloat16); see g_math.
+napi_value SetMath(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, 1, a)) return nullptr;
+  const int n = static_cast<int>(number(env, a.v[0]));
+  if (n < 0 || n > 1) {
+    napi_throw_range_error(env, nullptr, "utkface_onednn: math must be 0 (float32) or 1 (bfloat16)");
+    return nullptr;
+  }
+  g_math = n;
+  return undefined(env);
+}
+
+// mathKernel(): the kernel a bf16 3x3 convolution gets on this CPU ("brgconv:avx512_core_amx_bf16",
+// ...), or "" when it has none but oneDNN's reference code.
+napi_value MathKernel(napi_env env, napi_callback_info) {
+  return guarded(env, [&]() {
+    std::string impl;
+    try {
+      const memory::dim N = 2, C = 32, H = 16;
+      memory::desc x({N, C, H, H}, dt::bf16, tag::nhwc), w({C, C, 3, 3}, dt::bf16, tag::any), y({N, C, H, H}, dt::f32, tag::nhwc);
+      convolution_forward::primitive_desc pd(
+          convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, x, w, y, {1, 1}, {1, 1}, {1, 1}), cpu_engine());
+      impl = pd.impl_info_str();
+      if (is_reference(impl.c_str())) impl.clear();
+    } catch (const dnnl::error&) {
+      impl.clear();
+    }
+    napi_value out;
+    napi_create_string_utf8(env, impl.c_str(), impl.size(), &out);
+    return out;
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&]() {
     const dnnl_version_t* v = dnnl_version();
@@ -1174,6 +1276,9 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_value layout;
     napi_create_string_utf8(env, g_layout == 0 ? "blocked" : g_layout == 1 ? "nhwc" : "mixed", NAPI_AUTO_LENGTH, &layout);
     napi_set_named_property(env, obj, "layout", layout);
+    napi_value math;
+    napi_create_string_utf8(env, g_math == 1 ? "bf16" : "f32", NAPI_AUTO_LENGTH, &math);
+    napi_set_named_property(env, obj, "math", math);
     return obj;
   });
 }
@@ -1189,6 +1294,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setLayout", nullptr, SetLayout, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setMath", nullptr, SetMath, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mathKernel", nullptr, MathKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clipGrad", nullptr, ClipGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"meanGrad", nullptr, MeanGrad, nullptr, nullptr, nullptr, napi_default, nullptr},

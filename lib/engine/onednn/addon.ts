@@ -20,6 +20,10 @@ export interface OneDnnAddon {
   setBlocked(blocked: boolean): void;
   /** Convolution operand layouts: 0 blocked, 1 plain NHWC, 2 NHWC activations with blocked weights. */
   setLayout?(layout: number): void;
+  /** Convolution and matrix-product arithmetic: 0 float32, 1 bfloat16 operands with float32 sums. */
+  setMath?(math: number): void;
+  /** The kernel a bf16 convolution gets on this CPU, or "" when it has none but oneDNN's reference code. */
+  mathKernel?(): string;
   clipGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number, lo: number, hi: number): void;
   batchNormGrad?(
     heap: Uint8Array, params: Int32Array, x: number, dy: number, mean: number, variance: number, scale: number,
@@ -38,7 +42,7 @@ export interface OneDnnAddon {
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, biasCorrection1: number, biasCorrection2: number, epsilon: number, negLearningRate: number,
   ): void;
-  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string };
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string };
 }
 
 /**

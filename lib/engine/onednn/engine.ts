@@ -53,6 +53,11 @@ export const THREADS_ENV = "UTKFACE_THREADS";
 export const ENGINE_NAMES = ["onednn", "wasm"] as const;
 /** Environment variable picking oneDNN's layouts: blocked (default, faster) or nhwc (plain). */
 export const LAYOUT_ENV = "UTKFACE_ONEDNN_LAYOUT";
+/** Environment variable picking the arithmetic of convolutions and matrix products: f32 (default) or bf16. */
+export const MATH_ENV = "UTKFACE_MATH";
+/** Values of UTKFACE_MATH. */
+export const MATH_MODES = ["f32", "bf16"] as const;
+export type MathMode = (typeof MATH_MODES)[number];
 
 type Maker = (addon: OneDnnAddon, fallback: Fallback) => tf.KernelFunc;
 
@@ -227,6 +232,10 @@ export interface OneDnnStatus {
   isa?: string;
   /** Why not active (addon not built, library missing, forced off). */
   reason?: string;
+  /** The arithmetic of convolutions and matrix products (see setMath), when active. */
+  math?: MathMode;
+  /** Why bf16 was asked for and float32 is used (no bf16 kernel on this CPU, or an older addon). */
+  mathNote?: string;
 }
 
 const OURS = Symbol.for("utkface-ts.onednnKernel");
@@ -263,6 +272,8 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
   if (addon.setLayout) addon.setLayout(LAYOUTS[layout || "mixed"]);
   else addon.setBlocked(layout !== "nhwc");
   addon.setThreads(threads);
+  const math = requestedMath(env);
+  const mathSet = setMathOn(addon, math);
   if (!tf.getKernel("Conv2D", "wasm")) return { active: false, reason: "tfjs-backend-wasm not loaded" };
   for (const [name, make] of Object.entries(KERNELS)) {
     const existing = tf.getKernel(name, "wasm");
@@ -294,7 +305,45 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
   // The optimizer's fused update (lib/training/adam.ts uses it where it is registered).
   if (addon.adam) registerNew({ [ADAM_KERNEL]: makeAdamUpdate });
   const info = addon.info();
-  return { active: true, version: info.version, threads: info.threads, isa: info.isa };
+  return { active: true, version: info.version, threads: info.threads, isa: info.isa, ...mathSet };
+}
+
+function requestedMath(env: NodeJS.ProcessEnv): MathMode {
+  const raw = env[MATH_ENV]?.trim();
+  if (!raw) return "f32";
+  if (!(MATH_MODES as readonly string[]).includes(raw)) throw new Error(`${MATH_ENV}="${raw}": use f32 (the default: float32 throughout) or bf16 (bfloat16 operands, float32 sums; needs a CPU with AMX or AVX512_BF16).`);
+  return raw as MathMode;
+}
+
+/** Sets the addon's arithmetic; bf16 only where this CPU has a bf16 kernel (else float32, with the reason). */
+function setMathOn(addon: OneDnnAddon, math: MathMode): { math: MathMode; mathNote?: string } {
+  if (math === "f32") {
+    addon.setMath?.(0);
+    return { math };
+  }
+  if (!addon.setMath || !addon.mathKernel) return { math: "f32", mathNote: "bf16 asked for, but the oneDNN addon predates it: rebuild it (bash scripts/build-native.sh); float32 used" };
+  const kernel = addon.mathKernel();
+  if (!kernel) {
+    addon.setMath(0);
+    return { math: "f32", mathNote: "bf16 asked for, but this CPU has no bf16 convolution kernel (needs AMX or AVX512_BF16); float32 used" };
+  }
+  addon.setMath(1);
+  return { math: "bf16", mathNote: `bf16 on ${kernel}` };
+}
+
+/**
+ * Switches the oneDNN engine's convolutions and matrix products between float32 (`"f32"`, the
+ * default: every figure the project ships) and bfloat16 operands with float32 sums (`"bf16"`,
+ * what PyTorch's CPU autocast does; UTKFACE_MATH=bf16 sets it at start). bf16 needs a CPU with
+ * AMX or AVX512_BF16; elsewhere float32 stays and the returned note says why. Applies to
+ * primitives made from now on: each shape's is made once per arithmetic, so switching back and
+ * forth costs nothing after the first call. Returns the arithmetic in force.
+ */
+export function setMath(math: MathMode): { math: MathMode; mathNote?: string } {
+  if (!(MATH_MODES as readonly string[]).includes(math)) throw new Error(`setMath("${math}"): use "f32" or "bf16".`);
+  const { addon, reason } = loadOneDnn();
+  if (!addon) return { math: "f32", mathNote: reason };
+  return setMathOn(addon, math);
 }
 
 /** Puts back the kernels registerOneDnnKernels replaced (tests compare both engines in one process). */
@@ -308,5 +357,7 @@ export function unregisterOneDnnKernels(): void {
 
 /** The engine phrase of the backend line, e.g. "oneDNN 2.6.3, 2 threads". */
 export function describeOneDnn(status: OneDnnStatus): string {
-  return status.active ? `oneDNN ${status.version}, ${status.threads} thread${status.threads === 1 ? "" : "s"}` : `wasm kernels: ${status.reason}`;
+  if (!status.active) return `wasm kernels: ${status.reason}`;
+  const math = status.math === "bf16" ? `, ${status.mathNote}` : status.mathNote ? ` (${status.mathNote})` : "";
+  return `oneDNN ${status.version}, ${status.threads} thread${status.threads === 1 ? "" : "s"}${math}`;
 }
