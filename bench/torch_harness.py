@@ -32,12 +32,18 @@ def parse(name):
 def report(name, a, train_step, infer_step, train_mode, eval_mode):
     """Times `train_step` for a.seconds and `infer_step` (no_grad) for half that; prints the JSON line."""
     train_mode()
-    train = rate(train_step, a.batch, a.seconds)
+    out = {'model': name, 'batch': a.batch, 'threads': a.threads}
+    try:
+        out['train_img_s'] = round(rate(train_step, a.batch, a.seconds), 1)
+    except RuntimeError as e:
+        # Under bf16 autocast (torch_autocast.py) some PyTorch versions lack a bf16 gradient
+        # (1.13: ReLU6's backward): no training figure, and the reason in the line.
+        out['train_img_s'] = 0
+        out['train_error'] = str(e).split('\n')[0]
     eval_mode()
     with torch.no_grad():
-        infer = rate(infer_step, a.batch, a.seconds / 2)
-    print(json.dumps({'model': name, 'batch': a.batch, 'threads': a.threads,
-                      'train_img_s': round(train, 1), 'infer_img_s': round(infer, 1)}))
+        out['infer_img_s'] = round(rate(infer_step, a.batch, a.seconds / 2), 1)
+    print(json.dumps(out))
 
 
 def run(name, build, input_shape, classes=20):

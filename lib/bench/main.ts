@@ -176,8 +176,9 @@ function parse(argv: string[]): Options | "help" {
 
 type Row = Record<string, unknown>;
 
-function ratio(ours: number, theirs: number): number {
-  return theirs > 0 ? Math.round((ours / theirs) * 100) / 100 : NaN;
+/** ours / theirs to 2 decimals; undefined where PyTorch gave no figure. */
+function ratio(ours: number, theirs: number): number | undefined {
+  return theirs > 0 ? Math.round((ours / theirs) * 100) / 100 : undefined;
 }
 
 /** Times loadFaces on `dir` into a throwaway cache folder: a first (decoding) load, then a cached one. */
@@ -209,7 +210,7 @@ function table(rows: Row[]): string {
     if (r.bench === "model") {
       const t = r.torch as ReferenceResult | undefined;
       const [tgtTrain, tgtInfer] = targetsOf(r.model);
-      const theirs = t ? `${t.train_img_s} (${t.threads} thr${r.math === "bf16" ? ", autocast bf16" : ""})` : "-";
+      const theirs = !t ? "-" : t.train_error ? `none (${t.train_error})` : `${t.train_img_s} (${t.threads} thr${r.math === "bf16" ? ", autocast bf16" : ""})`;
       lines.push(`| ${r.model} train img/s (${r.engine}, batch ${r.batch}) | ${r.train_img_s} | ${theirs} | ${r.train_ratio ?? "-"} | ${tgtTrain} |`);
       lines.push(`| ${r.model} inference img/s | ${r.infer_img_s} | ${t ? t.infer_img_s : "-"} | ${r.infer_ratio ?? "-"} | ${tgtInfer} |`);
     } else if (r.bench === "parallel") {

@@ -20,6 +20,8 @@ export interface ReferenceResult {
   threads: number;
   train_img_s: number;
   infer_img_s: number;
+  /** Why PyTorch gave no training figure (train_img_s 0), e.g. a gradient its bf16 autocast lacks. */
+  train_error?: string;
 }
 
 /**
