@@ -410,17 +410,22 @@ std::unique_ptr<Entry> make_conv_as(const int32_t* p, float alpha, dt math) {
   return e;
 }
 
-// The convolution in the current arithmetic: bf16 where this CPU has a bf16 kernel for it,
-// float32 otherwise (and always in float32 mode).
-std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
+// A primitive in the current arithmetic: `make(dt::bf16)` in bf16 mode where this CPU has a
+// bf16 kernel for it, `make(dt::f32)` otherwise (and always in float32 mode).
+template <typename Make>
+std::unique_ptr<Entry> in_math(Make make) {
   if (g_math == 1) {
     try {
-      return make_conv_as(p, alpha, dt::bf16);
+      return make(dt::bf16);
     } catch (const no_fast_kernel&) {
     } catch (const dnnl::error&) {
     }
   }
-  return make_conv_as(p, alpha, dt::f32);
+  return make(dt::f32);
+}
+
+std::unique_ptr<Entry> make_conv(const int32_t* p, float alpha) {
+  return in_math([&](dt math) { return make_conv_as(p, alpha, math); });
 }
 
 Entry& cached(const std::string& key, const std::function<std::unique_ptr<Entry>()>& make) {
@@ -538,14 +543,7 @@ std::unique_ptr<Entry> make_matmul_as(const int32_t* p, float alpha, dt math) {
 }
 
 std::unique_ptr<Entry> make_matmul(const int32_t* p, float alpha) {
-  if (g_math == 1) {
-    try {
-      return make_matmul_as(p, alpha, dt::bf16);
-    } catch (const no_fast_kernel&) {
-    } catch (const dnnl::error&) {
-    }
-  }
-  return make_matmul_as(p, alpha, dt::f32);
+  return in_math([&](dt math) { return make_matmul_as(p, alpha, math); });
 }
 
 napi_value MatMul(napi_env env, napi_callback_info info) {
@@ -1197,15 +1195,23 @@ napi_value SetBlocked(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// The one argument of a setter, a whole number in [lo, hi]; a range error naming `what` if not.
+bool setting_arg(napi_env env, napi_callback_info info, int lo, int hi, const char* what, int* out) {
+  Args a;
+  if (!get_args(env, info, 1, a)) return false;
+  const int n = static_cast<int>(number(env, a.v[0]));
+  if (n < lo || n > hi) {
+    napi_throw_range_error(env, nullptr, (std::string("utkface_onednn: ") + what).c_str());
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
 // setLayout(0 blocked | 1 nhwc | 2 mixed)
 napi_value SetLayout(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 1, a)) return nullptr;
-  const int n = static_cast<int>(number(env, a.v[0]));
-  if (n < 0 || n > 2) {
-    napi_throw_range_error(env, nullptr, "utkface_onednn: layout must be 0, 1 or 2");
-    return nullptr;
-  }
+  int n;
+  if (!setting_arg(env, info, 0, 2, "layout must be 0, 1 or 2", &n)) return nullptr;
   g_layout = n;
   g_blocked = n == 0;
   return undefined(env);
@@ -1213,13 +1219,8 @@ napi_value SetLayout(napi_env env, napi_callback_info info) {
 
 // setMath(0 float32 | 1 bfloat16); see g_math.
 napi_value SetMath(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, 1, a)) return nullptr;
-  const int n = static_cast<int>(number(env, a.v[0]));
-  if (n < 0 || n > 1) {
-    napi_throw_range_error(env, nullptr, "utkface_onednn: math must be 0 (float32) or 1 (bfloat16)");
-    return nullptr;
-  }
+  int n;
+  if (!setting_arg(env, info, 0, 1, "math must be 0 (float32) or 1 (bfloat16)", &n)) return nullptr;
   g_math = n;
   return undefined(env);
 }
