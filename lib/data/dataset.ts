@@ -225,8 +225,46 @@ async function decodeWith(input: string | Buffer, decoder: "auto" | "sharp", scr
       fallback = "error";
     }
   }
-  const { data, info } = await sharpLib()(input).rotate().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharpDecode(input);
   return { data, width: info.width, height: info.height, channels: info.channels, decoder: "sharp", fallback };
+}
+
+/** The tail of the failed sharp decodes retried so far: each retry waits for the one before. */
+let sharpRetries: Promise<unknown> = Promise.resolve();
+
+/**
+ * sharp's decode of `input`, upright. libvips keeps one error buffer for all its threads, so
+ * when decodes fail at the same moment a failure can carry another file's message (seen in a
+ * folder load: a truncated JPEG reported with a text file's "is not a known file format", which
+ * named the other path). So a failed decode is tried again, after every other file's retries,
+ * until two attempts give the same message; the reason given is that message. Failures are rare,
+ * so this costs one or two more decodes per bad file.
+ */
+async function sharpDecode(input: string | Buffer): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }> {
+  const decode = () => sharpLib()(input).rotate().raw().toBuffer({ resolveWithObject: true });
+  let first: unknown;
+  try {
+    return await decode();
+  } catch (e) {
+    first = e;
+  }
+  // Decoded again until two attempts in a row fail with the same message (three at most): a
+  // first decode of another bad file may still fail while this one is retried.
+  const retry = sharpRetries.then(async () => {
+    let last = first;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return await decode();
+      } catch (e) {
+        const same = String((e as Error)?.message) === String((last as Error)?.message);
+        last = e;
+        if (same) break;
+      }
+    }
+    throw last;
+  });
+  sharpRetries = retry.catch(() => undefined);
+  return await retry;
 }
 
 /** Pixels of a 200x200 RGB face, UTKFace's crop: a decode scratch starts at this size. */
