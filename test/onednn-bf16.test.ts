@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerTrainingKernels } from "../lib/engine/wasm/training-kernels";
-import { describeOneDnn, loadOneDnn, registerOneDnnKernels, setMath } from "../lib/engine/onednn/engine";
+import { describeOneDnn, loadOneDnn, registerOneDnnKernels, setMath, unregisterOneDnnKernels } from "../lib/engine/onednn/engine";
 import { loadFaces } from "../lib/data/dataset";
 import { SAMPLE_DATA_DIR } from "../lib/core/paths";
 import { mulberry32 } from "../lib/data/splits";
@@ -177,4 +177,14 @@ test("UTKFACE_MATH is checked and said in the engine line; without a bf16 kernel
   assert.throws(() => setMath("fp16" as never), /use "f32" or "bf16"/);
   assert.equal(setMath("f32").math, "f32");
   assert.equal(addon!.info().math, "f32");
+  // With the wasm kernels in its place there is nothing to switch, and it says so.
+  unregisterOneDnnKernels();
+  try {
+    const off = setMath("bf16");
+    assert.equal(off.math, "f32");
+    assert.match(off.mathNote ?? "", /oneDNN engine is not in use/);
+    assert.equal(addon!.info().math, "f32");
+  } finally {
+    registerOneDnnKernels({ ...process.env, UTKFACE_ENGINE: "onednn", UTKFACE_MATH: "f32" });
+  }
 });

@@ -337,12 +337,14 @@ function setMathOn(addon: OneDnnAddon, math: MathMode): { math: MathMode; mathNo
  * what PyTorch's CPU autocast does; UTKFACE_MATH=bf16 sets it at start). bf16 needs a CPU with
  * AMX or AVX512_BF16; elsewhere float32 stays and the returned note says why. Applies to
  * primitives made from now on: each shape's is made once per arithmetic, so switching back and
- * forth costs nothing after the first call. Returns the arithmetic in force.
+ * forth costs nothing after the first call. Returns the arithmetic in force: float32, with the
+ * reason, where the oneDNN engine is not the one running.
  */
 export function setMath(math: MathMode): { math: MathMode; mathNote?: string } {
   if (!(MATH_MODES as readonly string[]).includes(math)) throw new Error(`setMath("${math}"): use "f32" or "bf16".`);
   const { addon, reason } = loadOneDnn();
   if (!addon) return { math: "f32", mathNote: reason };
+  if (!oneDnnKernelsInstalled()) return { math: "f32", mathNote: "the oneDNN engine is not in use (another backend, or UTKFACE_ENGINE=wasm): nothing to switch" };
   return setMathOn(addon, math);
 }
 
