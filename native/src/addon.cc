@@ -391,10 +391,11 @@ std::unique_ptr<Entry> make_conv_as(const int32_t* p, float alpha, dt math) {
     e->out = output_slot(DNNL_ARG_DST, dst_user, pd.dst_desc());
   } else if (op == 2 || op == 3) {
     // The gradients need the forward primitive as a hint: the input's (op 2) or the weights' (op 3).
-    auto hint_md = [&](const memory::desc& md, const memory::dims& dims) { return math == dt::bf16 ? memory::desc(dims, dt::bf16, tag::any) : md; };
-    const auto hint_src = hint_md(src_md, {N, C, H, W}), hint_wei = hint_md(wei_md, wdims);
-    const auto hint_dst = math == dt::bf16 ? memory::desc({N, O, oH, oW}, dt::f32, tag::any) : dst_md;
-    convolution_forward::primitive_desc hint(convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, hint_src, hint_wei, hint_dst, strides, dil, pl, pr), cpu_engine());
+    // In bf16 the hint is the bf16 forward (bf16 x and filter, float32 y).
+    const auto hint_desc = math == dt::bf16 ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, memory::desc({N, C, H, W}, dt::bf16, tag::any),
+                                                                        memory::desc(wdims, dt::bf16, tag::any), memory::desc({N, O, oH, oW}, dt::f32, tag::any), strides, dil, pl, pr)
+                                            : fwd_desc(prop_kind::forward_training);
+    convolution_forward::primitive_desc hint(hint_desc, cpu_engine());
     if (math == dt::bf16 && is_reference(hint.impl_info_str())) throw no_fast_kernel();
     std::string impl;
     if (op == 2)
