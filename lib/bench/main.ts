@@ -12,7 +12,7 @@ import { benchDetect } from "./detect";
 import { measureParallel } from "./parallel";
 import { profileKernels } from "./profile";
 import { findTorchPython, resolveReferenceScript, runReference, ReferenceResult, TORCH_PYTHON_ENV, TORCH_REFERENCE_ENV } from "./reference";
-import { BenchModel, BENCH_MODELS, measureThroughput, round1 } from "./throughput";
+import { BenchModel, BENCH_MODELS, measureThroughput, round1, wasmAbortHint } from "./throughput";
 import { MATH_ENV, MATH_MODES, MathMode } from "../engine/onednn/engine";
 
 /** The speed issue's targets, as ratios to PyTorch CPU (or to one process) in one back-to-back run. */
@@ -42,7 +42,7 @@ export const HELP = `Usage: npm run bench -- [options]
                           stages after stage64 on 17x17x64 maps, and finetune-pixels, the same
                           tail on augmented 150x150 faces through the frozen stem..stage64;
                           none: only the extras below)
-  --batch N               batch size (default 25, the report's)
+  --batch N               batch size (default 25, the report's; MobileNet-v1 8)
   --seconds S             seconds of training per model; inference gets S/2 (default 20)
   --rounds R              split each measurement into R alternating rounds (ours, PyTorch, ours, ...)
                           and keep each side's best round: load from other processes only ever
@@ -71,7 +71,8 @@ UTKFACE_THREADS threads (default: all cores); the reference runs at the same thr
 
 interface Options {
   models: BenchModel[];
-  batch: number;
+  /** --batch; each model's own (BENCH_MODELS) when not given. */
+  batch?: number;
   seconds: number;
   rounds: number;
   reference: boolean;
@@ -89,7 +90,7 @@ interface Options {
 }
 
 function parse(argv: string[]): Options | "help" {
-  const o: Options = { models: ["cnn", "vgg19"], batch: 25, seconds: 20, rounds: 3, reference: false, data: false, parallel: false, detect: false, steps: 30, json: false, profile: false };
+  const o: Options = { models: ["cnn", "vgg19"], seconds: 20, rounds: 3, reference: false, data: false, parallel: false, detect: false, steps: 30, json: false, profile: false };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value. See npm run bench -- --help.`);
@@ -243,6 +244,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(JSON.stringify(row));
   };
   for (const model of o.models) {
+    const batch = o.batch ?? BENCH_MODELS[model].batch;
     const seconds = o.seconds / o.rounds;
     let ours = { train_img_s: 0, infer_img_s: 0 };
     let torch: ReferenceResult | undefined;
@@ -258,17 +260,19 @@ async function main(argv: string[]): Promise<number> {
               profile = stop();
             }
           : undefined;
-      const r = await measureThroughput({ model, batch: o.batch, seconds, inspect });
+      const r = await measureThroughput({ model, batch, seconds, inspect }).catch((e: Error) => {
+        throw wasmAbortHint(e, model, batch);
+      });
       oursRounds.push(r.train_img_s);
       ours = { train_img_s: Math.max(ours.train_img_s, r.train_img_s), infer_img_s: Math.max(ours.infer_img_s, r.infer_img_s) };
       if (script && python) {
-        const t = runReference({ script: model === "mobilenet" ? TORCH_MOBILENET : model === "finetune" || model === "finetune-pixels" ? TORCH_FINETUNE : script, python, model, batch: o.batch, seconds, threads: o.referenceThreads ?? (backend.threads || undefined), autocast: math === "bf16" });
+        const t = runReference({ script: model === "mobilenet" ? TORCH_MOBILENET : model === "finetune" || model === "finetune-pixels" ? TORCH_FINETUNE : script, python, model, batch, seconds, threads: o.referenceThreads ?? (backend.threads || undefined), autocast: math === "bf16" });
         torchRounds.push(t.train_img_s);
         torch = torch ? { ...t, train_img_s: Math.max(torch.train_img_s, t.train_img_s), infer_img_s: Math.max(torch.infer_img_s, t.infer_img_s) } : t;
       }
     }
     const engine = backend.engine ?? backend.name;
-    const row: Row = { bench: "model", model, backend: backend.name, engine, math, threads: backend.threads, batch: o.batch, train_img_s: ours.train_img_s, infer_img_s: ours.infer_img_s, train_rounds: oursRounds };
+    const row: Row = { bench: "model", model, backend: backend.name, engine, math, threads: backend.threads, batch, train_img_s: ours.train_img_s, infer_img_s: ours.infer_img_s, train_rounds: oursRounds };
     if (torch) {
       Object.assign(row, { torch, torch_train_rounds: torchRounds, train_ratio: ratio(ours.train_img_s, torch.train_img_s), infer_ratio: ratio(ours.infer_img_s, torch.infer_img_s) });
     }
@@ -277,8 +281,9 @@ async function main(argv: string[]): Promise<number> {
     if (profile) emit({ bench: "profile", model, engine, steps: 3, kernels: profile.filter((k) => k.share >= 1) });
   }
   if (o.parallel) {
-    const p = await measureParallel({ model: "cnn", batch: o.batch, steps: o.steps, processes: 2 });
-    emit({ bench: "parallel", model: "cnn", backend: backend.name, batch: o.batch, steps: o.steps, ...p });
+    const batch = o.batch ?? BENCH_MODELS.cnn.batch;
+    const p = await measureParallel({ model: "cnn", batch, steps: o.steps, processes: 2 });
+    emit({ bench: "parallel", model: "cnn", backend: backend.name, batch, steps: o.steps, ...p });
   }
   if (o.data) emit(await benchData(resolveDataDir(o.dir)));
   if (o.detect) emit({ ...(await benchDetect(o.seconds)), backend: backend.name, threads: backend.threads });
