@@ -181,7 +181,7 @@ function facesTensor(pixels: Uint8Array, n: number, size: number, flip: boolean)
  * the original repository feeds from OpenCV), mirrored when asked; built in one pass here
  * rather than as Reverse and Sub passes over the batch.
  */
-function faceresInput(pixels: Uint8Array, n: number, size: number, flip: boolean, caffe: boolean): tf.Tensor4D {
+export function faceresInput(pixels: Uint8Array, n: number, size: number, flip: boolean, caffe: boolean): tf.Tensor4D {
   const expected = n * size * size * 3;
   if (pixels.length !== expected) throw new Error(`Expected ${n} RGB faces of ${size}x${size} (${expected} bytes), got ${pixels.length} bytes.`);
   const out = new Float32Array(expected);
@@ -214,8 +214,13 @@ export interface LoadBackboneOptions {
   fuse?: boolean;
 }
 
+/** human's faceres graph model as its package ships it (topology and weights). */
+export async function loadFaceresArtifacts(): Promise<tf.io.ModelArtifacts> {
+  return fileModelHandler(path.join(humanModelDir(), "faceres.json")).load!();
+}
+
 async function loadFaceres(spec: BackboneSpec, options: LoadBackboneOptions): Promise<Backbone> {
-  const shipped = await fileModelHandler(path.join(humanModelDir(), "faceres.json")).load!();
+  const shipped = await loadFaceresArtifacts();
   const artifacts = options.fuse === false ? shipped : (await fuseConvChains(shipped)).artifacts;
   const model = await tf.loadGraphModel({ load: async () => artifacts });
   const caffe = spec.name === "faceres-caffe";

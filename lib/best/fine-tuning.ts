@@ -60,14 +60,24 @@ export function buildFineTuneModel(heads: TrainedHeads): tf.LayersModel {
   const descriptor = faceNetTail(maps, stage);
   const model = tf.model({ inputs: input, outputs: headOutputs(descriptor, { hidden: config.hidden, dropout: config.dropout, seed: config.seed }), name: "best_finetuned" });
   loadFaceNetWeights(model);
-  // Copy the heads' weights by layer name, folding the standardiser into the first dense layer
-  // (the hidden layer, or the output layer of linear heads).
-  const { mean, std } = standardizer;
+  copyHeadsFolded(heads, model);
+  return model;
+}
+
+/**
+ * Copies trained heads' weights into `model` by layer name, folding their input standardiser
+ * into the first dense layer of each head (the hidden layer, or the output layer of linear
+ * heads): W' = W / std, b' = b - sum(W' * mean), so `model` reads raw features and starts where
+ * the heads ended.
+ */
+export function copyHeadsFolded(heads: Pick<TrainedHeads, "model" | "standardizer" | "config">, model: tf.LayersModel): void {
+  if (!heads.standardizer) throw new Error(`Heads "${heads.config.name}" have no standardiser to fold.`);
+  const { mean, std } = heads.standardizer;
   for (const layer of heads.model.layers) {
     const weights = layer.getWeights();
     if (weights.length === 0) continue;
     const target = model.getLayer(layer.name);
-    const first = layer.name.endsWith("_hidden") || (config.hidden <= 0 && (layer.name === "age" || layer.name === "gender"));
+    const first = layer.name.endsWith("_hidden") || (heads.config.hidden <= 0 && (layer.name === "age" || layer.name === "gender"));
     if (!first) {
       target.setWeights(weights);
       continue;
@@ -83,7 +93,6 @@ export function buildFineTuneModel(heads: TrainedHeads): tf.LayersModel {
     target.setWeights(folded);
     tf.dispose(folded);
   }
-  return model;
 }
 
 /**
