@@ -23,6 +23,7 @@ import { loadBestSplit } from "../lib/best/faces";
 import { FACERES_AGE_BINS, FACERES_POOLED, faceresInput, loadFaceresArtifacts } from "../lib/best/backbones";
 import { fuseConvChains } from "../lib/engine/fuse-graph";
 import { decodeImageFile } from "../lib/data/dataset";
+import { GENDER_THRESHOLD } from "../lib/data/labels";
 import { HeadConfig, TrainedHeads, fitRows, genderAccuracyByBand, predictHeads, trainHeads } from "../lib/best/head-training";
 import { expectedAges, headOutputs } from "../lib/best/heads";
 import { copyHeadsFolded } from "../lib/best/fine-tuning";
@@ -46,7 +47,7 @@ interface Views {
 function figures(label: string, pFemale: Float32Array, predAge: Float32Array, v: Views): void {
   const rows = v.ages.map((age, i) => ({ file: "", age, gender: v.genders[i], trueGroup: -1, pFemale: pFemale[i] }));
   const mae = predAge.reduce((s, p, i) => s + Math.abs(p - v.ages[i]), 0) / v.ages.length;
-  const right = rows.filter((r) => (r.pFemale >= 0.5 ? 1 : 0) === r.gender).length;
+  const right = rows.filter((r) => (r.pFemale >= GENDER_THRESHOLD ? 1 : 0) === r.gender).length;
   const bands = genderAccuracyByBand(rows).map((b) => `${b.band} ${(b.accuracy * 100).toFixed(1)}`);
   console.log(`${label}: MAE ${mae.toFixed(3)}, gender ${((100 * right) / rows.length).toFixed(1)}% (${bands.join(", ")})`);
 }
