@@ -20,22 +20,21 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/engine/backend";
 import { loadBestSplit } from "../lib/best/faces";
-import { FACERES_AGE_BINS, FACERES_POOLED, faceresInput, loadFaceresArtifacts } from "../lib/best/backbones";
+import { FACERES_AGE_BINS, FACERES_MAPS, backboneSpec, FACERES_MAPS_NODE, FACERES_POOLED, faceresInput, loadFaceresArtifacts } from "../lib/best/backbones";
 import { fuseConvChains } from "../lib/engine/fuse-graph";
 import { decodeImageFile } from "../lib/data/dataset";
 import { GENDER_THRESHOLD } from "../lib/data/labels";
 import { HeadConfig, TrainedHeads, fitRows, genderAccuracyByBand, predictHeads, trainHeads } from "../lib/best/head-training";
-import { expectedAges, headOutputs } from "../lib/best/heads";
-import { copyHeadsFolded } from "../lib/best/fine-tuning";
+import { expectedAges } from "../lib/best/heads";
+import { buildFineTuneModel } from "../lib/best/fine-tuning";
 import { memberConfig } from "../lib/best/stack";
 import { readJsonFile } from "../lib/core/file-errors";
 import type { BestModelFile } from "../lib/best/model-folder";
 
 const SIDE = 224;
-const MAPS = 7 * 7 * 1024;
+const MAPS = backboneSpec(FACERES_MAPS).dim;
 const FEATURES = FACERES_POOLED + FACERES_AGE_BINS + 1;
-const MAP_NODE = "conv_pw_12_relu/clip_by_value";
-const OUTPUTS = [MAP_NODE, "global_pooling/Mean", "age_pred/Softmax", "gender_pred/Sigmoid"];
+const OUTPUTS = [FACERES_MAPS_NODE, "global_pooling/Mean", "age_pred/Softmax", "gender_pred/Sigmoid"];
 
 interface Views {
   maps: [Float32Array, Float32Array];
@@ -100,26 +99,7 @@ async function main(): Promise<void> {
   figures("frozen faceres-caffe heads", frozen.pFemale, expectedAges(frozen.ageProbabilities, frozen.n), val);
 
   // maps -> last block (batch norm folded, as the graph runs it) -> mean -> [pooled, own age, own gender] -> heads.
-  const w = tf.io.decodeWeights(shipped.weightData!, shipped.weightSpecs!);
-  const input = tf.input({ shape: [MAPS], name: "maps" });
-  const relu6 = (x: tf.SymbolicTensor) => tf.layers.reLU({ maxValue: 6 }).apply(x) as tf.SymbolicTensor;
-  const dw = tf.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", name: "conv_dw_13" });
-  const pw = tf.layers.conv2d({ filters: 1024, kernelSize: 1, name: "conv_pw_13" });
-  const feats = tf.layers.dense({ units: 256, activation: "relu", name: "feats" });
-  const ownAge = tf.layers.dense({ units: FACERES_AGE_BINS, activation: "softmax", name: "age_pred" });
-  const ownGender = tf.layers.dense({ units: 1, activation: "sigmoid", name: "gender_pred" });
-  const maps = tf.layers.reshape({ targetShape: [7, 7, 1024] }).apply(input) as tf.SymbolicTensor;
-  const pooled = tf.layers.globalAveragePooling2d({}).apply(relu6(pw.apply(relu6(dw.apply(maps) as tf.SymbolicTensor)) as tf.SymbolicTensor)) as tf.SymbolicTensor;
-  const f = feats.apply(pooled) as tf.SymbolicTensor;
-  const joined = tf.layers.concatenate({}).apply([pooled, ownAge.apply(f) as tf.SymbolicTensor, ownGender.apply(f) as tf.SymbolicTensor]) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: headOutputs(joined, { hidden: config.hidden, dropout: config.dropout, seed: config.seed }) });
-  dw.setWeights([tf.mul(w["conv_dw_13/depthwise_kernel"], w["conv_dw_13_bn/batchnorm_1/mul"].reshape([1, 1, 1024, 1])), w["conv_dw_13_bn/batchnorm_1/sub"]]);
-  pw.setWeights([w["conv_pw_13/convolution/merged_input"], w["conv_pw_13_bn/batchnorm_1/sub"]]);
-  feats.setWeights([w["feats/kernel"], w["feats/bias"]]);
-  ownAge.setWeights([w["age_pred/kernel"], w["age_pred/bias"]]);
-  ownGender.setWeights([w["gender_pred/kernel"], w["gender_pred/bias"]]);
-  copyHeadsFolded(heads, model);
-  tf.dispose(Object.values(w));
+  const model = await buildFineTuneModel({ ...heads, config: { ...config, fineTune: { epochs, learningRate, batchSize: 64, maps: FACERES_MAPS } } });
   heads.model.dispose();
 
   const tuned: TrainedHeads = { config, model, standardizer: null, curve: [] };

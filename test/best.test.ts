@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, setBackendQuiet } from "../lib/engine/backend";
 import { decodeImageFile, parseFileName, FaceRecord } from "../lib/data/dataset";
 import { REPO_ROOT, SAMPLE_DATA_DIR } from "../lib/core/paths";
-import { backboneSpec, loadBackbone } from "../lib/best/backbones";
+import { FACERES_MAPS, backboneSpec, loadBackbone } from "../lib/best/backbones";
 import { extractFeatureSet, featureCacheFile } from "../lib/best/feature-cache";
 import { AGE_BINS, ageDistributionTargets, ageQuantiles, expectedAges } from "../lib/best/heads";
 import { DEFAULT_HEAD_CONFIG, GENDER_BANDS, bandBalanceWeights, bestMetrics, bestPredictionRows, fuseFeatures, predictHeads, trainHeads } from "../lib/best/head-training";
@@ -17,7 +17,7 @@ import { faceLabel } from "../lib/inference/annotate";
 import { predictFiles } from "../lib/inference/predict";
 import { photoPredictionsCsv, predictPhotos } from "../lib/inference/photo";
 import { composePhoto } from "../lib/inference/composite";
-import { buildFineTuneModel, fineTuneHeads } from "../lib/best/fine-tuning";
+import { buildFineTuneModel, faceresTail, fineTuneHeads } from "../lib/best/fine-tuning";
 import { float16Bits, loadModelFile, saveModel } from "../lib/models/model-files";
 
 setBackendQuiet(true);
@@ -259,7 +259,7 @@ test("fine-tuning: trunk maps through the frozen last stage give face-api's desc
   const frozen = predictHeads(heads, fuseFeatures(sets, [{ backbone: "facenet" }], held, "plain"), fuseFeatures(sets, [{ backbone: "facenet" }], held, "flipped"));
   const heldMaps = data([{ backbone: "facenet-maps" }], held);
   // Folding the standardiser into the first layers changes nothing: same outputs from the maps.
-  const folded = buildFineTuneModel(heads);
+  const folded = await buildFineTuneModel(heads);
   const start = predictHeads({ model: folded, standardizer: null, config }, heldMaps.plain, heldMaps.flipped);
   const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   assert.ok(maxDiff(start.ageProbabilities, frozen.ageProbabilities) < 1e-4, `age distributions differ by ${maxDiff(start.ageProbabilities, frozen.ageProbabilities)}`);
@@ -294,6 +294,53 @@ test("fine-tuning: trunk maps through the frozen last stage give face-api's desc
   reloaded.dispose();
   tuned.model.dispose();
   assert.ok(tf.memory().numTensors - before < 10, `tensors left after fine-tuning: ${tf.memory().numTensors - before}`);
+});
+
+test("faceres fine-tuning: its 7x7x1024 maps through the tail layers give faceres-caffe's features, the folded model starts where the heads ended, a step moves it", async () => {
+  const few = files.slice(0, 16);
+  const cacheDir = path.join(tmp, "cache-faceres");
+  const maps = await extractFeatureSet(few, FACERES_MAPS, { cacheDir });
+  const feats = await extractFeatureSet(few, "faceres-caffe", { cacheDir });
+  assert.equal(maps.dim, 7 * 7 * 1024);
+  // conv_pw_12's output after ReLU6, of real faces: inside [0, 6] and not all zero.
+  let max = 0;
+  for (const v of maps.plain) {
+    assert.ok(v >= 0 && v <= 6, `map value ${v}`);
+    max = Math.max(max, v);
+  }
+  assert.ok(max > 1, `largest map value ${max}`);
+  // The tail as tfjs layers with the shipped weights reproduces the graph's pooled feature, age bins and gender score.
+  const input = tf.input({ shape: [maps.dim] });
+  const tail = faceresTail(input);
+  const net = tf.model({ inputs: input, outputs: tail.features });
+  await tail.loadWeights();
+  for (const view of ["plain", "flipped"] as const) {
+    const out = tf.tidy(() => (net.predict(tf.tensor2d(maps[view]!, [few.length, maps.dim])) as tf.Tensor).dataSync() as Float32Array);
+    const want = feats[view]!;
+    const diff = out.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
+    assert.ok(diff < 2e-3, `${view}: tail layers differ from the graph by ${diff}`);
+  }
+  net.dispose();
+  const sets = new Map([["faceres-caffe", feats], [FACERES_MAPS, maps]]);
+  const idx = few.map((_, i) => i);
+  const rows = (backbone: string) => ({ plain: fuseFeatures(sets, [{ backbone: backbone as "faceres-caffe" }], idx, "plain"), flipped: fuseFeatures(sets, [{ backbone: backbone as "faceres-caffe" }], idx, "flipped"), ages: idx.map((i) => records[i].age), genders: idx.map((i) => records[i].gender) });
+  const config = { ...DEFAULT_HEAD_CONFIG, name: "faceres-ft-test", features: [{ backbone: "faceres-caffe" as const }], epochs: 5, ageLoss: "dldl-l1" as const, fineTune: { epochs: 1, learningRate: 1e-4, batchSize: 8, maps: FACERES_MAPS } };
+  const heads = await trainHeads(config, rows("faceres-caffe"));
+  const frozen = predictHeads(heads, rows("faceres-caffe").plain, rows("faceres-caffe").flipped);
+  const folded = await buildFineTuneModel(heads);
+  const start = predictHeads({ model: folded, standardizer: null, config }, rows(FACERES_MAPS).plain, rows(FACERES_MAPS).flipped);
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  assert.ok(maxDiff(start.ageProbabilities, frozen.ageProbabilities) < 2e-3, `age distributions differ by ${maxDiff(start.ageProbabilities, frozen.ageProbabilities)}`);
+  assert.ok(maxDiff(start.pFemale, frozen.pFemale) < 2e-3);
+  folded.dispose();
+  const tuned = await fineTuneHeads(heads, rows(FACERES_MAPS));
+  const after1 = predictHeads(tuned, rows(FACERES_MAPS).plain, rows(FACERES_MAPS).flipped);
+  assert.ok(maxDiff(after1.ageProbabilities, frozen.ageProbabilities) > 1e-4, "fine-tuning left the model unchanged");
+  tuned.model.dispose();
+  // Heads on other features cannot be folded onto faceres's block.
+  const other = await trainHeads({ ...config, features: [{ backbone: "faceres-caffe", columns: "pooled" }] }, { ...rows("faceres-caffe"), plain: fuseFeatures(sets, [{ backbone: "faceres-caffe", columns: "pooled" }], idx, "plain"), flipped: undefined });
+  await assert.rejects(buildFineTuneModel(other), /Fine-tuning on faceres-caffe-maps continues heads trained on faceres-caffe's features alone .*got faceres-caffe \(pooled\)/);
+  other.model.dispose();
 });
 
 test("float16 bits: exact for representable values, rounded to nearest, overflow to infinity", () => {

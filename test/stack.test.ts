@@ -17,7 +17,9 @@ import { OUT_OF_FOLD_FILE, OutOfFoldFile, crossFitBest } from "../lib/best/cross
 import { calibrateBest } from "../lib/best/calibrate";
 import { rewriteModelCard } from "../lib/best/run";
 import { BEST_MODEL_FILE, BestModelFile, predictBestFiles } from "../lib/best/model-folder";
-import { stackBest } from "../lib/best/stack";
+import { STACK_FINE_TUNE, memberConfig, stackBest } from "../lib/best/stack";
+import { stackFineTune } from "../lib/cli/best";
+import { modelInputs } from "../lib/best/fine-tuning";
 import { fitLogistic, fitStack, logit, stackRows } from "../lib/best/stack-weights";
 
 setBackendQuiet(true);
@@ -44,6 +46,23 @@ test("fitLogistic recovers the weights that generated real labels' logits; fitSt
   const row = (file: string) => ({ file, age: 30, gender: 1, predAge: 30, q10: 25, q90: 35, pFemale: 0.6 });
   assert.throws(() => fitStack([[row("a")], [row("b")]], 3), /not of the same faces in the same order/);
   assert.throws(() => fitStack([[row("a")]], 3), /combines two members, got 1/);
+});
+
+test("best stack --fine-tune: the member fine-tunes faceres's last block on its maps; options without --fine-tune or with bad values are errors", () => {
+  const ft = stackFineTune({ "fine-tune": true, "fine-tune-epochs": "3", "fine-tune-lr": "1e-4" }, STACK_FINE_TUNE);
+  assert.deepEqual(ft, { ...STACK_FINE_TUNE, epochs: 3, learningRate: 1e-4 });
+  assert.deepEqual(stackFineTune({ "fine-tune": true }, STACK_FINE_TUNE), STACK_FINE_TUNE);
+  assert.equal(stackFineTune({}, STACK_FINE_TUNE), undefined);
+  assert.throws(() => stackFineTune({ "fine-tune-epochs": "3" }, STACK_FINE_TUNE), /add --fine-tune/);
+  assert.throws(() => stackFineTune({ "fine-tune": true, "fine-tune-lr": "fast" }, STACK_FINE_TUNE), /--fine-tune-lr must be a number > 0, got "fast"/);
+  assert.throws(() => stackFineTune({ "fine-tune": true, "fine-tune-epochs": "0" }, STACK_FINE_TUNE), /--fine-tune-epochs must be an integer >= 1, got "0"/);
+  const base = { ...DEFAULT_HEAD_CONFIG, fineTune: { epochs: 4, learningRate: 1e-3, batchSize: 32 } };
+  const member = memberConfig(base, "faceres-caffe", ft);
+  assert.deepEqual(member.features, [{ backbone: "faceres-caffe" }]);
+  assert.equal(member.fineTune?.maps, "faceres-caffe-maps");
+  assert.deepEqual(modelInputs(member), [{ backbone: "faceres-caffe-maps" }]);
+  assert.equal(memberConfig(base, "faceres-caffe").fineTune, undefined, "the folder's own fine-tuning is not the member's");
+  assert.throws(() => memberConfig(base, "faceres", ft), /needs --backbone faceres-caffe, got faceres/);
 });
 
 test("best stack: a second member on faceres, weights from out-of-fold rows, the predictor applies them, calibrate scores the stacked model", async () => {

@@ -8,7 +8,8 @@
  *   graph model read from the npm package's files. Features: the 1024-d pooled feature followed
  *   by its own 100-bin age distribution and gender score (1125 values). Two preprocessings:
  *   "faceres" feeds RGB 0..255 (what human does); "faceres-caffe" feeds BGR minus the
- *   VGG mean pixel (what the model's original repository does).
+ *   VGG mean pixel (what the model's original repository does). "faceres-caffe-maps" is the
+ *   7x7x1024 map before its last block, which fine-tuning trains (fine-tuning.ts).
  *
  * Never add face-api's ageGenderNet or human's `gear` here: both were trained on UTKFace, so
  * a UTKFace test split would not be held out from them.
@@ -21,7 +22,7 @@ import { fuseConvChains } from "../engine/fuse-graph";
 import { FACENET_NATIVE_SIZE, FaceNetStageName, buildFaceNetDescriptor, buildFaceNetTrunk, faceNetStageShape } from "../models/facenet";
 
 /** Names of the backbones (one per preprocessing). */
-export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64", "facenet-maps32"] as const;
+export const BACKBONE_NAMES = ["facenet", "faceres", "faceres-caffe", "facenet-maps", "facenet-maps64", "facenet-maps32", "faceres-caffe-maps"] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
 
 /** What a backbone expects and gives. */
@@ -85,6 +86,18 @@ export const FACERES_AGE_BINS = 100;
 /** The VGGFace2/caffe mean pixel in BGR order, subtracted by the model's original repository. */
 export const CAFFE_MEAN_BGR: readonly number[] = [103.939, 116.779, 123.68];
 const FACERES_OUTPUTS = ["global_pooling/Mean", "age_pred/Softmax", "gender_pred/Sigmoid"];
+/**
+ * The faceres map fine-tuning starts from: conv_pw_12's output after its ReLU6 (a node of the
+ * fused graph, lib/engine/fuse-graph.ts), the input of the network's last block (conv_dw_13 +
+ * conv_pw_13), which trains with the heads (fine-tuning.ts).
+ */
+export const FACERES_MAPS_NODE = "conv_pw_12_relu/clip_by_value";
+/** Height, width and channels of FACERES_MAPS_NODE for a 224x224 face. */
+export const FACERES_MAPS_SHAPE: readonly [number, number, number] = [7, 7, 1024];
+/** The backbone of faceres's trunk maps (faceres-caffe's preprocessing). */
+export const FACERES_MAPS = "faceres-caffe-maps";
+/** The cached trunk maps fine-tuning can start from: face-api's stages, or faceres's last block. */
+export type FineTuneMapsName = FaceNetMapsName | typeof FACERES_MAPS;
 
 /** One network, two preprocessings: what faceres and faceres-caffe share. */
 const FACERES = {
@@ -111,6 +124,12 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
     name: "faceres-caffe",
     ...FACERES,
     preprocessing: "BGR 224x224 (bilinear from 200x200), 0..255 minus the mean pixel (103.939, 116.779, 123.68)",
+  },
+  "faceres-caffe-maps": {
+    name: "faceres-caffe-maps",
+    ...FACERES,
+    dim: FACERES_MAPS_SHAPE[0] * FACERES_MAPS_SHAPE[1] * FACERES_MAPS_SHAPE[2],
+    preprocessing: `as faceres-caffe; the ${FACERES_MAPS_SHAPE.join("x")} feature map after conv_pw_12 (the input of the fine-tuned last block)`,
   },
 };
 
@@ -223,12 +242,14 @@ async function loadFaceres(spec: BackboneSpec, options: LoadBackboneOptions): Pr
   const shipped = await loadFaceresArtifacts();
   const artifacts = options.fuse === false ? shipped : (await fuseConvChains(shipped)).artifacts;
   const model = await tf.loadGraphModel({ load: async () => artifacts });
-  const caffe = spec.name === "faceres-caffe";
+  const caffe = spec.name === "faceres-caffe" || spec.name === FACERES_MAPS;
   return {
     spec,
     extract(pixels, n, flip = false) {
       const out = tf.tidy(() => {
-        const [pooled, age, gender] = model.execute(faceresInput(pixels, n, spec.size, flip, caffe), FACERES_OUTPUTS) as tf.Tensor[];
+        const x = faceresInput(pixels, n, spec.size, flip, caffe);
+        if (spec.name === FACERES_MAPS) return tf.reshape(model.execute(x, FACERES_MAPS_NODE) as tf.Tensor, [n, spec.dim]);
+        const [pooled, age, gender] = model.execute(x, FACERES_OUTPUTS) as tf.Tensor[];
         return tf.concat([pooled.reshape([n, FACERES_POOLED]), age.reshape([n, FACERES_AGE_BINS]), gender.reshape([n, 1])], 1);
       });
       const data = out.dataSync() as Float32Array;

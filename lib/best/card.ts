@@ -2,8 +2,8 @@
  * MODEL_CARD.md of a best-model run, written from the run's own figures so the card and the
  * model can never disagree.
  */
-import { BACKBONES, FaceNetMapsName } from "./backbones";
-import { fineTuneMaps } from "./fine-tuning";
+import { BACKBONES, FineTuneMapsName } from "./backbones";
+import { fineTuneMaps, modelInputs } from "./fine-tuning";
 import type { AblationRow, BestRunRecord, InputAblationRow } from "./types";
 import type { BestMetrics, HeadConfig } from "./head-training";
 import type { StackRecord } from "./stack-weights";
@@ -32,7 +32,14 @@ function band(m: BestMetrics, label: string) {
 }
 
 /** What fine-tuning on each cached trunk map trains (face-api's stages after it) and leaves frozen. */
-const TUNED_STAGES: Record<FaceNetMapsName, { count: string; stages: string[]; weights: string; frozenTo: string; maps: string }> = {
+const TUNED_STAGES: Record<FineTuneMapsName, { count: string; stages: string[]; weights: string; frozenTo: string; maps: string }> = {
+  "faceres-caffe-maps": {
+    count: "block",
+    stages: ["conv_dw_13 + conv_pw_13: faceres's last depthwise-separable block at 7x7x1024, then its global mean and its own age and gender layers"],
+    weights: "1.35M",
+    frozenTo: "conv_pw_12",
+    maps: "7x7x1024",
+  },
   "facenet-maps": { count: "stage", stages: ["stage256: four residual blocks, 128 -> 256 channels, 8x8 -> 2x2"], weights: "4.4M", frozenTo: "stage128", maps: "8x8x128" },
   "facenet-maps64": {
     count: "two stages",
@@ -78,7 +85,9 @@ export function bestModelCard(r: BestRunRecord): string {
           "distribution over 0..100 years (read out as its expected value) and P(female).",
           ...(st && second
             ? [
-                `A second network, human's faceres (frozen, with heads of the same kind trained on its features: \`${second.name}\`), predicts the same face,`,
+                second.fineTune
+                  ? `A second network, human's faceres (its last block fine-tuned here with heads of the same kind: \`${second.name}\`), predicts the same face,`
+                  : `A second network, human's faceres (frozen, with heads of the same kind trained on its features: \`${second.name}\`), predicts the same face,`,
                 `and the two are stacked: age by weights ${st.ageWeights.join(" / ")} on their expected ages and percentiles, gender by a logistic regression on`,
                 `their logits, all fitted on out-of-fold predictions of every training face (see "Stacking" below).`,
               ]
@@ -103,9 +112,9 @@ export function bestModelCard(r: BestRunRecord): string {
     `UTKFACE_DIR=${s.dir} npm run cli -- best train ${r.args ? r.args.join(" ") : `--out models/best${r.subset ? "" : ` --backbones ${heads}`}`}`,
     ...(st && second
       ? [
-          `UTKFACE_DIR=${s.dir} npm run cli -- best features --backbones ${second.features.map((f) => f.backbone).join(",")}`,
+          `UTKFACE_DIR=${s.dir} npm run cli -- best features --backbones ${[...new Set([...second.features, ...modelInputs(second)].map((f) => f.backbone))].join(",")}`,
           `UTKFACE_DIR=${s.dir} npm run cli -- best cross-fit --from models/best --folds ${st.fittedOn.folds}`,
-          `UTKFACE_DIR=${s.dir} npm run cli -- best stack --from models/best --backbone ${second.features[0].backbone}   # then calibrates and scores the test split`,
+          `UTKFACE_DIR=${s.dir} npm run cli -- best stack --from models/best --backbone ${second.features[0].backbone}${second.fineTune ? ` --fine-tune --fine-tune-epochs ${second.fineTune.epochs} --fine-tune-lr ${second.fineTune.learningRate}` : ""}   # then calibrates and scores the test split`,
         ]
       : []),
     "npm run cli -- predict --model models/best data/sample",
@@ -137,7 +146,11 @@ export function bestModelCard(r: BestRunRecord): string {
           }.`,
           ...(st && second
             ? [
-                `- Stacked with \`${second.name}\` (heads-2/): the same heads settings (dense ${second.hidden} ReLU, dropout ${second.dropout}, ${second.epochs} epochs, ${second.ageLoss === "dldl" ? "DLDL" : "DLDL-v2"}, mirrored copies as extra rows, both views averaged) on ${second.features.map((f) => f.backbone).join(" + ")}'s frozen features (1024-d pooled, its own 100 age bins and gender score), z-scored, trained on every training face. The predictor runs both networks on the face and its mirror image, then combines them by best.json's \`stack\`: expected age, 10th and 90th percentiles averaged with weights ${st.ageWeights.join(" and ")}; logit P(female) = ${num(st.gender.intercept, 3)} + ${num(st.gender.weights[0], 3)} x the first's logit + ${num(st.gender.weights[1], 3)} x the second's. The calibration below applies to the stack.`,
+                `- Stacked with \`${second.name}\` (heads-2/): the same heads settings (dense ${second.hidden} ReLU, dropout ${second.dropout}, ${second.epochs} epochs, ${second.ageLoss === "dldl" ? "DLDL" : "DLDL-v2"}, mirrored copies as extra rows, both views averaged) on ${second.features.map((f) => f.backbone).join(" + ")}'s frozen features (1024-d pooled, its own 100 age bins and gender score), z-scored, trained on every training face${
+                  second.fineTune
+                    ? `; then faceres's ${TUNED_STAGES[fineTuneMaps(second)].stages[0]} (${TUNED_STAGES[fineTuneMaps(second)].weights} weights) trained with those heads (their standardiser folded into their first layer) on the cached ${TUNED_STAGES[fineTuneMaps(second)].maps} maps after ${TUNED_STAGES[fineTuneMaps(second)].frozenTo} (\`${fineTuneMaps(second)}\`, both views): ${second.fineTune.epochs} epochs, batch ${second.fineTune.batchSize}, Adam ${second.fineTune.learningRate} cosine-decayed; stored as float16`
+                    : ""
+                }. The predictor runs both networks on the face and its mirror image, then combines them by best.json's \`stack\`: expected age, 10th and 90th percentiles averaged with weights ${st.ageWeights.join(" and ")}; logit P(female) = ${num(st.gender.intercept, 3)} + ${num(st.gender.weights[0], 3)} x the first's logit + ${num(st.gender.weights[1], 3)} x the second's. The calibration below applies to the stack.`,
               ]
             : r.members && r.members.length > 1
             ? [

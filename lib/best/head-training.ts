@@ -10,7 +10,7 @@ import type { FaceRecord } from "../data/dataset";
 import { GENDER_THRESHOLD, REPORT_AGE_GROUPS, ageGroupOf } from "../data/labels";
 import { computeMetrics } from "../analysis/metrics";
 import type { FeatureSet } from "./feature-cache";
-import { BackboneName, FACERES_POOLED, FaceNetMapsName, backboneSpec } from "./backbones";
+import { BackboneName, FACERES_POOLED, FineTuneMapsName, backboneSpec } from "./backbones";
 import { AGE_BINS, AgeLoss, Standardizer, ageDistributionTargets, ageLossFn, buildHeadModel, expectedAges, fitStandardizer, standardize } from "./heads";
 import type { PredictionRow, RunMetrics } from "../records/runs";
 import { mulberry32 } from "../data/splits";
@@ -50,9 +50,10 @@ export interface HeadConfig {
   /** "age-band": each face's gender loss weighted so that, within each age band of GENDER_BANDS, both genders weigh the same. */
   genderBalance?: "age-band";
   /**
-   * Fine-tuning after the heads: the heads are folded onto face-api's last stages, which then
-   * train together with them on cached trunk maps (fine-tuning.ts); the model then
-   * reads "facenet-maps" instead of `features`. Absent: frozen features only.
+   * Fine-tuning after the heads: the heads are folded onto the backbone's last stages (face-api's,
+   * or faceres's last block), which then train together with them on cached trunk maps
+   * (fine-tuning.ts); the model then reads those maps (`fineTune.maps`) instead of `features`.
+   * Absent: frozen features only.
    */
   fineTune?: FineTuneConfig;
 }
@@ -62,8 +63,12 @@ export interface FineTuneConfig {
   epochs: number;
   learningRate: number;
   batchSize: number;
-  /** The cached trunk maps it trains on (default "facenet-maps": stage256 and the descriptor train). */
-  maps?: FaceNetMapsName;
+  /**
+   * The cached trunk maps it trains on (default "facenet-maps": stage256 and the descriptor
+   * train). "faceres-caffe-maps" continues heads on faceres-caffe's features with faceres's
+   * last block and its own age/gender layers.
+   */
+  maps?: FineTuneMapsName;
   /**
    * Train on augmented pixels instead of the cached maps: every batch's faces are augmented
    * (augment.ts), run through the frozen trunk, and the stages after it train on the result.

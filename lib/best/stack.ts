@@ -20,21 +20,32 @@ import { writeJsonAtomic } from "../core/files";
 import { REPO_ROOT } from "../core/paths";
 import { initBackend } from "../engine/backend";
 import { saveModel } from "../models/model-files";
-import { BACKBONES, BackboneName, backboneSpec } from "./backbones";
+import { BACKBONES, BackboneName, FACERES_MAPS, backboneSpec } from "./backbones";
 import { OUT_OF_FOLD_FILE, OutOfFoldFile, crossFitFolds, outOfFoldRows, recipeKey } from "./cross-fit";
 import { loadBestSplit } from "./faces";
-import { HeadConfig } from "./head-training";
+import { FineTuneConfig, HeadConfig } from "./head-training";
+import { modelInputs } from "./fine-tuning";
 import { roundedStandardizer } from "./heads";
 import { StackRecord, fitStack, nestedStackRows, rowFigures, stackRows } from "./stack-weights";
 export type { BestStack, StackRecord } from "./stack-weights";
 import { BEST_MODEL_FILE, BEST_STACK_FORMAT, BestModelFile, disposeBestModel, headsFolder, loadBestModel, predictBestFiles } from "./model-folder";
 import { fitConfig, loadFeatureSets } from "./run";
 
-/** The second member's recipe: the folder's heads settings on another backbone's frozen features. */
-export function memberConfig(base: HeadConfig, backbone: BackboneName): HeadConfig {
+/**
+ * The second member's recipe: the folder's heads settings on another backbone's frozen
+ * features; with `fineTune`, faceres's last block then trains with them on its cached
+ * 7x7x1024 maps (fine-tuning.ts), which needs the faceres-caffe backbone.
+ */
+export function memberConfig(base: HeadConfig, backbone: BackboneName, fineTune?: FineTuneConfig): HeadConfig {
   const { fineTune: _fineTune, ...heads } = base;
-  return { ...heads, name: `${backbone} heads`, features: [{ backbone }] };
+  if (!fineTune) return { ...heads, name: `${backbone} heads`, features: [{ backbone }] };
+  if (backbone !== "faceres-caffe") throw new Error(`Fine-tuning a stack member trains faceres's last block: it needs --backbone faceres-caffe, got ${backbone}.`);
+  if (fineTune.augment) throw new Error("A faceres member fine-tunes on cached maps only: drop fineTune.augment.");
+  return { ...heads, name: `${backbone} fine-tuned`, features: [{ backbone }], fineTune: { ...fineTune, maps: FACERES_MAPS } };
 }
+
+/** The default fine-tuning of a faceres member: what scripts/faceres-tail.ts measured on validation. */
+export const STACK_FINE_TUNE: FineTuneConfig = { epochs: 8, learningRate: 3e-4, batchSize: 64 };
 
 /** Options of `stackBest`. */
 export interface StackOptions {
@@ -42,6 +53,8 @@ export interface StackOptions {
   modelDir: string;
   /** The second member's backbone (default faceres-caffe). */
   backbone?: BackboneName;
+  /** Fine-tune the second member's last block with its heads (faceres-caffe only; STACK_FINE_TUNE is the default to pass). */
+  fineTune?: FineTuneConfig;
   dir?: string;
   cacheDir?: string;
   /** Where the second member's per-fold files go (default data/.cache/crossfit). */
@@ -65,7 +78,8 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   if (file.ensemble && !file.stack) throw new Error(`${bestFile} is an averaged ensemble: stack a folder of one model (best train without --ensemble).`);
   const backbone = backboneSpec(o.backbone ?? "faceres-caffe").name;
   const base = file.config;
-  const member = memberConfig(base, backbone);
+  const member = memberConfig(base, backbone, o.fineTune);
+  const needed = [...new Set([...member.features, ...modelInputs(member)].map((f) => f.backbone))];
   const oofFile = path.join(o.modelDir, OUT_OF_FOLD_FILE);
   const oof = readJsonFile<OutOfFoldFile>(oofFile, `Write it with npm run cli -- best cross-fit --from ${o.modelDir}.`);
   // A folder stacked before keeps its first member's rows: stacking again starts from those.
@@ -74,8 +88,8 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   if (baseRecipe !== recipeKey([base])) throw new Error(`${oofFile} was cross-fitted with another recipe than ${bestFile}'s first model: rerun npm run cli -- best cross-fit --from ${o.modelDir}.`);
 
   const all = await loadBestSplit({ dir: o.dir });
-  const { split, sets } = await loadFeatureSets(all, [backbone], { cacheDir: o.cacheDir, log });
-  if (split.records.length !== all.records.length) throw new Error(`Stacking needs ${backbone} features of every face: extract them with npm run cli -- best features --backbones ${backbone}.`);
+  const { split, sets } = await loadFeatureSets(all, needed, { cacheDir: o.cacheDir, log });
+  if (split.records.length !== all.records.length) throw new Error(`Stacking needs ${needed.join(" and ")} features of every face: extract them with npm run cli -- best features --backbones ${needed.join(",")}.`);
   const folds = crossFitFolds(split, oof.folds);
   const fileIndex = new Map(split.records.map((r, i) => [r.file, i]));
   if (baseRows.length !== split.train.length || baseRows.some((r, i) => fileIndex.get(r.file) !== split.train[i])) {
@@ -100,7 +114,8 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   log(`[stack] ${member.name} on ${split.train.length} training faces`);
   const heads = await fitConfig(member, split, sets, split.train, undefined, log);
   const out = path.resolve(o.modelDir);
-  await saveModel(heads.model, path.join(out, headsFolder(1)), { model: "best", inputs: "standardised features, see ../best.json" });
+  const inputs = modelInputs(member).map((f) => f.backbone);
+  await saveModel(heads.model, path.join(out, headsFolder(1)), { model: "best", inputs: member.fineTune ? `${inputs.join(", ")} rows (no standardiser), see ../best.json` : "standardised features, see ../best.json" }, { float16: !!member.fineTune });
   heads.model.dispose();
   const stackedRows = stackRows(stack, members);
   const stacked: OutOfFoldFile = {
@@ -121,14 +136,18 @@ export async function stackBest(o: StackOptions): Promise<StackRecord> {
   };
   writeJsonAtomic(oofFile, stacked);
   const { calibration: _stale, ...rest } = file;
-  const spec = BACKBONES[backbone];
+  const firstInputs = new Set<string>(modelInputs(base).map((f) => f.backbone));
   const next: BestModelFile = {
     ...rest,
     format: BEST_STACK_FORMAT,
     ensemble: [{ heads: headsFolder(1), config: member, standardizer: roundedStandardizer(heads.standardizer) }],
     stack,
-    mirrored: { ...(file.mirrored ?? {}), [backbone]: sets.get(backbone)!.flipped !== undefined },
-    backbones: [...(file.backbones ?? []).filter((b) => b.backbone !== backbone), { backbone, package: spec.package, licence: spec.licence, preprocessing: spec.preprocessing }],
+    mirrored: { ...(file.mirrored ?? {}), ...Object.fromEntries(inputs.map((b) => [b, sets.get(b)!.flipped !== undefined])) },
+    // The first member's backbones as they were, then the second member's (a former second member's go).
+    backbones: [
+      ...(file.backbones ?? []).filter((b) => firstInputs.has(b.backbone) && !inputs.includes(b.backbone as BackboneName)),
+      ...inputs.map((b) => ({ backbone: b, package: BACKBONES[b].package, licence: BACKBONES[b].licence, preprocessing: BACKBONES[b].preprocessing })),
+    ],
   };
   writeJsonAtomic(bestFile, next);
   // Speed: the whole path a user runs (decode, both views through both backbones, both heads, the stack), as best train times it.
