@@ -33,7 +33,7 @@ export { calibrateBest } from "./calibrate";
 export type { CalibrateOptions } from "./calibrate";
 export { crossFitBest, crossFitFolds, OUT_OF_FOLD_FILE } from "./cross-fit";
 export type { CrossFitOptions, OutOfFoldFile } from "./cross-fit";
-export { stackBest, memberConfig } from "./stack";
+export { stackBest, memberConfig, STACK_FINE_TUNE } from "./stack";
 export type { StackOptions, BestStack, StackRecord } from "./stack";
 export type { CalibrationRecord, BestCalibration, ReliabilityBin } from "./calibration";
 
