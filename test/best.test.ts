@@ -216,7 +216,8 @@ test("the shipped models/best predicts sample faces with sane ages and genders",
   const bad = path.join(tmp, "not-a-face.jpg");
   fs.writeFileSync(bad, "not an image");
   const mixed = await predictFiles(path.join(REPO_ROOT, "models", "best"), [some[0], bad]);
-  assert.equal(mixed[0].age, rows[0].age);
+  // The same face in a batch of 2 instead of 24: equal up to float rounding (oneDNN may pick another kernel by batch size).
+  assert.ok(Math.abs(mixed[0].age! - rows[0].age!) < 1e-3, `age ${mixed[0].age} alone vs ${rows[0].age} in the batch`);
   assert.equal(mixed[1].age, undefined);
   assert.match(mixed[1].skipped ?? "", /not an image/);
   // Loose bounds that a broken model (constant, swapped genders, wrong preprocessing) fails.
