@@ -228,6 +228,59 @@ test("BatchNorm, Mean over leading axes and Tile (BatchNorm's moments and gradie
   ints.dispose();
 });
 
+test("every layout (auto, mixed, blocked, nhwc) gives cpu's convolutions on 64-channel 3x3 layers, forward and both gradients", { skip }, async () => {
+  // 64 channels in and out, 3x3: on a CPU without AVX-512 the auto layout runs these blocked
+  // (activations reordered in and out), on AVX-512 NHWC; every layout must give the same answer.
+  const k: ConvCase = { n: 2, h: 9, w: 7, c: 64, o: 72, kh: 3, kw: 3, s: [1, 1], pad: "same" };
+  const xShape = [k.n, k.h, k.w, k.c];
+  const fShape = [k.kh, k.kw, k.c, k.o];
+  const x = { shape: xShape, values: randomValues(xShape.reduce((a, b) => a * b), 2500) };
+  const filter = { shape: fShape, values: randomValues(fShape.reduce((a, b) => a * b), 2501) };
+  const dy = { shape: [k.n, k.h, k.w, k.o], values: randomValues(k.n * k.h * k.w * k.o, 2502) };
+  const bias = { shape: [k.o], values: randomValues(k.o, 2503) };
+  const base = { strides: k.s, pad: k.pad, dataFormat: "NHWC", dilations: 1 };
+  try {
+    for (const [layout, n] of [["auto", 3], ["mixed", 2], ["blocked", 0], ["nhwc", 1]] as const) {
+      addon!.setLayout!(n);
+      assert.equal(addon!.info().layout, layout);
+      if (layout === "auto") assert.equal(typeof addon!.info().nhwcNative, "boolean", "the addon says whether NHWC is native here");
+      await assertMatchesCpu("Conv2D", { x, filter }, base, `${layout}: ${caseName(k)}`);
+      await assertMatchesCpu("FusedConv2D", { x, filter, bias }, { ...base, activation: "relu" }, `${layout}: ${caseName(k)}, relu`);
+      await assertMatchesCpu("Conv2DBackpropInput", { dy, filter }, { ...base, inputShape: xShape }, `${layout}: ${caseName(k)}`);
+      await assertMatchesCpu("Conv2DBackpropFilter", { x, dy }, { ...base, filterShape: fShape }, `${layout}: ${caseName(k)}`);
+    }
+  } finally {
+    addon!.setLayout!(3);
+  }
+});
+
+test("layers of one shape keep their own reordered filters across inference batches", { skip }, async () => {
+  // Four layers of one shape share a cached primitive; batch after batch, each must be read
+  // with its own filter (the addon keeps one reordered copy per filter tensor).
+  await tf.setBackend("wasm");
+  const shape: [number, number, number, number] = [3, 3, 64, 64];
+  const filters = [0, 1, 2, 3].map((i) => randomValues(3 * 3 * 64 * 64, 2600 + i));
+  const ws = filters.map((v) => tf.tensor4d(v, shape));
+  const batches = [0, 1, 2].map((b) => randomValues(2 * 6 * 6 * 64, 2700 + b));
+  const got: Float32Array[][] = [];
+  for (const b of batches) {
+    const x = tf.tensor4d(b, [2, 6, 6, 64]);
+    const ys = ws.map((w) => tf.conv2d(x, w, 1, "same"));
+    got.push(ys.map((y) => y.dataSync().slice() as Float32Array));
+    tf.dispose([x, ...ys]);
+  }
+  tf.dispose(ws);
+  await tf.setBackend("cpu");
+  for (const [bi, b] of batches.entries()) {
+    for (const [li, f] of filters.entries()) {
+      const want = tf.tidy(() => tf.conv2d(tf.tensor4d(b, [2, 6, 6, 64]), tf.tensor4d(f, shape), 1, "same").dataSync().slice() as Float32Array);
+      const err = relativeError(got[bi][li], want);
+      assert.ok(err < 1e-5, `batch ${bi}, layer ${li}: relative error ${err.toExponential(2)}`);
+    }
+  }
+  await tf.setBackend("wasm");
+});
+
 test("a filter's reordered copy is reused only for the same tensor: new weights at a freed filter's offset are read", { skip }, async () => {
   await tf.setBackend("wasm");
   const x = tf.tensor4d(randomValues(2 * 9 * 9 * 16, 2400), [2, 9, 9, 16]);

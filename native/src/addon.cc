@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -61,10 +62,11 @@ stream& cpu_stream() {
 }
 
 // Layout of convolution operands: 0 blocked (format_tag::any for activations and weights),
-// 1 plain (NHWC activations, tfjs's weights as they lie), 2 activations NHWC as tfjs holds
-// them and weights any: no activation reorder around any call (oneDNN's avx512/avx2 jit
-// convolutions read and write NHWC directly), only the small weight reorders.
-int g_layout = 2;
+// 1 plain (NHWC activations, tfjs's weights as they lie), 2 mixed: activations NHWC as tfjs
+// holds them and weights any: no activation reorder around any call, only the small weight
+// reorders. 3 auto (the default): mixed, except for the convolutions where the CPU's NHWC kernel
+// is slow enough that reordering the activations in and out pays (see blocked_pays).
+int g_layout = 3;
 bool g_blocked = false;  // activations in blocked layouts (g_layout == 0)
 
 // Arithmetic of convolutions and matrix products: 0 float32 (the default, bit-reproducible),
@@ -99,7 +101,48 @@ struct Entry {
   primitive prim;
   std::vector<Slot> ins;
   Slot out;
+  // Forward inference: the filter's reordered copy is kept per tensor (kept_weights), not in
+  // the slot, because layers of one shape share this primitive.
+  bool keeps_weights = false;
 };
+
+// Reordered filters of inference calls, by tensor id. Layers of one shape share a cached
+// primitive (VGG19's four 512->512 convolutions at 4x4, three at 8x8, three 256->256), so a
+// filter held in the primitive's slot was overwritten by the next such layer, and every batch
+// reordered seven of VGG19's filters again (5 ms each for 512x512x3x3 on one core). Each tensor
+// keeps its copy here instead, oldest dropped first beyond kKeptBytes (a training run's
+// validation passes leave the copies of filters that no longer exist).
+struct KeptWeights {
+  std::vector<std::pair<const void*, memory>> copies;  // (where the tensor lay, its copy)
+  size_t bytes = 0;
+};
+std::unordered_map<double, KeptWeights> g_kept;
+std::deque<double> g_kept_order;  // tensor ids, oldest first
+size_t g_kept_bytes = 0;
+constexpr size_t kKeptBytes = size_t(512) << 20;
+
+memory kept_weights(double id, const void* ptr, Slot& slot, memory& user, stream& s) {
+  const memory::desc want = slot.buffer.get_desc();
+  auto it = g_kept.find(id);
+  if (it != g_kept.end())
+    for (auto& c : it->second.copies)
+      if (c.first == ptr && c.second.get_desc() == want) return c.second;
+  const size_t bytes = want.get_size();
+  while (!g_kept_order.empty() && g_kept_bytes + bytes > kKeptBytes) {
+    auto old = g_kept.find(g_kept_order.front());
+    g_kept_bytes -= old->second.bytes;
+    g_kept.erase(old);
+    g_kept_order.pop_front();
+  }
+  memory buffer(want, cpu_engine());
+  slot.to_prim.execute(s, user, buffer);
+  auto& kept = g_kept[id];
+  if (kept.copies.empty()) g_kept_order.push_back(id);
+  kept.copies.emplace_back(ptr, buffer);
+  kept.bytes += bytes;
+  g_kept_bytes += bytes;
+  return buffer;
+}
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
 
@@ -194,6 +237,10 @@ void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weig
   for (size_t i = 0; i < e.ins.size(); i++) {
     Slot& slot = e.ins[i];
     memory user(slot.user, cpu_engine(), in_ptrs[i]);
+    if (slot.reordered && weight_id > 0 && slot.arg == DNNL_ARG_WEIGHTS && e.keeps_weights) {
+      args[slot.arg] = kept_weights(weight_id, in_ptrs[i], slot, user, s);
+      continue;
+    }
     if (slot.reordered && weight_id > 0 && slot.arg == DNNL_ARG_WEIGHTS) {
       if (slot.last_id == weight_id && slot.last_ptr == in_ptrs[i]) {
         args[slot.arg] = slot.buffer;
@@ -227,8 +274,42 @@ void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weig
   s.wait();
 }
 
-memory::desc any_or(const memory::dims& dims, const memory::desc& user) {
-  return g_layout == 0 ? memory::desc(dims, dt::f32, tag::any) : user;
+memory::desc any_or(const memory::dims& dims, const memory::desc& user, bool blocked = g_layout == 0) {
+  return blocked ? memory::desc(dims, dt::f32, tag::any) : user;
+}
+
+// Whether oneDNN reads and writes NHWC activations at full speed on this CPU: its AVX-512
+// brgemm convolutions (brgconv:avx512_core*) do; on an AVX2-only CPU the NHWC path of
+// jit:avx2 is 1.2-1.7x slower than the same kernel on blocked (nChw8c) activations (VGG19's
+// 64->64 3x3 convolution at 70x70, batch 25, one Zen 3 core: 194 ms NHWC, 117 ms blocked).
+// Probed once on a 64->64 3x3 convolution.
+bool nhwc_native() {
+  static const bool native = [] {
+    memory::desc x({8, 64, 16, 16}, dt::f32, tag::nhwc), w({64, 64, 3, 3}, dt::f32, tag::any);
+    convolution_forward::primitive_desc pd(convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, x, w, x, {1, 1}, {0, 0}, {1, 1}, {1, 1}), cpu_engine());
+    return std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
+  }();
+  return native;
+}
+
+// In the auto layout, a convolution whose activations go blocked, on a CPU without native NHWC
+// kernels: a dense (not grouped) convolution wider than 1x1 with at least 64 output channels,
+// and then
+// - forward inference: at least 32 input channels. Its blocked kernel is 1.2-1.6x faster and
+//   the two activation reorders cost less than the difference (VGG19 at batch 25 on one Zen 3
+//   core: 1,153 ms of convolutions a batch blocked, 1,634 NHWC, about 120 ms of reorders; the
+//   report CNN's 32->64 at 35x35: 22.2 ms NHWC, 18.9 blocked plus 1.8 of reorders);
+// - training (forward, backward data, backward weights): at least 64 input channels and 0.75
+//   GMAC a call. VGG19's layers (0.94-5.8 GMAC at batch 25) gain 1.1-1.9x in every pass, but
+//   the report CNN's (0.47-0.56 GMAC) lose in both gradients (backward weights of 64->128 at
+//   17x17: 19.1 ms NHWC, 24.2 blocked).
+// 1x1 and depthwise convolutions (MobileNet) stay NHWC: there the reorders cost more than they save.
+bool blocked_pays(const int32_t* p) {
+  if (g_layout == 0) return true;
+  if (g_layout != 3 || p[P_G] != 1 || p[P_KH] * p[P_KW] == 1 || p[P_O] < 64 || nhwc_native()) return false;
+  if (p[P_OP] == 1) return p[P_C] >= 32;
+  const double macs = double(p[P_N]) * p[P_OH] * p[P_OW] * p[P_O] * p[P_C] * p[P_KH] * p[P_KW];
+  return p[P_C] >= 64 && macs >= 0.75e9;
 }
 
 memory::desc weights_any_or(const memory::dims& dims, const memory::desc& user) {
@@ -285,7 +366,7 @@ napi_value undefined(napi_env env) {
 
 std::string key_of(const char* op, const int32_t* p, size_t n, double alpha) {
   std::string k(op);
-  k.push_back("bpm"[g_layout]);
+  k.push_back("bpma"[g_layout]);
   k.push_back("fh"[g_math]);
   k += std::to_string(omp_get_max_threads());
   for (size_t i = 0; i < n; i++) {
@@ -352,16 +433,17 @@ std::unique_ptr<Entry> make_conv_as(const int32_t* p, float alpha, dt math) {
   }
   memory::desc bias_user({O}, dt::f32, tag::a);
   memory::dims strides{p[P_SH], p[P_SW]}, dil{p[P_DH] - 1, p[P_DW] - 1}, pl{p[P_PT], p[P_PL]}, pr{p[P_PB], p[P_PR]};
-  auto src_md = any_or({N, C, H, W}, src_user);
-  auto dst_md = any_or({N, O, oH, oW}, dst_user);
+  const bool blocked = blocked_pays(p);
+  auto src_md = any_or({N, C, H, W}, src_user, blocked);
+  auto dst_md = any_or({N, O, oH, oW}, dst_user, blocked);
   auto wei_md = weights_any_or(wdims, wei_user);
   const int op = p[P_OP];
   if (math == dt::bf16) {
     // bf16 operands (activations NHWC, weights in the kernel's layout), float32 results: the
     // forward's dst, backward data's diff_src and backward weights' diff_weights. The inputs
     // each call reads (x, filter, dy) are rounded by their slot's reorder.
-    const memory::desc x16({N, C, H, W}, dt::bf16, g_layout == 0 ? tag::any : tag::nhwc);
-    const memory::desc y16({N, O, oH, oW}, dt::bf16, g_layout == 0 ? tag::any : tag::nhwc);
+    const memory::desc x16({N, C, H, W}, dt::bf16, blocked ? tag::any : tag::nhwc);
+    const memory::desc y16({N, O, oH, oW}, dt::bf16, blocked ? tag::any : tag::nhwc);
     wei_md = memory::desc(wdims, dt::bf16, tag::any);
     if (op <= 1) {
       src_md = x16;
@@ -389,6 +471,7 @@ std::unique_ptr<Entry> make_conv_as(const int32_t* p, float alpha, dt math) {
     e->ins.push_back(input_slot(DNNL_ARG_WEIGHTS, wei_user, pd.weights_desc()));
     if (bias) e->ins.push_back(input_slot(DNNL_ARG_BIAS, bias_user, pd.bias_desc()));
     e->out = output_slot(DNNL_ARG_DST, dst_user, pd.dst_desc());
+    e->keeps_weights = op == 1;
   } else if (op == 2 || op == 3) {
     // The gradients need the forward primitive as a hint: the input's (op 2) or the weights' (op 3).
     // In bf16 the hint is the bf16 forward (bf16 x and filter, float32 y).
@@ -1209,10 +1292,10 @@ bool setting_arg(napi_env env, napi_callback_info info, int lo, int hi, const ch
   return true;
 }
 
-// setLayout(0 blocked | 1 nhwc | 2 mixed)
+// setLayout(0 blocked | 1 nhwc | 2 mixed | 3 auto)
 napi_value SetLayout(napi_env env, napi_callback_info info) {
   int n;
-  if (!setting_arg(env, info, 0, 2, "layout must be 0, 1 or 2", &n)) return nullptr;
+  if (!setting_arg(env, info, 0, 3, "layout must be 0, 1, 2 or 3", &n)) return nullptr;
   g_layout = n;
   g_blocked = n == 0;
   return undefined(env);
@@ -1276,8 +1359,11 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_set_named_property(env, obj, "isa", isa);
     napi_set_named_property(env, obj, "blocked", blocked);
     napi_value layout;
-    napi_create_string_utf8(env, g_layout == 0 ? "blocked" : g_layout == 1 ? "nhwc" : "mixed", NAPI_AUTO_LENGTH, &layout);
+    napi_create_string_utf8(env, g_layout == 0 ? "blocked" : g_layout == 1 ? "nhwc" : g_layout == 2 ? "mixed" : "auto", NAPI_AUTO_LENGTH, &layout);
     napi_set_named_property(env, obj, "layout", layout);
+    napi_value native;
+    napi_get_boolean(env, nhwc_native(), &native);
+    napi_set_named_property(env, obj, "nhwcNative", native);
     napi_value math;
     napi_create_string_utf8(env, g_math == 1 ? "bf16" : "f32", NAPI_AUTO_LENGTH, &math);
     napi_set_named_property(env, obj, "math", math);

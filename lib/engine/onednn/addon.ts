@@ -42,7 +42,8 @@ export interface OneDnnAddon {
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, biasCorrection1: number, biasCorrection2: number, epsilon: number, negLearningRate: number,
   ): void;
-  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string };
+  /** `nhwcNative`: oneDNN's convolutions read NHWC at full speed here (AVX-512); where not, the auto layout blocks the wide ones. */
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string; nhwcNative?: boolean };
 }
 
 /**

@@ -51,7 +51,7 @@ export const ENGINE_ENV = "UTKFACE_ENGINE";
 export const THREADS_ENV = "UTKFACE_THREADS";
 /** Values accepted by UTKFACE_ENGINE. */
 export const ENGINE_NAMES = ["onednn", "wasm"] as const;
-/** Environment variable picking oneDNN's layouts: blocked (default, faster) or nhwc (plain). */
+/** Environment variable picking the convolutions' operand layouts: auto (default), mixed, blocked or nhwc. */
 export const LAYOUT_ENV = "UTKFACE_ONEDNN_LAYOUT";
 /** Environment variable picking the arithmetic of convolutions and matrix products: f32 (default) or bf16. */
 export const MATH_ENV = "UTKFACE_MATH";
@@ -85,12 +85,15 @@ const KERNELS: Record<string, Maker> = {
 };
 
 /**
- * Convolution operand layouts (UTKFACE_ONEDNN_LAYOUT): mixed (default) keeps activations in
- * tfjs's NHWC and lets oneDNN pick the weights' layout, so no activation is reordered around a
- * convolution; blocked lets it pick every operand's (reorders in and out of each call); nhwc
- * takes every operand as tfjs holds it (gemm-based, slowest).
+ * Convolution operand layouts (UTKFACE_ONEDNN_LAYOUT): auto (default) is mixed where the CPU's
+ * convolutions read and write NHWC at full speed (AVX-512) and, on a CPU without (AVX2), blocked
+ * for the dense 3x3-and-wider convolutions of 64 channels and more, where the NHWC kernel is slow
+ * enough that two activation reorders pay; mixed keeps activations in tfjs's NHWC and lets oneDNN
+ * pick the weights' layout, so no activation is reordered around a convolution; blocked lets it
+ * pick every operand's (reorders in and out of each call); nhwc takes every operand as tfjs holds
+ * it (gemm-based, slowest).
  */
-const LAYOUTS: Record<string, number> = { blocked: 0, nhwc: 1, mixed: 2 };
+const LAYOUTS: Record<string, number> = { blocked: 0, nhwc: 1, mixed: 2, auto: 3 };
 
 /** tfjs kernel names the oneDNN engine registers for wasm. */
 export const ONEDNN_KERNELS = Object.keys(KERNELS);
@@ -268,8 +271,8 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
     return { active: false, reason };
   }
   const layout = env[LAYOUT_ENV]?.trim();
-  if (layout && !(layout in LAYOUTS)) throw new Error(`${LAYOUT_ENV}="${layout}": use mixed, blocked or nhwc.`);
-  if (addon.setLayout) addon.setLayout(LAYOUTS[layout || "mixed"]);
+  if (layout && !(layout in LAYOUTS)) throw new Error(`${LAYOUT_ENV}="${layout}": use auto, mixed, blocked or nhwc.`);
+  if (addon.setLayout) addon.setLayout(LAYOUTS[layout || "auto"]);
   else addon.setBlocked(layout !== "nhwc");
   addon.setThreads(threads);
   const math = requestedMath(env);
