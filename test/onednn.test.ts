@@ -13,6 +13,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
@@ -652,6 +653,31 @@ test("UTKFACE_ENGINE and UTKFACE_THREADS pick the engine and say so; both engine
   assert.throws(() => requestedEngine({ UTKFACE_ENGINE: "mkl" }), /UTKFACE_ENGINE="mkl" is not an engine/);
   for (const bad of ["0", "two", "1.5"]) assert.throws(() => requestedThreads({ UTKFACE_THREADS: bad }), /is not a thread count/);
   assert.equal(requestedThreads({ UTKFACE_THREADS: "3" }), 3);
+});
+
+test("signals arriving while oneDNN runs corrupt nothing: matrix products and convolutions under node --cpu-prof's 250 us SIGPROF", { skip, timeout: 180_000 }, () => {
+  // oneDNN 2.6's generated GEMM kernels (every float32 matmul on an AVX2 CPU) point rsp into the
+  // heap while they run; a signal handled meanwhile used to abort the process within seconds.
+  const source = `
+const { initBackend, setBackendQuiet, tf } = require(${JSON.stringify(path.join(__dirname, "..", "lib", "engine", "backend"))});
+(async () => {
+  setBackendQuiet(true);
+  await initBackend();
+  const a = tf.randomUniform([256, 512], -1, 1, "float32", 1), b = tf.randomUniform([512, 512], -1, 1, "float32", 2);
+  const x = tf.randomUniform([8, 17, 17, 64], -1, 1, "float32", 3), w = tf.randomUniform([3, 3, 64, 64], -1, 1, "float32", 4);
+  let sum = 0;
+  const t0 = Date.now();
+  for (let i = 0; Date.now() - t0 < 3000; i++) sum += tf.tidy(() => tf.matMul(a, b).sum().add(tf.conv2d(x, w, 1, "same").sum()).dataSync()[0]);
+  console.log(JSON.stringify({ finite: Number.isFinite(sum) }));
+})();`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "utkface-prof-"));
+  try {
+    const r = spawnSync(process.execPath, ["--cpu-prof", "--cpu-prof-interval", "250", "--cpu-prof-dir", dir, "--import", "tsx", "-e", source], { cwd: path.join(__dirname, ".."), env: { ...process.env, TFJS_BACKEND: "wasm", UTKFACE_ENGINE: "onednn", UTKFACE_THREADS: "2" }, encoding: "utf8", timeout: 120_000 });
+    assert.equal(r.status, 0, `the child died (signal ${r.signal}): ${r.stderr.slice(-500)}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").pop()!), { finite: true });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** In a child process: a oneDNN conv of denormal inputs, then JavaScript's and wasm's arithmetic on denormals. */

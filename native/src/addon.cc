@@ -12,6 +12,8 @@
 
 #include <node_api.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cmath>
@@ -226,11 +228,46 @@ struct FlushDenormals {
 struct FlushDenormals {};
 #endif
 
+// oneDNN 2.6's generated GEMM kernels (gemm:jit: every float32 matmul on an AVX2 CPU, and the
+// gemm-based convolutions) point rsp at a heap buffer while they run, so a signal handled on that
+// thread meanwhile writes its frame into the heap (oneDNN issue 4845, fixed in 3.11.2): glibc then
+// aborts at a later free ("corrupted size vs. prev_size"). node --cpu-prof's 1 ms SIGPROF did so
+// within two seconds of training; a SIGCHLD or SIGINT could as well. So asynchronous signals are
+// held on the calling thread while a primitive runs (delivered when it returns, none lost), and
+// OpenMP's workers, which run nothing but this addon's kernels, block them for good. Synchronous
+// ones (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP) are never blocked.
+sigset_t async_signals() {
+  sigset_t set;
+  sigfillset(&set);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP}) sigdelset(&set, sig);
+  return set;
+}
+
+struct HoldSignals {
+  sigset_t before;
+  HoldSignals() {
+    static const sigset_t set = async_signals();
+    block_workers(set);
+    pthread_sigmask(SIG_BLOCK, &set, &before);
+  }
+  ~HoldSignals() { pthread_sigmask(SIG_SETMASK, &before, nullptr); }
+  // Every worker of the pool, once per pool size (setThreads can grow it).
+  static void block_workers(const sigset_t& set) {
+    static int blocked_for = 0;
+    const int n = omp_get_max_threads();
+    if (n == blocked_for) return;
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    blocked_for = n;
+  }
+};
+
 // Runs a cached primitive on operands at `in_ptrs` (in the order of e.ins) writing `out_ptr`.
 // `weight_id` (> 0) names the tensor of the DNNL_ARG_WEIGHTS input, whose reorder is then
 // skipped when its buffer (or another primitive's, in the same layout) already holds it.
 // Denormals are flushed while it runs (see FlushDenormals).
 void run(Entry& e, const std::vector<void*>& in_ptrs, void* out_ptr, double weight_id = 0) {
+  HoldSignals hold;
   FlushDenormals flush;
   stream& s = cpu_stream();
   std::unordered_map<int, memory> args;
@@ -805,6 +842,7 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
     // CNN's first pooling, 1 thread); with tiling windows it keeps the first maximum, as cpu.
     try {
       PoolGrad& g = pool_grad(p);
+      HoldSignals hold;
       stream& s = cpu_stream();
       memory xm(g.src, cpu_engine(), call.at<uint8_t>(ox)), dym(g.dst, cpu_engine(), call.at<uint8_t>(ody)), dxm(g.src, cpu_engine(), call.at<uint8_t>(odx));
       g.fwd.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, g.y}, {DNNL_ARG_WORKSPACE, g.ws}});
