@@ -317,7 +317,7 @@ memory::desc any_or(const memory::dims& dims, const memory::desc& user, bool blo
 
 // Whether oneDNN reads and writes NHWC activations at full speed on this CPU: its AVX-512
 // brgemm convolutions (brgconv:avx512_core*) do; on an AVX2-only CPU the NHWC path of
-// jit:avx2 is 1.2-1.7x slower than the same kernel on blocked (nChw8c) activations (VGG19's
+// jit:avx2 is 1.2-1.9x slower than the same kernel on blocked (nChw8c) activations (VGG19's
 // 64->64 3x3 convolution at 70x70, batch 25, one Zen 3 core: 194 ms NHWC, 117 ms blocked).
 // Probed once on a 64->64 3x3 convolution.
 bool nhwc_native() {
