@@ -114,8 +114,13 @@ struct Entry {
 // reordered seven of VGG19's filters again (5 ms each for 512x512x3x3 on one core). Each tensor
 // keeps its copy here instead, oldest dropped first beyond kKeptBytes (a training run's
 // validation passes leave the copies of filters that no longer exist).
+struct KeptCopy {
+  const void* ptr;  // where the tensor lay
+  int kind;         // 0 a reordered filter; 1, 2 the Winograd path's transforms (forward, backward data)
+  memory copy;
+};
 struct KeptWeights {
-  std::vector<std::pair<const void*, memory>> copies;  // (where the tensor lay, its copy)
+  std::vector<KeptCopy> copies;
   size_t bytes = 0;
 };
 std::unordered_map<double, KeptWeights> g_kept;
@@ -123,12 +128,12 @@ std::deque<double> g_kept_order;  // tensor ids, oldest first
 size_t g_kept_bytes = 0;
 constexpr size_t kKeptBytes = size_t(512) << 20;
 
-memory kept_weights(double id, const void* ptr, Slot& slot, memory& user, stream& s) {
-  const memory::desc want = slot.buffer.get_desc();
+// The copy of tensor `id` (lying at `ptr`) of one kind in layout `want`, made by `fill` the first time.
+memory kept_copy(double id, const void* ptr, int kind, const memory::desc& want, const std::function<void(memory&)>& fill) {
   auto it = g_kept.find(id);
   if (it != g_kept.end())
     for (auto& c : it->second.copies)
-      if (c.first == ptr && c.second.get_desc() == want) return c.second;
+      if (c.ptr == ptr && c.kind == kind && c.copy.get_desc() == want) return c.copy;
   const size_t bytes = want.get_size();
   while (!g_kept_order.empty() && g_kept_bytes + bytes > kKeptBytes) {
     auto old = g_kept.find(g_kept_order.front());
@@ -137,13 +142,17 @@ memory kept_weights(double id, const void* ptr, Slot& slot, memory& user, stream
     g_kept_order.pop_front();
   }
   memory buffer(want, cpu_engine());
-  slot.to_prim.execute(s, user, buffer);
+  fill(buffer);
   auto& kept = g_kept[id];
   if (kept.copies.empty()) g_kept_order.push_back(id);
-  kept.copies.emplace_back(ptr, buffer);
+  kept.copies.push_back({ptr, kind, buffer});
   kept.bytes += bytes;
   g_kept_bytes += bytes;
   return buffer;
+}
+
+memory kept_weights(double id, const void* ptr, Slot& slot, memory& user, stream& s) {
+  return kept_copy(id, ptr, 0, slot.buffer.get_desc(), [&](memory& buffer) { slot.to_prim.execute(s, user, buffer); });
 }
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
@@ -352,6 +361,8 @@ bool blocked_pays(const int32_t* p) {
 memory::desc weights_any_or(const memory::dims& dims, const memory::desc& user) {
   return g_layout != 1 ? memory::desc(dims, dt::f32, tag::any) : user;
 }
+
+#include "winograd.h"
 
 // ---- Node-API plumbing -------------------------------------------------------------------
 
@@ -626,6 +637,10 @@ napi_value Conv(napi_env env, napi_callback_info info) {
                       : call.fits(o0, xb) && call.fits(o1, yb) && call.fits(o3, wb);
   if (!ok) return nullptr;
   return guarded(env, [&]() {
+    if (winograd_pays(p)) {
+      wino_conv(key_of("wino", p, P_COUNT, alpha), p, call.at<float>(o0), call.at<float>(o1), p[P_BIAS] && op <= 1 ? call.at<float>(o2) : nullptr, call.at<float>(o3), weight_id);
+      return undefined(env);
+    }
     Entry& e = cached(key_of("conv", p, P_COUNT, alpha), [&]() { return make_conv(p, alpha); });
     std::vector<void*> ins{call.at<uint8_t>(o0), call.at<uint8_t>(o1)};
     if (op <= 1 && p[P_BIAS]) ins.push_back(call.at<uint8_t>(o2));
@@ -1347,6 +1362,14 @@ napi_value SetMath(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// setWinograd(0 off | 1 forward inference | 2 also training's forward and backward data): the convolutions winograd_pays accepts.
+napi_value SetWinograd(napi_env env, napi_callback_info info) {
+  int n;
+  if (!setting_arg(env, info, 0, 2, "winograd must be 0 (off), 1 (inference) or 2 (inference and training)", &n)) return nullptr;
+  g_winograd = n;
+  return undefined(env);
+}
+
 // mathKernel(): the kernel a bf16 3x3 convolution gets on this CPU ("brgconv:avx512_core_amx_bf16",
 // ...), or "" when it has none but oneDNN's reference code.
 napi_value MathKernel(napi_env env, napi_callback_info) {
@@ -1405,6 +1428,12 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_value math;
     napi_create_string_utf8(env, g_math == 1 ? "bf16" : "f32", NAPI_AUTO_LENGTH, &math);
     napi_set_named_property(env, obj, "math", math);
+    napi_value wino;
+    napi_get_boolean(env, g_winograd != 0, &wino);
+    napi_set_named_property(env, obj, "winograd", wino);
+    napi_value wino_calls;
+    napi_create_double(env, g_wino_calls, &wino_calls);
+    napi_set_named_property(env, obj, "winogradCalls", wino_calls);
     return obj;
   });
 }
@@ -1421,6 +1450,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setBlocked", nullptr, SetBlocked, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setLayout", nullptr, SetLayout, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setMath", nullptr, SetMath, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setWinograd", nullptr, SetWinograd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mathKernel", nullptr, MathKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"clipGrad", nullptr, ClipGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, BatchNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},

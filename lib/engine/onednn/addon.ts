@@ -22,6 +22,8 @@ export interface OneDnnAddon {
   setLayout?(layout: number): void;
   /** Convolution and matrix-product arithmetic: 0 float32, 1 bfloat16 operands with float32 sums. */
   setMath?(math: number): void;
+  /** Winograd F(4x4, 3x3) for the 3x3 convolutions where it pays: 0 off, 1 forward inference, 2 also training's forward and input-gradient calls (the default). */
+  setWinograd?(on: number): void;
   /** The kernel a bf16 convolution gets on this CPU, or "" when it has none but oneDNN's reference code. */
   mathKernel?(): string;
   clipGrad?(heap: Uint8Array, n: number, x: number, dy: number, dx: number, lo: number, hi: number): void;
@@ -42,8 +44,8 @@ export interface OneDnnAddon {
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, biasCorrection1: number, biasCorrection2: number, epsilon: number, negLearningRate: number,
   ): void;
-  /** `nhwcNative`: oneDNN's convolutions read NHWC at full speed here (AVX-512); where not, the auto layout blocks the wide ones. */
-  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string; nhwcNative?: boolean };
+  /** `winograd`: whether Winograd inference is on; `winogradCalls`: convolutions run that way so far. `nhwcNative`: oneDNN's convolutions read NHWC at full speed here (AVX-512); where not, the auto layout blocks the wide ones. */
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string; nhwcNative?: boolean; winograd?: boolean; winogradCalls?: number };
 }
 
 /**

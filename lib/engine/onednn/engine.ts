@@ -55,6 +55,10 @@ export const ENGINE_NAMES = ["onednn", "wasm"] as const;
 export const LAYOUT_ENV = "UTKFACE_ONEDNN_LAYOUT";
 /** Environment variable picking the arithmetic of convolutions and matrix products: f32 (default) or bf16. */
 export const MATH_ENV = "UTKFACE_MATH";
+/** Environment variable picking where the 3x3 convolutions run as Winograd F(4x4, 3x3): on (the default), inference or off. */
+export const WINOGRAD_ENV = "UTKFACE_ONEDNN_WINOGRAD";
+/** UTKFACE_ONEDNN_WINOGRAD's values and the addon's codes: inference and training, inference only, never. */
+const WINOGRAD_MODES: Record<string, number> = { on: 2, inference: 1, off: 0 };
 /** Values of UTKFACE_MATH. */
 export const MATH_MODES = ["f32", "bf16"] as const;
 export type MathMode = (typeof MATH_MODES)[number];
@@ -274,6 +278,9 @@ export function registerOneDnnKernels(env: NodeJS.ProcessEnv = process.env): One
   if (layout && !(layout in LAYOUTS)) throw new Error(`${LAYOUT_ENV}="${layout}": use auto, mixed, blocked or nhwc.`);
   if (addon.setLayout) addon.setLayout(LAYOUTS[layout || "auto"]);
   else addon.setBlocked(layout !== "nhwc");
+  const winograd = env[WINOGRAD_ENV]?.trim();
+  if (winograd && !(winograd in WINOGRAD_MODES)) throw new Error(`${WINOGRAD_ENV}="${winograd}": use on (the default: Winograd F(4x4, 3x3) for the 3x3 convolutions where it pays, in inference and in training's forward and input-gradient calls), inference (inference only) or off (oneDNN's direct convolutions only).`);
+  addon.setWinograd?.(WINOGRAD_MODES[winograd || "on"]);
   addon.setThreads(threads);
   const math = requestedMath(env);
   const mathSet = setMathOn(addon, math);
