@@ -343,6 +343,7 @@ test("Winograd inference of 3x3 convolutions matches cpu: odd sizes, every paddi
         const label = `${kernel} x ${xShape.join("x")} -> ${k.o}, pad ${JSON.stringify(k.pad)}, ${(attrs as { activation?: string }).activation ?? "no bias"}`;
         const cpu = await runKernelOn("cpu", kernel, inputs, attrs);
         addon!.setWinograd!(1);
+        assert.equal(addon!.info().winograd, "inference");
         const before = addon!.info().winogradCalls!;
         const wino = await runKernelOn("wasm", kernel, inputs, attrs);
         assert.equal(addon!.info().winogradCalls, before + 1, `${label}: the Winograd path ran`);
@@ -359,6 +360,7 @@ test("Winograd inference of 3x3 convolutions matches cpu: odd sizes, every paddi
   } finally {
     addon!.setWinograd!(2);
   }
+  assert.equal(addon!.info().winograd, "on", "back to on, the default");
   // Training (forward and input gradient on the Winograd path, the default): both gradients
   // match cpu; with UTKFACE_ONEDNN_WINOGRAD=inference training keeps the direct kernels.
   // Training takes at least 64 tiles: the first three shapes with larger batches.

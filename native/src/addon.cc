@@ -1429,7 +1429,7 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_create_string_utf8(env, g_math == 1 ? "bf16" : "f32", NAPI_AUTO_LENGTH, &math);
     napi_set_named_property(env, obj, "math", math);
     napi_value wino;
-    napi_get_boolean(env, g_winograd != 0, &wino);
+    napi_create_string_utf8(env, g_winograd == 2 ? "on" : g_winograd == 1 ? "inference" : "off", NAPI_AUTO_LENGTH, &wino);
     napi_set_named_property(env, obj, "winograd", wino);
     napi_value wino_calls;
     napi_create_double(env, g_wino_calls, &wino_calls);

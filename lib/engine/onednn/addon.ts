@@ -44,8 +44,8 @@ export interface OneDnnAddon {
     heap: Uint8Array, n: number, x: number, g: number, m: number, v: number, xOut: number, mOut: number, vOut: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, biasCorrection1: number, biasCorrection2: number, epsilon: number, negLearningRate: number,
   ): void;
-  /** `winograd`: whether Winograd inference is on; `winogradCalls`: convolutions run that way so far. `nhwcNative`: oneDNN's convolutions read NHWC at full speed here (AVX-512); where not, the auto layout blocks the wide ones. */
-  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string; nhwcNative?: boolean; winograd?: boolean; winogradCalls?: number };
+  /** `winograd`: where the Winograd 3x3 convolutions run (on, inference, off; UTKFACE_ONEDNN_WINOGRAD); `winogradCalls`: convolutions run that way so far. `nhwcNative`: oneDNN's convolutions read NHWC at full speed here (AVX-512); where not, the auto layout blocks the wide ones. */
+  info(): { version: string; threads: number; cachedPrimitives: number; isa: string; blocked: boolean; layout?: string; math?: string; nhwcNative?: boolean; winograd?: string; winogradCalls?: number };
 }
 
 /**
